@@ -1,0 +1,298 @@
+"""The `kiosk` command. `run` is the composition root's entry; the rest are tools for staff and technicians.
+
+Exit status: 0 ok; 1 the answer is "no" (a denied `check`, a failed sync...); 2 usage or config error.
+Other areas add their commands from their own modules, listed in EXTENSIONS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+from . import __version__
+from . import config as configuration
+from .errors import ConfigError, KioskError
+
+log = logging.getLogger("kiosk")
+
+# Modules that add subcommands: each has `register(subparsers)`; a command's parser sets `func`.
+EXTENSIONS: tuple[str, ...] = ()
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="config file (default: $KIOSK_CONFIG, /etc/kiosk/kiosk.toml, "
+                        "else built-in defaults)")
+    parser.add_argument("--state-dir", metavar="DIR", help="override state_dir (snapshot, journal, state)")
+
+
+def load_config(args: argparse.Namespace) -> configuration.Config:
+    cfg = configuration.load(getattr(args, "config", None))
+    if getattr(args, "state_dir", None):
+        cfg = cfg.with_overrides(state_dir=args.state_dir)
+    return cfg
+
+
+def make_app(args: argparse.Namespace, *, simulate: bool = False):
+    from .app import App
+
+    return App(load_config(args), simulate=simulate)
+
+
+# -- commands ----------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .app import run
+
+    app = make_app(args, simulate=args.simulate)
+    try:
+        return run(app, source=args.source, headless=args.headless, events=args.events, limit=args.limit)
+    finally:
+        app.close()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .credential import parse
+    from .rules import decide
+
+    app = make_app(args)
+    try:
+        decision = decide(parse(args.text, app.policy.id_patterns), app.snapshot, app.policy, app.clock())
+    finally:
+        app.close()
+    if args.json:
+        from .outputs import event_of
+
+        event = event_of(decision, app.config.gate.id)
+        event.pop("id")
+        event.update(source="check", latency_ms=None)
+        print(json.dumps(event, ensure_ascii=False))
+    else:
+        who = f"{decision.name} ({decision.customer_id})" if decision.customer_id else ""
+        print(f"{decision.verdict.value}: {decision.reason}" + (f" — {who}" if who else ""))
+        if decision.groups:
+            print("groups: " + ", ".join(decision.groups))
+    return 0 if decision.admitted else 1
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from .decoder import FrameDecoder, load_gray
+
+    cfg = load_config(args)
+    decoder = FrameDecoder.from_config(cfg.camera)
+    results: list[dict[str, Any]] = []
+    failed = False
+    for path in args.images:
+        try:
+            found = decoder.decode(load_gray(path))
+            results.append({"file": path, "codes": [{"text": f.text, "format": f.format} for f in found]})
+        except (OSError, ValueError) as exc:
+            failed = True
+            results.append({"file": path, "error": str(exc), "codes": []})
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False))
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['file']}: error: {r['error']}")
+            elif not r["codes"]:
+                print(f"{r['file']}: no code found")
+            for code in r["codes"]:
+                print(f"{r['file']}: {code['format']}: {code['text']}")
+    return 2 if failed else (0 if any(r["codes"] for r in results) else 1)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importer import import_files
+
+    app = make_app(args)
+    try:
+        summary = import_files(app.snapshot_path, args.files, replace=args.replace, now=app.clock())
+    finally:
+        app.close()
+    print(summary)
+    return 0
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    app = make_app(args)
+    try:
+        found = app.snapshot.find(args.query, limit=args.limit)
+        groups = app.snapshot.groups()
+        rows = []
+        for c in found:
+            cards = app.snapshot.cards_of(c.id)
+            rows.append({"id": c.id, "name": c.display_name, "active": c.active, "email": c.email,
+                         "postcode": c.postcode, "groups": [groups[g].name if g in groups else g for g in c.groups],
+                         "valid_until": c.valid_until.isoformat() if c.valid_until else None,
+                         "cards": [{"code": k.code, "type": k.card_type, "revoked": k.revoked} for k in cards]})
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+    elif not rows:
+        print(f"no customer matches {args.query!r}")
+    for r in rows if not args.json else ():
+        flags = "" if r["active"] else " [inactive]"
+        until = f" until {r['valid_until']}" if r["valid_until"] else ""
+        print(f"{r['id']:<10} {r['name']}{flags}  {', '.join(r['groups']) or '-'}{until}  {r['email']} {r['postcode']}")
+        for k in r["cards"]:
+            print(f"{'':<10}   card {k['type']} {k['code']}{' (revoked)' if k['revoked'] else ''}")
+    return 0 if rows else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    app = make_app(args)
+    try:
+        app.watch_staleness()
+        status = app.status()
+        status["journal"]["isolated_events"] = app.journal.isolated()[:20]
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False, default=str))
+        return 0
+    s, j = status["snapshot"], status["journal"]
+    age = "never synced" if s["age_s"] is None else f"{s['age_s'] // 3600} h {s['age_s'] % 3600 // 60} min old"
+    print(f"gate      {status['gate']} on {status['device']}")
+    print(f"snapshot  cursor {s['cursor'] or '-'}, {age}{' (STALE)' if s['stale'] else ''}, source {s['source'] or '-'}")
+    print(f"          {s['customers']} customers, {s['groups']} groups, {s['cards']} cards")
+    print(f"journal   {j['total']} events, {j['unreported']} unreported, {j['isolated']} set aside, "
+          f"last scan {j['last_scan_at'] or '-'}")
+    if status["last_sync"]:
+        print(f"last sync {status['last_sync']}")
+    for name, message in status["faults"].items():
+        print(f"fault     {name}: {message}")
+    return 0
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    from .journal import Journal, write_csv
+
+    cfg = load_config(args)
+    path = cfg.state_path / "journal.sqlite"
+    if not path.exists():
+        print(f"no journal at {path} yet", file=sys.stderr)
+        return 1
+    journal = Journal(path, readonly=True)
+    try:
+        since = _parse_since(args.since) if args.since else None
+        events = journal.events(since=since)
+        if args.csv:
+            out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8")
+            try:
+                n = write_csv(events, out)
+            finally:
+                if out is not sys.stdout:
+                    out.close()
+            if args.csv != "-":
+                print(f"wrote {n} events to {args.csv}")
+            return 0
+        for e in events:
+            who = e["customer_id"] or "-"
+            print(f"{e['at']}  {e['source']:<8} {e['verdict']:<16} {who:<10} {e['state']:<8} {e['raw']}")
+    finally:
+        journal.close()
+    return 0
+
+
+def _parse_since(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError("--since", "since", f"{text!r} is not an ISO date or time, e.g. 2026-11-22 or "
+                          "2026-11-22T10:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    print(f"# effective config, from {cfg.source}; state_dir resolves to {cfg.state_path}")
+    print(configuration.to_toml(configuration.masked(cfg)), end="")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiosk", description="Membership gate kiosk.")
+    parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        _common(p)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", cmd_run, "run the gate: scan, decide, act, record")
+    p.add_argument("--simulate", action="store_true", help="simulated camera and GPIO, demo data if none is held")
+    p.add_argument("--headless", action="store_true", help="no screen; decisions go to the log")
+    p.add_argument("--source", metavar="SRC", type=_source,
+                   help="stdin, serial, hid, camera or images:DIR (default: the config's gate.sources)")
+    p.add_argument("--events", action="store_true", help="print one JSON object per decision on stdout")
+    p.add_argument("--limit", type=int, metavar="N", help="stop after N decisions")
+
+    p = add("check", cmd_check, "the decision for one scanned text, without journalling or acting")
+    p.add_argument("text")
+    p.add_argument("--json", action="store_true")
+
+    p = add("decode", cmd_decode, "the codes the camera's decoder finds in image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--json", action="store_true")
+
+    p = add("import", cmd_import, "import customers, groups and cards from CSV files (all or nothing)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--replace", action="store_true", help="replace the snapshot instead of merging into it")
+
+    p = add("find", cmd_find, 'search the snapshot: "Surname, First", an id, an email or a postcode')
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+
+    p = add("status", cmd_status, "snapshot, journal and faults")
+    p.add_argument("--json", action="store_true")
+
+    p = add("journal", cmd_journal, "list or export the scan journal")
+    p.add_argument("--since", metavar="ISO")
+    p.add_argument("--csv", metavar="FILE", help="write CSV to FILE (- for stdout)")
+
+    add("config", cmd_config, "print the effective config, secrets masked")
+
+    for module in EXTENSIONS:
+        importlib.import_module(module).register(sub, _common)
+    return parser
+
+
+def _source(text: str) -> str:
+    if text in ("stdin", "serial", "hid", "camera") or (text.startswith("images:") and len(text) > 7):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: use stdin, serial, hid, camera or images:DIR")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"kiosk: config error: {exc}", file=sys.stderr)
+        return 2
+    except KioskError as exc:
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return 2 if args.command in ("import",) else 1
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

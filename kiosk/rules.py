@@ -1,0 +1,151 @@
+"""The gate's rules: one pure function from (credential, snapshot, policy, now) to a Decision.
+
+Time is passed in, never read here, and so is the memory of recent admits; every rule is
+testable without sleeping and is the same online and offline.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Mapping, Protocol
+
+from .model import Card, Credential, CredentialKind, Customer, Decision, Group, Verdict
+
+
+class SnapshotView(Protocol):
+    """What the rules read of a snapshot (SnapshotStore implements it)."""
+
+    def customer(self, customer_id: str) -> Customer | None: ...
+
+    def card(self, code: str) -> Card | None: ...
+
+    def groups(self) -> dict[str, Group]: ...
+
+    def meta(self) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class Policy:
+    mode: str = "verify_groups"  # or "any_customer"
+    groups: tuple[str, ...] | str = ("members",)  # group ids to verify, or "all"
+    repeat_window_s: float = 5.0
+    max_snapshot_age_h: float = 72.0
+    stale_policy: str = "warn"  # or "deny"
+    id_patterns: tuple[re.Pattern[str], ...] = field(default=())
+    tz: tzinfo | None = None  # where validity dates are read; None is the system's zone
+
+    @classmethod
+    def from_config(cls, gate) -> "Policy":
+        from zoneinfo import ZoneInfo
+
+        groups = gate.groups if isinstance(gate.groups, str) else tuple(gate.groups)
+        return cls(mode=gate.mode, groups=groups, repeat_window_s=float(gate.repeat_window_s),
+                   max_snapshot_age_h=float(gate.max_snapshot_age_h), stale_policy=gate.stale_policy,
+                   id_patterns=tuple(re.compile(p) for p in gate.id_patterns),
+                   tz=ZoneInfo(gate.timezone) if gate.timezone else None)
+
+
+def repeat_key(decision: Decision) -> str:
+    """What "the same credential again" means: the same customer, whichever card or code they showed."""
+    return decision.customer_id or decision.card_code or decision.credential
+
+
+def snapshot_age(meta: Mapping[str, str], now: datetime) -> timedelta | None:
+    synced = meta.get("synced_at")
+    if not synced:
+        return None
+    try:
+        return now - datetime.fromisoformat(synced)
+    except (ValueError, TypeError):
+        return None
+
+
+def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: datetime,
+           recent_admits: Mapping[str, datetime] | None = None) -> Decision:
+    """The verdict on one credential. `recent_admits` maps repeat keys to the time of their last admit."""
+    meta = snapshot.meta()
+    base = {"at": now, "raw": credential.raw, "credential": credential.value, "cursor": meta.get("cursor", "")}
+
+    if not credential.valid:
+        return Decision(Verdict.NOT_RECOGNISED, reason=f"Barcode not recognised: {credential.problem}", **base)
+
+    card: Card | None = None
+    customer: Customer | None = None
+    if credential.kind is CredentialKind.CUSTOMER_ID:
+        customer = snapshot.customer(credential.value)
+        if customer is None:
+            card = snapshot.card(credential.raw)
+    else:
+        card = snapshot.card(credential.value)
+    if card is None and customer is None:
+        return Decision(Verdict.NOT_RECOGNISED, reason="Barcode not recognised: no customer or card with this code",
+                        **base)
+
+    card_fields = {"card_code": card.code, "card_type": card.card_type} if card else {}
+    if card is not None:
+        if card.revoked:
+            return Decision(Verdict.CARD_REVOKED, customer_id=card.customer_id, reason="Card revoked",
+                            **_named(snapshot, card.customer_id), **card_fields, **base)
+        if not card.customer_id:
+            return Decision(Verdict.CARD_UNASSIGNED, reason="Card not assigned to a customer", **card_fields, **base)
+        customer = snapshot.customer(card.customer_id)
+        if customer is None:
+            return Decision(Verdict.CARD_UNASSIGNED, reason="Card's customer is not in the snapshot",
+                            **card_fields, **base)
+
+    assert customer is not None
+    groups = snapshot.groups()
+    shown = tuple(groups[g].name for g in customer.groups if g in groups and groups[g].scannable)
+    who = {"customer_id": customer.id, "name": customer.display_name, "groups": shown,
+           "valid_until": customer.valid_until, **card_fields, **base}
+
+    if not customer.active:
+        return Decision(Verdict.INACTIVE, reason="Account inactive", **who)
+    today = now.astimezone(policy.tz).date()
+    if customer.valid_from and today < customer.valid_from:
+        return Decision(Verdict.EXPIRED, reason=f"Membership starts on {_day(customer.valid_from)}", **who)
+    if customer.valid_until and today > customer.valid_until:
+        return Decision(Verdict.EXPIRED, reason=f"Membership expired on {_day(customer.valid_until)}", **who)
+
+    matched: tuple[str, ...] = ()
+    if policy.mode == "verify_groups":
+        if policy.groups == "all":
+            verify = [g for g in groups.values() if g.scannable]
+        else:
+            verify = [groups.get(g) or Group(g, g) for g in policy.groups]
+        matched = tuple(g.name for g in verify if g.id in customer.groups)
+        if not matched:
+            names = ", ".join(g.name for g in verify) or "none"
+            return Decision(Verdict.NOT_IN_GROUP, reason=f"Not in the selected group: {names}", **who)
+
+    admitted = Decision(Verdict.ADMIT, matched_groups=matched, reason="Welcome", **who)
+    last = (recent_admits or {}).get(repeat_key(admitted))
+    if last is not None and timedelta(0) <= now - last <= timedelta(seconds=policy.repeat_window_s):
+        ago = (now - last).total_seconds()
+        return Decision(Verdict.REPEAT, matched_groups=matched, repeat_of_s=ago,
+                        reason=f"Already admitted {ago:.0f} s ago", **who)
+
+    age = snapshot_age(meta, now)
+    if age is None or age > timedelta(hours=policy.max_snapshot_age_h):
+        why = "no sync time recorded" if age is None else f"last synced {age.total_seconds() / 3600:.0f} h ago"
+        if policy.stale_policy == "deny":
+            return Decision(Verdict.SNAPSHOT_STALE, matched_groups=matched, stale=True,
+                            reason=f"Member list out of date ({why}); ask staff", **who)
+        return Decision(Verdict.ADMIT, matched_groups=matched, stale=True,
+                        reason=f"Welcome (member list out of date: {why})", **who)
+    return admitted
+
+
+def _named(snapshot: SnapshotView, customer_id: str | None) -> dict:
+    customer = snapshot.customer(customer_id) if customer_id else None
+    if customer is None:
+        return {}
+    groups = snapshot.groups()
+    return {"name": customer.display_name,
+            "groups": tuple(groups[g].name for g in customer.groups if g in groups and groups[g].scannable)}
+
+
+def _day(d: date) -> str:
+    return d.strftime("%-d %b %Y")

@@ -1,0 +1,417 @@
+"""The local snapshot of customers, groups and cards: one SQLite file.
+
+Writers never touch the live file in place for a full load: they build a new file in one
+transaction and `os.replace` it, so a crash at any point leaves the previous snapshot
+intact. Deltas run in one transaction on the live file (SQLite's rollback journal makes a
+crash there safe too). Readers use a read-only connection and notice a swapped file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .credential import card_key, customer_key
+from .errors import SnapshotError
+from .model import Card, Customer, Group
+from .records import (RecordError, card_from_row, check_card, check_customer, check_delete, check_group,
+                      customer_from_row, group_from_row, normalise_postcode)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS groups (id TEXT PRIMARY KEY, name TEXT NOT NULL, scannable INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS customers (
+    key TEXT PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL, first_name TEXT NOT NULL,
+    last_name TEXT NOT NULL, name TEXT NOT NULL, active INTEGER NOT NULL, groups TEXT NOT NULL,
+    valid_from TEXT, valid_until TEXT, email TEXT NOT NULL, postcode TEXT NOT NULL,
+    photo TEXT NOT NULL, tags TEXT NOT NULL,
+    last_fold TEXT NOT NULL, first_fold TEXT NOT NULL, email_fold TEXT NOT NULL, postcode_norm TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cards (
+    key TEXT PRIMARY KEY, code TEXT NOT NULL, customer_key TEXT, card_type TEXT NOT NULL,
+    revoked INTEGER NOT NULL, batch TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS customers_by_name ON customers (last_fold, first_fold);
+CREATE INDEX IF NOT EXISTS customers_by_email ON customers (email_fold) WHERE email_fold != '';
+CREATE INDEX IF NOT EXISTS customers_by_postcode ON customers (postcode_norm) WHERE postcode_norm != '';
+CREATE INDEX IF NOT EXISTS cards_by_customer ON cards (customer_key);
+"""
+_CUSTOMER_COLS = "key, id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, email, postcode, photo, tags"
+_INSERT_CUSTOMER = ("INSERT OR REPLACE INTO customers VALUES (" + ",".join("?" * 18) + ")")
+_INSERT_CARD = "INSERT OR REPLACE INTO cards VALUES (?,?,?,?,?,?)"
+_INSERT_GROUP = "INSERT OR REPLACE INTO groups VALUES (?,?,?)"
+_BATCH = 5000
+
+
+@dataclass
+class LoadResult:
+    groups: int = 0
+    customers: int = 0
+    cards: int = 0
+    deleted: int = 0
+    skipped: int = 0  # records of an unknown type
+
+    @property
+    def records(self) -> int:
+        return self.groups + self.customers + self.cards + self.deleted + self.skipped
+
+
+@contextlib.contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """One snapshot writer at a time (the sync thread, `kiosk import`, ...), across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(path) + ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class SnapshotBuilder:
+    """Applies records to a snapshot in one transaction, then makes the result live.
+
+    mode "full":  a new, empty file; swapped in by `commit`.
+    mode "merge": a copy of the live file; records upsert into it; swapped in by `commit`.
+    mode "delta": one transaction on the live file itself.
+    Anything but `commit` (an exception, `abort`, a crash) leaves the live snapshot as it was.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], mode: str = "full"):
+        if mode not in ("full", "merge", "delta"):
+            raise ValueError(mode)
+        self.path = Path(path)
+        self.mode = mode
+        self.result = LoadResult()
+        self._pending: dict[str, list[tuple]] = {"groups": [], "customers": [], "cards": []}
+        self._lock_cm = writer_lock(self.path)
+        self._lock_cm.__enter__()
+        try:
+            self._open()
+        except BaseException:
+            self._lock_cm.__exit__(None, None, None)
+            raise
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.mode == "delta":
+            if not self.path.exists():
+                raise SnapshotError(f"{self.path}: no snapshot to apply a delta to")
+            self._target = self.path
+        else:
+            self._target = self.path.with_name(f"{self.path.name}.new-{os.getpid()}")
+            with contextlib.suppress(FileNotFoundError):
+                self._target.unlink()
+            if self.mode == "merge" and self.path.exists():
+                src = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+                dst = sqlite3.connect(self._target)
+                try:
+                    src.backup(dst)
+                finally:
+                    src.close()
+                    dst.close()
+        self.db = sqlite3.connect(self._target, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=DELETE")
+        self.db.execute("PRAGMA synchronous=NORMAL" if self.mode == "delta" else "PRAGMA synchronous=OFF")
+        self.db.execute("PRAGMA cache_size=-16000")  # 16 MB: bounded memory on a 1M-customer load
+        self.db.executescript(_SCHEMA)
+        self.db.execute("BEGIN IMMEDIATE")
+
+    # -- records -----------------------------------------------------------------------
+    def apply(self, record: dict[str, Any]) -> None:
+        """Apply one protocol record. Raises RecordError naming what is wrong with it."""
+        if not isinstance(record, dict):
+            raise RecordError("a record must be a JSON object")
+        kind = record.get("type")
+        if kind == "customer":
+            self._add("customers", check_customer(record))
+        elif kind == "card":
+            self._add("cards", check_card(record))
+        elif kind == "group":
+            self._add("groups", check_group(record))
+        elif kind == "delete":
+            entity, key = check_delete(record)
+            self._flush()
+            table = {"customer": "customers", "card": "cards", "group": "groups"}[entity]
+            column = "id" if entity == "group" else "key"
+            self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (key,))
+            self.result.deleted += 1
+        else:
+            self.result.skipped += 1
+
+    def add_customer(self, row: tuple) -> None:
+        self._add("customers", row)
+
+    def _add(self, table: str, row: tuple) -> None:
+        pending = self._pending[table]
+        pending.append(row)
+        setattr(self.result, table, getattr(self.result, table) + 1)
+        if len(pending) >= _BATCH:
+            self._flush_table(table)
+
+    def _flush_table(self, table: str) -> None:
+        rows = self._pending[table]
+        if rows:
+            sql = {"customers": _INSERT_CUSTOMER, "cards": _INSERT_CARD, "groups": _INSERT_GROUP}[table]
+            self.db.executemany(sql, rows)
+            rows.clear()
+
+    def _flush(self) -> None:
+        for table in self._pending:
+            self._flush_table(table)
+
+    def group_ids(self) -> set[str]:
+        self._flush()
+        return {row[0] for row in self.db.execute("SELECT id FROM groups")}
+
+    def referenced_group_ids(self) -> set[str]:
+        self._flush()
+        found: set[str] = set()
+        for (groups,) in self.db.execute("SELECT DISTINCT groups FROM customers WHERE groups != '[]'"):
+            found.update(json.loads(groups))
+        return found
+
+    # -- finish ------------------------------------------------------------------------
+    def commit(self, meta: dict[str, str]) -> LoadResult:
+        try:
+            self._flush()
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                [(k, str(v)) for k, v in {**meta, "schema": SCHEMA_VERSION}.items()])
+            if self.mode != "delta":
+                self.db.execute("COMMIT")
+                self.db.executescript(_INDEXES)
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.execute("ANALYZE")
+            else:
+                self.db.execute("COMMIT")
+            self.db.close()
+            if self.mode != "delta":
+                _fsync(self._target)
+                os.replace(self._target, self.path)
+                _fsync_dir(self.path.parent)
+        except BaseException:
+            self.abort()
+            raise
+        self._lock_cm.__exit__(None, None, None)
+        return self.result
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.db.execute("ROLLBACK")
+        with contextlib.suppress(Exception):
+            self.db.close()
+        if self.mode != "delta":
+            with contextlib.suppress(FileNotFoundError):
+                self._target.unlink()
+            for suffix in ("-journal",):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(str(self._target) + suffix).unlink()
+        with contextlib.suppress(Exception):
+            self._lock_cm.__exit__(None, None, None)
+
+    def __enter__(self) -> "SnapshotBuilder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        _fsync(path)
+
+
+def load_records(path: str | os.PathLike[str], records: Iterable[dict], meta: dict[str, str], mode: str = "full") -> LoadResult:
+    with SnapshotBuilder(path, mode) as builder:
+        for record in records:
+            builder.apply(record)
+        return builder.commit(meta)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class SnapshotStore:
+    """Read side of the snapshot: indexed point reads on a read-only connection.
+
+    Thread-safe. Reopens by itself when a writer swapped the file (checked at most every
+    `recheck_s`), and refreshes its cached groups and meta when a delta was committed.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], recheck_s: float = 0.5):
+        self.path = Path(path)
+        self.recheck_s = recheck_s
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        self._ident: tuple[int, int] | None = None
+        self._data_version = -1
+        self._checked = 0.0
+        self._groups: dict[str, Group] = {}
+        self._meta: dict[str, str] = {}
+
+    # -- connection --------------------------------------------------------------------
+    def _connect(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._ident, self._groups, self._meta = None, {}, {}
+            return
+        try:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            db.execute("PRAGMA query_only=1")
+            self._db = db
+            self._ident = (st.st_ino, st.st_dev)
+            self._refresh()
+        except sqlite3.DatabaseError as exc:
+            self._db = None
+            raise SnapshotError(f"{self.path}: cannot read the snapshot ({exc})") from exc
+
+    def _refresh(self) -> None:
+        assert self._db is not None
+        self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        self._groups = {row[0]: group_from_row(row) for row in self._db.execute("SELECT id, name, scannable FROM groups")}
+        self._meta = dict(self._db.execute("SELECT key, value FROM meta"))
+
+    def _ensure(self) -> sqlite3.Connection | None:
+        now = time.monotonic()
+        if self._db is None or now - self._checked >= self.recheck_s:
+            self._checked = now
+            try:
+                st = os.stat(self.path)
+                ident = (st.st_ino, st.st_dev)
+            except FileNotFoundError:
+                ident = None
+            if self._db is None or ident != self._ident:
+                self._connect()
+            elif self._db.execute("PRAGMA data_version").fetchone()[0] != self._data_version:
+                self._refresh()
+        return self._db
+
+    def reload(self) -> None:
+        """Pick up a swapped file or a delta now (a writer in this process calls this)."""
+        with self._lock:
+            self._checked = 0.0
+            self._ensure()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # -- reads -------------------------------------------------------------------------
+    def customer(self, customer_id: str) -> Customer | None:
+        with self._lock:
+            db = self._ensure()
+            if db is None:
+                return None
+            row = db.execute(f"SELECT {_CUSTOMER_COLS} FROM customers WHERE key = ?", (customer_key(customer_id),)).fetchone()
+        return customer_from_row(row) if row else None
+
+    def card(self, code: str) -> Card | None:
+        with self._lock:
+            db = self._ensure()
+            if db is None:
+                return None
+            row = db.execute("SELECT key, code, customer_key, card_type, revoked, batch FROM cards WHERE key = ?",
+                             (card_key(code),)).fetchone()
+        return card_from_row(row) if row else None
+
+    def groups(self) -> dict[str, Group]:
+        with self._lock:
+            self._ensure()
+            return dict(self._groups)
+
+    def meta(self) -> dict[str, str]:
+        with self._lock:
+            self._ensure()
+            return dict(self._meta)
+
+    @property
+    def cursor(self) -> str:
+        return self.meta().get("cursor", "")
+
+    def synced_at(self) -> datetime | None:
+        value = self.meta().get("synced_at")
+        return datetime.fromisoformat(value) if value else None
+
+    def exists(self) -> bool:
+        with self._lock:
+            return self._ensure() is not None
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            db = self._ensure()
+            if db is None:
+                return {"customers": 0, "groups": 0, "cards": 0}
+            return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("customers", "groups", "cards")}
+
+    def cards_of(self, customer_id: str) -> list[Card]:
+        with self._lock:
+            db = self._ensure()
+            if db is None:
+                return []
+            rows = db.execute("SELECT key, code, customer_key, card_type, revoked, batch FROM cards WHERE customer_key = ?",
+                              (customer_key(customer_id),)).fetchall()
+        return [card_from_row(r) for r in rows]
+
+    def find(self, query: str, limit: int = 20) -> list[Customer]:
+        """Search like a box office: "Surname, First" or "Surname, F", an id, an email, a postcode."""
+        q = query.strip()
+        if not q:
+            return []
+        with self._lock:
+            db = self._ensure()
+            if db is None:
+                return []
+            sql = f"SELECT {_CUSTOMER_COLS} FROM customers WHERE "
+            rows: list[tuple] = []
+            if "@" in q:
+                rows = db.execute(sql + "email_fold = ? LIMIT ?", (q.casefold(), limit)).fetchall()
+            elif "," in q:
+                last, _, first = (p.strip().casefold() for p in q.partition(","))
+                if first:
+                    rows = db.execute(sql + "last_fold = ? AND first_fold >= ? AND first_fold < ? ORDER BY first_fold LIMIT ?",
+                                      (last, first, first + "\U0010ffff", limit)).fetchall()
+                else:
+                    rows = db.execute(sql + "last_fold = ? ORDER BY first_fold LIMIT ?", (last, limit)).fetchall()
+            else:
+                rows = db.execute(sql + "key = ?", (customer_key(q),)).fetchall()
+                if not rows:
+                    rows = db.execute(sql + "postcode_norm = ? ORDER BY last_fold, first_fold LIMIT ?",
+                                      (normalise_postcode(q), limit)).fetchall()
+                if not rows:
+                    rows = db.execute(sql + "last_fold = ? ORDER BY first_fold LIMIT ?", (q.casefold(), limit)).fetchall()
+                if not rows:
+                    card = db.execute("SELECT customer_key FROM cards WHERE key = ?", (card_key(q),)).fetchone()
+                    if card and card[0]:
+                        rows = db.execute(sql + "key = ?", (card[0],)).fetchall()
+        return [customer_from_row(r) for r in rows]

@@ -170,12 +170,13 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
         for s in sources:
             s.start(app.gate.submit)
         app.watch_staleness()
+        app.journal.purge(app.clock())
         notifier.ready(app.status_line())
         log.info("gate %s ready: %s", app.config.gate.id, app.status_line())
-        last_status = 0.0
+        last_status = last_purge = time.monotonic()
 
         def tick() -> None:
-            nonlocal last_status
+            nonlocal last_status, last_purge
             notifier.watchdog()
             if finite and all(d.is_set() for d in finite):
                 ended.set()
@@ -186,6 +187,9 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
                 last_status = now
                 app.watch_staleness()
                 notifier.status(app.status_line())
+            if now - last_purge >= 3600:
+                last_purge = now
+                app.journal.purge(app.clock())
             if screen is not None and not screen.tick():
                 stop.set()
 

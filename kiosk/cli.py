@@ -34,6 +34,8 @@ def load_config(args: argparse.Namespace) -> configuration.Config:
     cfg = configuration.load(getattr(args, "config", None))
     if getattr(args, "state_dir", None):
         cfg = cfg.with_overrides(state_dir=args.state_dir)
+    if not getattr(args, "verbose", False):
+        logging.getLogger().setLevel(cfg.log_level.upper())
     return cfg
 
 

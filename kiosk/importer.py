@@ -200,6 +200,8 @@ def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]
         fh, reader = _open_csv(path)
     except OSError as exc:
         raise ImportRejected(f"{path}: cannot open ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ImportRejected(f"{path}:1: cannot read the file ({exc}); save it as UTF-8 CSV") from None
     try:
         header = next(reader)
     except StopIteration:

@@ -114,9 +114,11 @@ class SnapshotBuilder:
                 raise SnapshotError(f"{self.path}: no snapshot to apply a delta to")
             self._target = self.path
         else:
+            # Holding the writer lock, any half-built file is a dead writer's (a kill -9): clear it.
+            for stale in self.path.parent.glob(f"{self.path.name}.new-*"):
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
             self._target = self.path.with_name(f"{self.path.name}.new-{os.getpid()}")
-            with contextlib.suppress(FileNotFoundError):
-                self._target.unlink()
             if self.mode == "merge" and self.path.exists():
                 src = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
                 dst = sqlite3.connect(self._target)

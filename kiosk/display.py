@@ -1,0 +1,330 @@
+"""What the touchscreen shows, as pure state: idle, a result, the fault banner, recent scans, staff panel.
+
+No pygame here. Times are monotonic seconds passed in by the caller, so every transition is
+testable without sleeping. The renderer (hardware/screen_render.py) draws a `Display`; the
+screen adapter feeds it decisions, faults, status and touches, and carries out the
+`Command`s that taps return.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any, Mapping
+
+from .i18n import ADMIT_REASONS, Messages
+from .model import Decision, Verdict
+
+PIN_SCHEME = "pbkdf2_sha256"
+PIN_ITERATIONS = 200_000
+PIN_MAX_DIGITS = 8
+
+
+# -- staff PIN ---------------------------------------------------------------------------
+
+def hash_pin(pin: str, *, iterations: int = PIN_ITERATIONS, salt: bytes | None = None) -> str:
+    """The value for `staff.pin_hash`: "pbkdf2_sha256$ITERATIONS$SALT$HASH" (base64)."""
+    if not pin.isdigit() or not 4 <= len(pin) <= PIN_MAX_DIGITS:
+        raise ValueError(f"a PIN is 4 to {PIN_MAX_DIGITS} digits")
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, iterations)
+    return f"{PIN_SCHEME}${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def pin_hash_problem(stored: str) -> str | None:
+    """Why `stored` is not a usable `staff.pin_hash`, or None."""
+    parts = stored.split("$")
+    try:
+        ok = (len(parts) == 4 and parts[0] == PIN_SCHEME and int(parts[1]) > 0
+              and base64.b64decode(parts[2], validate=True) and base64.b64decode(parts[3], validate=True))
+    except ValueError:
+        ok = False
+    return None if ok else "is not a PIN hash; make one with `kiosk hash-pin`"
+
+
+def verify_pin(pin: str, stored: str) -> bool:
+    if pin_hash_problem(stored):
+        return False
+    _, iterations, salt, digest = stored.split("$")
+    candidate = hashlib.pbkdf2_hmac("sha256", pin.encode(), base64.b64decode(salt), int(iterations))
+    return hmac.compare_digest(candidate, base64.b64decode(digest))
+
+
+# -- what a result says ------------------------------------------------------------------
+
+GO, STOP, WARN = "go", "stop", "warn"  # tones: green + tick, red + cross, amber + exclamation mark
+
+_TONES = {Verdict.ADMIT: GO, Verdict.REPEAT: WARN, Verdict.SNAPSHOT_STALE: WARN}
+
+
+@dataclass(frozen=True)
+class ResultText:
+    tone: str
+    title: str
+    name: str
+    groups: tuple[str, ...]
+    reason: str
+
+
+def describe(decision: Decision, msg: Messages, *, selected_groups: tuple[str, ...] = (),
+             tz: tzinfo | None = None) -> ResultText:
+    """The words for a decision, from its verdict and fields (never from `decision.reason`, which is English)."""
+    v = decision.verdict
+    tone = _TONES.get(v, STOP)
+    groups = decision.groups
+    if decision.source == "staff":
+        return ResultText(GO, msg("title.staff_admit"), decision.name, groups, staff_reason_text(decision.reason, msg))
+    if decision.source == "exit_button":
+        return ResultText(GO, msg("title.exit"), "", (), msg("reason.exit"))
+    title_key = f"title.{v.value}"
+    if v is Verdict.ADMIT:
+        matched = decision.matched_groups
+        reason = msg("reason.admit_stale") if decision.stale else (
+            msg("reason.admit", groups=msg.names(matched)) if matched else msg("reason.admit_plain"))
+    elif v is Verdict.NOT_IN_GROUP:
+        reason = msg("reason.not_in_group", groups=msg.names(selected_groups) or "-")
+    elif v is Verdict.EXPIRED:
+        today = decision.at.astimezone(tz).date()
+        if decision.valid_until is not None and today > decision.valid_until:
+            reason = msg("reason.expired", date=msg.day(decision.valid_until, today))
+        else:
+            title_key, reason = "title.not_yet_valid", msg("reason.not_yet_valid")
+    elif v is Verdict.REPEAT:
+        reason = msg("reason.repeat", seconds=round(decision.repeat_of_s or 0))
+    elif f"reason.{v.value}" in msg:
+        reason = msg(f"reason.{v.value}")
+    else:  # a verdict newer than this catalogue: say the safe thing
+        title_key, reason = "title.snapshot_stale", msg("reason.unknown")
+    return ResultText(tone, msg(title_key), decision.name, groups, reason)
+
+
+def staff_reason_text(note: str, msg: Messages) -> str:
+    """A manual admit's journalled reason (English preset text) in the screen's language."""
+    english = Messages("en")
+    for key in ADMIT_REASONS:
+        if note == english(f"admit_reason.{key}"):
+            return msg(f"admit_reason.{key}")
+    return note
+
+
+def verdict_label(verdict: str, msg: Messages) -> str:
+    key = f"verdict.{verdict}"
+    return msg(key) if key in msg else msg("verdict.other")
+
+
+_FAULT_KEYS = (("upstream_auth", "fault.upstream_auth"), ("token", "fault.upstream_auth"),
+               ("upstream", "fault.upstream"), ("camera", "fault.camera"), ("serial", "fault.scanner"),
+               ("hid", "fault.scanner"), ("scanner", "fault.scanner"), ("snapshot_stale", "fault.snapshot_stale"),
+               ("door", "fault.door_held"))
+
+
+def fault_text(name: str, message: str, msg: Messages) -> str:
+    """A fault in the screen's language when we know its kind; else the adapter's own message."""
+    for prefix, key in _FAULT_KEYS:
+        if name.startswith(prefix):
+            return msg(key)
+    return message or msg("fault.other")
+
+
+# -- status and recent scans -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Status:
+    """The few status figures the screen shows, read from `App.status()`."""
+
+    online: bool | None  # None: no upstream configured
+    has_snapshot: bool
+    snapshot_age_s: int | None
+    cursor: str
+    unreported: int
+    last_sync: Mapping[str, Any] | None  # {"at": ISO time, "ok": bool, "message": str}
+
+    @classmethod
+    def from_app_status(cls, status: Mapping[str, Any], *, upstream: bool) -> "Status":
+        snap, journal = status.get("snapshot", {}), status.get("journal", {})
+        last = status.get("last_sync")
+        last = last if isinstance(last, Mapping) else ({"at": None, "ok": True, "message": str(last)} if last else None)
+        faulty = any(name.startswith("upstream") for name in status.get("faults", {}))
+        online = None if not upstream else bool(last and last.get("ok") and not faulty)
+        return cls(online=online, has_snapshot=bool(snap.get("customers") or snap.get("cursor")),
+                   snapshot_age_s=snap.get("age_s"), cursor=snap.get("cursor") or "",
+                   unreported=int(journal.get("unreported") or 0), last_sync=last)
+
+
+@dataclass(frozen=True)
+class RecentScan:
+    at: datetime
+    name: str
+    verdict: str
+    source: str
+
+
+# -- the state machine -------------------------------------------------------------------
+
+IDLE, RESULT = "idle", "result"
+PIN, DISABLED, STAFF, RECENT, REASONS = "pin", "disabled", "staff", "recent", "reasons"
+
+
+@dataclass(frozen=True)
+class Command:
+    """Something a tap asks the adapter to do: "sync", or "admit" with a preset reason key."""
+
+    kind: str
+    reason: str = ""
+
+
+class Display:
+    """The screen's state. Every change bumps `version`, so the adapter redraws only when needed."""
+
+    def __init__(self, *, result_s: float, long_press_s: float, pin_hash: str = "", panel_idle_s: float = 60,
+                 max_recent: int = 10, pin_attempts: int = 5, lockout_s: float = 60, notice_s: float = 4):
+        self.result_s = result_s
+        self.long_press_s = long_press_s
+        self.pin_hash = pin_hash
+        self.panel_idle_s = panel_idle_s
+        self.pin_attempts = pin_attempts
+        self.lockout_s = lockout_s
+        self.notice_s = notice_s
+        self.version = 0
+        self.result: Decision | None = None
+        self.result_until = 0.0
+        self.panel: str | None = None
+        self.panel_until = 0.0
+        self.pin_entry = ""
+        self.pin_error = ""  # "" | "wrong"
+        self.failed_pins = 0
+        self.locked_until = 0.0
+        self.notice = ""  # a message key shown on the staff panel for a moment
+        self.notice_until = 0.0
+        self.faults: dict[str, str] = {}
+        self.status: Status | None = None
+        self.recent: deque[RecentScan] = deque(maxlen=max_recent)
+        self._pressed_at: float | None = None
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    # -- what is on screen ---------------------------------------------------------------
+    def view(self, now: float) -> str:
+        if self.result is not None and now < self.result_until:
+            return RESULT
+        return self.panel or IDLE
+
+    def locked_for(self, now: float) -> int:
+        """Whole seconds the PIN keypad stays locked after too many wrong PINs."""
+        return max(0, int(self.locked_until - now + 0.999))
+
+    def frame_key(self, now: float) -> tuple:
+        """Changes exactly when the picture would (the clock is the renderer's, added by the adapter)."""
+        view = self.view(now)
+        return self.version, view, self.locked_for(now) if view == PIN else 0
+
+    # -- feeding it ----------------------------------------------------------------------
+    def show(self, decision: Decision, now: float) -> None:
+        """A new decision replaces whatever result is on screen at once."""
+        self.result = decision
+        self.result_until = now + self.result_s
+        self.recent.appendleft(RecentScan(decision.at, decision.name, decision.verdict.value, decision.source))
+        self._changed()
+
+    def remember(self, scans: list[RecentScan]) -> None:
+        """Seed the recent list (newest first), e.g. from the journal at start."""
+        self.recent.extend(scans[: self.recent.maxlen])
+        self._changed()
+
+    def set_faults(self, faults: Mapping[str, str]) -> None:
+        if dict(faults) != self.faults:
+            self.faults = dict(faults)
+            self._changed()
+
+    def set_status(self, status: Status) -> None:
+        if status != self.status:
+            self.status = status
+            self._changed()
+
+    def update(self, now: float) -> None:
+        """Time passing: results expire, idle panels close, a held press opens the PIN keypad."""
+        if self.result is not None and now >= self.result_until:
+            self.result = None
+            self._changed()
+        if self.panel is not None and now >= self.panel_until and self.view(now) != RESULT:
+            self._close_panel()
+        if self.notice and now >= self.notice_until:
+            self.notice = ""
+            self._changed()
+        if self._pressed_at is not None and now - self._pressed_at >= self.long_press_s:
+            self._pressed_at = None
+            self.result = None
+            self._open(DISABLED if not self.pin_hash else PIN, now)
+
+    # -- touches -------------------------------------------------------------------------
+    def press(self, now: float) -> None:
+        """A finger went down outside any button; held long enough on idle or a result, it opens staff access."""
+        if self.view(now) in (IDLE, RESULT):
+            self._pressed_at = now
+
+    def release(self, now: float) -> None:
+        self._pressed_at = None
+
+    def tap(self, action: str, now: float) -> Command | None:
+        """A button was touched. Returns what the adapter must do, if anything."""
+        if self.view(now) == RESULT or self.panel is None:
+            return None
+        self.panel_until = now + self.panel_idle_s
+        kind, _, arg = action.partition(":")
+        command = None
+        if kind == "close":
+            self._close_panel()
+        elif kind == "digit" and self.panel == PIN and not self.locked_for(now):
+            if len(self.pin_entry) < PIN_MAX_DIGITS:
+                self.pin_entry += arg
+            self.pin_error = ""
+        elif kind == "clear" and self.panel == PIN:
+            self.pin_entry, self.pin_error = "", ""
+        elif kind == "ok" and self.panel == PIN and not self.locked_for(now):
+            self._check_pin(now)
+        elif kind == "goto" and self.panel in (STAFF, RECENT, REASONS) and arg in (STAFF, RECENT, REASONS):
+            self.panel = arg
+        elif kind == "sync" and self.panel == STAFF:
+            command = Command("sync")
+        elif kind == "admit" and self.panel == REASONS and arg in ADMIT_REASONS:
+            self.panel = STAFF
+            command = Command("admit", arg)
+        else:
+            return None
+        self._changed()
+        return command
+
+    def note(self, key: str, now: float) -> None:
+        """Show a short message on the staff panel ("sync requested", "no server configured")."""
+        self.notice, self.notice_until = key, now + self.notice_s
+        self._changed()
+
+    # -- internals -----------------------------------------------------------------------
+    def _check_pin(self, now: float) -> None:
+        if verify_pin(self.pin_entry, self.pin_hash):
+            self.failed_pins = 0
+            self.pin_entry, self.pin_error = "", ""
+            self.panel = STAFF
+            return
+        self.failed_pins += 1
+        self.pin_entry, self.pin_error = "", "wrong"
+        if self.failed_pins >= self.pin_attempts:
+            self.failed_pins = 0
+            self.locked_until = now + self.lockout_s
+
+    def _open(self, panel: str, now: float) -> None:
+        self.panel = panel
+        self.panel_until = now + self.panel_idle_s
+        self.pin_entry, self.pin_error = "", ""
+        self._changed()
+
+    def _close_panel(self) -> None:
+        self.panel = None
+        self.pin_entry, self.pin_error, self.notice = "", "", ""
+        self._changed()

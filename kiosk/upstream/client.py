@@ -1,0 +1,198 @@
+"""The HTTP side of the upstream protocol (docs/protocol.md): one httpx client, errors mapped here.
+
+Everything above this module sees `SyncError` (with the HTTP status when there was one),
+never an httpx exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import ssl
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+from .. import __version__
+from ..errors import ConfigError, SyncError
+
+log = logging.getLogger(__name__)
+
+
+class UpstreamError(SyncError):
+    """The upstream answered, but not with what we asked for. `status` is its HTTP status."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    url: str
+    token_file: str
+    ca_file: str
+    timeout_s: float
+    device: str
+    config_file: str = "<config>"
+
+    @classmethod
+    def from_config(cls, config: Any) -> "ClientSettings":
+        up = config.upstream
+        if not up.url:
+            raise ConfigError(config.source, "upstream.url", "is empty; set the upstream's base URL")
+        if not up.token_file:
+            raise ConfigError(config.source, "upstream.token_file", "is empty; name the file holding the bearer token")
+        return cls(url=up.url.rstrip("/"), token_file=up.token_file, ca_file=up.ca_file, timeout_s=float(up.timeout_s),
+                   device=config.device, config_file=config.source)
+
+
+def read_token(path: str, config_file: str = "<config>") -> str:
+    """The bearer token, refusing a file that group or others can read (it is a password)."""
+    key = "upstream.token_file"
+    try:
+        st = os.stat(path)
+        if st.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+            raise ConfigError(config_file, key, f"{path} is readable by group or others "
+                              f"(mode {stat.filemode(st.st_mode)}); run: chmod 600 {path}")
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ConfigError(config_file, key, f"{path} does not exist") from None
+    except PermissionError:
+        raise ConfigError(config_file, key, f"{path}: permission denied; make it readable by the kiosk user") from None
+    except UnicodeDecodeError:
+        raise ConfigError(config_file, key, f"{path} is not a UTF-8 text file") from None
+    if not token or any(c.isspace() for c in token):
+        raise ConfigError(config_file, key, f"{path} must hold one token on one line")
+    return token
+
+
+def _verify(settings: ClientSettings) -> ssl.SSLContext | bool:
+    if not settings.ca_file:
+        return True
+    try:
+        return ssl.create_default_context(cafile=settings.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(settings.config_file, "upstream.ca_file", f"cannot load {settings.ca_file} ({exc})") from None
+
+
+def describe(exc: httpx.HTTPError) -> str:
+    """Plain words for a transport failure (these end up on the screen and in status)."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "cannot reach the upstream (connect timed out)"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
+            return f"the upstream's TLS certificate is not trusted ({text})"
+        return f"cannot reach the upstream ({text or 'connection failed'})"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "the upstream stopped answering (read timed out)"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"the upstream timed out ({type(exc).__name__})"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return f"the upstream closed the connection mid-answer ({exc or type(exc).__name__})"
+    if isinstance(exc, httpx.DecodingError):
+        return f"the upstream's answer could not be decoded ({exc})"
+    return f"talking to the upstream failed ({type(exc).__name__}: {exc})"
+
+
+class UpstreamClient:
+    """One connection pool to the upstream. Use one per thread."""
+
+    def __init__(self, settings: ClientSettings, transport: httpx.BaseTransport | None = None):
+        self.settings = settings
+        self._token_path = settings.token_file
+        self._token_stamp: tuple[float, int] | None = None
+        self._token = ""
+        self._load_token()
+        t = settings.timeout_s
+        self.http = httpx.Client(
+            base_url=settings.url + "/", verify=_verify(settings), transport=transport,
+            timeout=httpx.Timeout(t, connect=t, read=t, write=t, pool=t),
+            headers={"Kiosk-Device": settings.device, "User-Agent": f"kiosk/{__version__}",
+                     "Accept-Encoding": "gzip"},
+            follow_redirects=False,
+        )
+
+    def _load_token(self) -> None:
+        """Re-read the token when its file changed, so a renewed token needs no restart."""
+        try:
+            st = os.stat(self._token_path)
+            stamp = (st.st_mtime, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp is None or stamp != self._token_stamp:
+            self._token = read_token(self._token_path, self.settings.config_file)
+            self._token_stamp = stamp
+
+    def _auth(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        self._load_token()
+        return {"Authorization": f"Bearer {self._token}", **(extra or {})}
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- requests ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def snapshot(self, since: str = "", etag: str = "") -> Iterator[httpx.Response]:
+        """GET /snapshot, streamed. Yields the response (200 or 304); the body is read by the caller.
+
+        httpx errors raised while the caller reads the body are mapped here too.
+        """
+        headers = {"If-None-Match": etag} if etag else {}
+        params = {"since": since} if since else None
+        try:
+            with self.http.stream("GET", "snapshot", params=params, headers=self._auth(headers)) as response:
+                if response.status_code not in (200, 304):
+                    response.read()
+                    raise _status_error("snapshot", response)
+                yield response
+        except httpx.HTTPError as exc:
+            raise SyncError(describe(exc)) from exc
+
+    def post_scans(self, scans: list[dict[str, Any]]) -> list[str]:
+        """POST /scans; the ids the upstream says it stored."""
+        response = self._post("scans", {"device": self.settings.device, "scans": scans})
+        try:
+            accepted = response.json().get("accepted")
+        except (ValueError, AttributeError):
+            accepted = None
+        if not isinstance(accepted, list) or not all(isinstance(i, str) for i in accepted):
+            raise UpstreamError("the upstream's answer to /scans has no 'accepted' list of ids", response.status_code)
+        return accepted
+
+    def heartbeat(self, payload: dict[str, Any]) -> None:
+        self._post("heartbeat", payload)
+
+    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        try:
+            response = self.http.post(path, json=body, headers=self._auth())
+        except httpx.HTTPError as exc:
+            raise SyncError(describe(exc)) from exc
+        if not 200 <= response.status_code < 300:
+            raise _status_error(path, response)
+        return response
+
+
+def _status_error(path: str, response: httpx.Response) -> UpstreamError:
+    status = response.status_code
+    detail = ""
+    with contextlib.suppress(Exception):
+        body = response.json()
+        detail = str(body.get("error", "")) if isinstance(body, dict) else ""
+    if not detail:
+        with contextlib.suppress(Exception):
+            detail = response.text.strip()[:200]
+    if status == 401:
+        what = "the upstream refused the token (401); renew upstream.token_file"
+    elif status == 403:
+        what = "the upstream refused this kiosk (403)"
+    elif status >= 500:
+        what = f"the upstream failed ({status})"
+    else:
+        what = f"the upstream rejected /{path} ({status})"
+    return UpstreamError(what + (f": {detail}" if detail else ""), status)

@@ -21,7 +21,7 @@ from .errors import ConfigError, KioskError
 log = logging.getLogger("kiosk")
 
 # Modules that add subcommands: each has `register(subparsers)`; a command's parser sets `func`.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("kiosk.cli_screen", "kiosk.cli_upstream", "kiosk.cli_hardware", "kiosk.cli_ops")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

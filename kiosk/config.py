@@ -99,6 +99,12 @@ def _pin(v: Any) -> str | None:
     return None
 
 
+def _pin_hash(v: str) -> str | None:
+    from .display import pin_hash_problem
+
+    return pin_hash_problem(v)
+
+
 STR, INT, NUM, BOOL, LIST = (str,), (int,), (int, float), (bool,), (list,)
 
 
@@ -133,6 +139,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "formats": Key(["QRCode", "MicroQRCode", "Code128"], LIST, _formats, item=str),
         "roi": Key([], LIST, _roi),
         "change_threshold": Key(2.0, NUM, _at_least(0)),
+        "debounce_s": Key(1.0, NUM, _positive),
         "try_downscale": Key(True, BOOL),
         "try_invert": Key(True, BOOL),
     },
@@ -152,6 +159,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "gpio": {
         "pin_factory": Key("lgpio", STR, _one_of("lgpio", "rpigpio", "pigpio", "native", "mock")),
+        "lights": Key("separate", STR, _one_of("separate", "rgb")),
     },
     "gpio.green": _pin_section(),
     "gpio.red": _pin_section(),
@@ -162,8 +170,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "gpio.door": {"pin": Key("", (str, int), _pin), "pull_up": Key(True, BOOL)},
     "gpio.passage": {"pin": Key("", (str, int), _pin), "pull_up": Key(True, BOOL)},
     "relay": {"pulse_ms": Key(1000, INT, lambda v: None if 10 <= v <= 30000 else "must be between 10 and 30000")},
-    "door": {"held_open_s": Key(30, NUM, _positive)},
+    "door": {"held_open_s": Key(30, NUM, _positive), "grace_s": Key(3, NUM, _at_least(0))},
     "passage": {"timeout_s": Key(10, NUM, _positive)},
+    "signals": {
+        "admit_light_s": Key(2, NUM, _positive),
+        "deny_light_s": Key(3, NUM, _positive),
+        "admit_beeps": Key(1, INT, lambda v: None if 0 <= v <= 10 else "must be between 0 and 10"),
+        "deny_beeps": Key(2, INT, lambda v: None if 0 <= v <= 10 else "must be between 0 and 10"),
+        "beep_s": Key(0.1, NUM, _positive),
+        "fault_blink_s": Key(0.5, NUM, _positive),
+    },
     "screen": {
         "enabled": Key("auto", STR, _one_of("auto", "on", "off")),
         "locale": Key("en", STR, _one_of("en", "nl")),
@@ -173,7 +189,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "fps": Key(30, INT, lambda v: None if 1 <= v <= 120 else "must be between 1 and 120"),
     },
     "staff": {
-        "pin_hash": Key("", STR),
+        "pin_hash": Key("", STR, lambda v: _pin_hash(v) if v else None),
         "long_press_s": Key(2, NUM, _positive),
     },
     "upstream": {
@@ -183,6 +199,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "sync_interval_s": Key(60, NUM, _positive),
         "timeout_s": Key(5, NUM, _positive),
         "heartbeat_s": Key(60, NUM, _positive),
+        "retry_max_s": Key(300, NUM, _positive),
     },
     "journal": {
         "keep_days": Key(90, INT, _positive),

@@ -49,7 +49,8 @@ class FrameDecoder:
         except (ValueError, TypeError, RuntimeError) as exc:
             log.warning("decoder rejected a frame: %s", exc)
             return []
-        return [Found(r.text, str(r.format).rsplit(".", 1)[-1], r.valid) for r in results if r.valid]
+        # .name is the config's spelling ("QRCode") in zxing-cpp 2 and 3; str() is "QR Code" since 3
+        return [Found(r.text, r.format.name, r.valid) for r in results if r.valid]
 
     @classmethod
     def from_config(cls, camera) -> "FrameDecoder":

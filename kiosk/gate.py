@@ -78,9 +78,9 @@ class Gate:
         return self._record_and_act(decision, scan, started, time.perf_counter())
 
     def _record_and_act(self, decision: Decision, scan: Scan, started: float, decided: float) -> Decision:
-        raw = decision.raw if isinstance(scan.raw, (bytes, bytearray)) else credentials.printable(str(scan.raw))
+        # the parser's raw: already trimmed of the scanner's CR/LF and made printable, and what --events shows
         event_id = self.journal.append(
-            at=decision.at, gate=self.gate_id, source=scan.source, raw=raw, credential=decision.credential,
+            at=decision.at, gate=self.gate_id, source=scan.source, raw=decision.raw, credential=decision.credential,
             verdict=decision.verdict.value, customer_id=decision.customer_id,
             groups=decision.groups, cursor=decision.cursor, reason=decision.reason)
         journalled = time.perf_counter()

@@ -23,7 +23,7 @@ class Notifier:
         watchdog = usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid()))
         # ping at half the watchdog interval, as sd_watchdog_enabled(3) advises
         self.watchdog_interval = int(usec) / 2e6 if watchdog else None
-        self._last_ping = 0.0
+        self._last_ping: float | None = None  # None: ping on the first turn, however soon after boot
         self._sock: socket.socket | None = None
         if self.address:
             if self.address.startswith("@"):
@@ -58,7 +58,7 @@ class Notifier:
         if self.watchdog_interval is None:
             return
         now = time.monotonic() if now is None else now
-        if now - self._last_ping >= self.watchdog_interval:
+        if self._last_ping is None or now - self._last_ping >= self.watchdog_interval:
             self._last_ping = now
             self.send("WATCHDOG=1")
 

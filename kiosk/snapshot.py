@@ -275,6 +275,7 @@ class SnapshotStore:
         self._checked = 0.0
         self._groups: dict[str, Group] = {}
         self._meta: dict[str, str] = {}
+        self._counts: dict[str, int] | None = None
 
     # -- connection --------------------------------------------------------------------
     def _connect(self) -> None:
@@ -301,6 +302,7 @@ class SnapshotStore:
         self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
         self._groups = {row[0]: group_from_row(row) for row in self._db.execute("SELECT id, name, scannable FROM groups")}
         self._meta = dict(self._db.execute("SELECT key, value FROM meta"))
+        self._counts = None
 
     def _ensure(self) -> sqlite3.Connection | None:
         now = time.monotonic()
@@ -370,11 +372,15 @@ class SnapshotStore:
             return self._ensure() is not None
 
     def counts(self) -> dict[str, int]:
+        """Row counts; counted once per snapshot version (a full count of a million rows is slow on a Pi)."""
         with self._lock:
             db = self._ensure()
             if db is None:
                 return {"customers": 0, "groups": 0, "cards": 0}
-            return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("customers", "groups", "cards")}
+            if self._counts is None:
+                self._counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                                for t in ("customers", "groups", "cards")}
+            return dict(self._counts)
 
     def cards_of(self, customer_id: str) -> list[Card]:
         with self._lock:

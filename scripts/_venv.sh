@@ -11,6 +11,6 @@ fi
 STAMP="$VENV/.installed-$1"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
     echo "installing the kiosk into $VENV ($1)" >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$1]"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "${ROOT}[$1]"
     touch "$STAMP"
 fi

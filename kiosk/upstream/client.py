@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import ssl
 import stat
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from .. import __version__
 from ..errors import ConfigError, SyncError
 
 log = logging.getLogger(__name__)
+# httpx logs every request at INFO: a kiosk syncing every minute would fill the journal with them.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class UpstreamError(SyncError):
@@ -110,8 +113,13 @@ class UpstreamClient:
         self._token = ""
         self._load_token()
         t = settings.timeout_s
+        if transport is None:
+            # No Nagle: a POST goes out as headers + body, and waiting for the ACK of the first
+            # (delayed ACK, ~40 ms) would throttle a backlog drain to a crawl.
+            transport = httpx.HTTPTransport(verify=_verify(settings),
+                                            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self.http = httpx.Client(
-            base_url=settings.url + "/", verify=_verify(settings), transport=transport,
+            base_url=settings.url + "/", transport=transport,
             timeout=httpx.Timeout(t, connect=t, read=t, write=t, pool=t),
             headers={"Kiosk-Device": settings.device, "User-Agent": f"kiosk/{__version__}",
                      "Accept-Encoding": "gzip"},

@@ -1,0 +1,232 @@
+"""The Pi camera through picamera2: the lores YUV420 stream's Y plane goes straight into zxing-cpp.
+
+Capture and decoding run on two threads joined by a one-frame slot: the newest frame wins
+and older ones are dropped, so a slow decode never builds a backlog. Frames that barely
+differ from the last decoded one are not decoded again, and a code that stays in view is
+submitted once (the Gate's repeat rule deals with people who really scan twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from kiosk.decoder import FrameDecoder
+from kiosk.errors import CameraError
+from kiosk.ports import Faults, Scan, Submit
+
+from .backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = ("picamera2 is not installed. On Raspberry Pi OS run `sudo apt install python3-picamera2` and make "
+                "the kiosk's venv with `python3 -m venv --system-site-packages` so it can see it; "
+                "or set camera.backend = \"simulated\" / run with --simulate to use the demo camera")
+SUBSAMPLE = 8  # every 8th pixel each way: 80x60 samples of a 640x480 frame, enough to see a card move
+
+
+def picamera2_class() -> Any:
+    """The Picamera2 class, imported only when a real camera is wanted."""
+    try:
+        from picamera2 import Picamera2
+    except ImportError as exc:
+        raise CameraError(INSTALL_HINT) from exc
+    return Picamera2
+
+
+def libcamera_af_modes() -> Any:
+    from libcamera import controls
+
+    return controls.AfModeEnum
+
+
+class Debouncer:
+    """Which decoded texts are new: a text is new again only after it was out of view for `gone_s`."""
+
+    def __init__(self, gone_s: float):
+        self.gone_s = gone_s
+        self._last_seen: dict[str, float] = {}
+
+    def fresh(self, texts: list[str], now: float) -> list[str]:
+        new = [t for t in dict.fromkeys(texts) if now - self._last_seen.get(t, -1e18) > self.gone_s]
+        for t in texts:
+            self._last_seen[t] = now
+        self._last_seen = {t: seen for t, seen in self._last_seen.items() if now - seen <= self.gone_s}
+        return new
+
+
+class ChangeDetector:
+    """Mean absolute difference of a subsampled frame against the last decoded one (0-255 scale)."""
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+        self._reference: np.ndarray | None = None
+
+    def changed(self, gray: np.ndarray) -> bool:
+        small = gray[::SUBSAMPLE, ::SUBSAMPLE].astype(np.int16)
+        if self._reference is not None and self._reference.shape == small.shape:
+            if float(np.abs(small - self._reference).mean()) < self.threshold:
+                return False
+        self._reference = small
+        return True
+
+
+@dataclass
+class CameraStats:
+    captured: int = 0
+    dropped: int = 0  # captured but replaced by a newer frame before the decoder got to it
+    unchanged: int = 0  # skipped by the change detector
+    decoded: int = 0  # handed to zxing-cpp
+    decode_s: float = 0.0
+
+
+class Camera:
+    """A ScanSource over a Picamera2-like object made by `open_camera` (the real class, or a fake)."""
+
+    name = "camera"
+
+    def __init__(self, settings: Any, decoder: FrameDecoder, faults: Faults, *, open_camera: Callable[[], Any],
+                 af_modes: Callable[[], Any] = libcamera_af_modes, reconnect_min_s: float = 0.5,
+                 reconnect_max_s: float = 30.0):
+        self.settings = settings
+        self.decoder = decoder
+        self.faults = faults
+        self.open_camera = open_camera
+        self.af_modes = af_modes
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self.lores_w, self.lores_h = settings.lores_size
+        self.debouncer = Debouncer(settings.debounce_s)
+        self.changes = ChangeDetector(settings.change_threshold)
+        self.stats = CameraStats()
+        self._last_texts: list[str] = []
+        self._slot: tuple[np.ndarray, float] | None = None
+        self._slot_ready = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._submit: Submit | None = None
+        self._camera: Any = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, submit: Submit) -> None:
+        self._submit = submit
+        self._stop.clear()
+        self._threads = [threading.Thread(target=self._capture_loop, name="camera-capture", daemon=True),
+                         threading.Thread(target=self._decode_loop, name="camera-decode", daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._slot_ready:
+            self._slot_ready.notify_all()
+        for t in self._threads:
+            t.join(timeout=2)
+        self._threads = []
+        self._close_camera()
+
+    # -- the camera ------------------------------------------------------------------------
+    def _open(self) -> Any:
+        s = self.settings
+        cam = self.open_camera()
+        try:
+            config = cam.create_video_configuration(
+                main={"size": tuple(s.main_size)},
+                lores={"size": (self.lores_w, self.lores_h), "format": "YUV420"},
+                controls={"FrameRate": float(s.framerate)})
+            cam.configure(config)
+            cam.start()
+            self._set_focus(cam)
+        except Exception:
+            cam.close()
+            raise
+        return cam
+
+    def _set_focus(self, cam: Any) -> None:
+        """Continuous autofocus on cameras that have it (Camera Module 3); fixed-focus ones have no AfMode."""
+        mode = self.settings.autofocus
+        if mode == "off" or "AfMode" not in getattr(cam, "camera_controls", {}):
+            return
+        modes = self.af_modes()
+        value = {"continuous": modes.Continuous, "auto": modes.Auto, "manual": modes.Manual}[mode]
+        cam.set_controls({"AfMode": value})
+
+    def _close_camera(self) -> None:
+        cam, self._camera = self._camera, None
+        if cam is None:
+            return
+        for call in (cam.stop, cam.close):
+            try:
+                call()
+            except Exception as exc:  # a camera that went away may fail to stop; it is closed either way
+                log.debug("camera %s failed: %s", call.__name__, exc)
+
+    def _capture_loop(self) -> None:
+        backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s)
+        failing = False
+        while not self._stop.is_set():
+            try:
+                if self._camera is None:
+                    self._camera = self._open()
+                    if failing:
+                        log.info("camera is back")
+                    failing = False
+                    backoff.reset()
+                    self.faults.clear("camera")
+                frame = self._camera.capture_array("lores")
+            except Exception as exc:  # libcamera reports trouble as RuntimeError, OSError, IndexError...
+                message = str(exc) if isinstance(exc, CameraError) else f"Camera not working: {exc}"
+                if not failing:
+                    log.error("%s; retrying in the background", message)
+                failing = True
+                self.faults.set("camera", message)
+                self._close_camera()
+                self._stop.wait(backoff.next())
+                continue
+            self.offer(frame, time.monotonic())
+
+    # -- frames ----------------------------------------------------------------------------
+    def offer(self, frame: np.ndarray, captured_at: float) -> None:
+        """Put a frame in the slot, replacing one the decoder has not taken yet."""
+        with self._slot_ready:
+            if self._slot is not None:
+                self.stats.dropped += 1
+            self._slot = (frame, captured_at)
+            self.stats.captured += 1
+            self._slot_ready.notify()
+
+    def _decode_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._slot_ready:
+                while self._slot is None and not self._stop.is_set():
+                    self._slot_ready.wait(0.5)
+                if self._stop.is_set():
+                    return
+                frame, captured_at = self._slot
+                self._slot = None
+            self.process(frame, captured_at)
+
+    def luma(self, frame: np.ndarray) -> np.ndarray:
+        """The Y plane of a YUV420 lores buffer: its first `height` rows (rows may be padded to a stride)."""
+        return frame[:self.lores_h, :self.lores_w]
+
+    def process(self, frame: np.ndarray, captured_at: float) -> list[str]:
+        """Decode one frame (unless unchanged) and submit codes new to the view. Returns the texts submitted."""
+        gray = self.luma(frame)
+        if self.changes.changed(gray):
+            started = time.perf_counter()
+            self._last_texts = [found.text for found in self.decoder.decode(gray)]
+            self.stats.decode_s += time.perf_counter() - started
+            self.stats.decoded += 1
+        else:
+            self.stats.unchanged += 1
+        fresh = self.debouncer.fresh(self._last_texts, time.monotonic())
+        for text in fresh:
+            if self._submit is not None:
+                self._submit(Scan(raw=text, source=self.name, received=captured_at))
+        return fresh

@@ -1,0 +1,172 @@
+"""`kiosk screenshot` (a screen rendered with demo data, to a PNG) and `kiosk hash-pin` (for staff.pin_hash)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Callable
+
+from . import demo
+from .credential import parse
+from .display import PIN, Display, Status, hash_pin
+from .errors import ConfigError
+from .i18n import LOCALES, Messages
+from .model import Decision, Verdict
+from .rules import Policy, decide
+from .snapshot import SnapshotStore, load_records
+
+SCREENS = ("idle", "fault", "staff", "pin", "recent", "reasons", "disabled")
+SIZE_RANGE = ((480, 320), (1920, 1080))
+DEMO_PIN = "2468"
+
+# The demo scan that leads to each verdict (repeat and snapshot_stale need a little more, below).
+_DEMO_SCANS = {Verdict.ADMIT: "I-1002", Verdict.NOT_IN_GROUP: "I-1003", Verdict.INACTIVE: "I-1004",
+               Verdict.EXPIRED: "I-1005", Verdict.CARD_REVOKED: demo.REVOKED_CARD,
+               Verdict.CARD_UNASSIGNED: demo.UNASSIGNED_CARD, Verdict.NOT_RECOGNISED: "HELLO-WORLD",
+               Verdict.REPEAT: "I-1001", Verdict.SNAPSHOT_STALE: "O-2001"}
+
+
+def demo_decisions(now: datetime) -> dict[Verdict, Decision]:
+    """One real decision per verdict: the demo snapshot through the real rules."""
+    with tempfile.TemporaryDirectory(prefix="kiosk-screenshot-") as tmp:
+        path = Path(tmp) / "snapshot.sqlite"
+        demo.seed(path, now)
+        fresh = SnapshotStore(path)
+        stale_path = Path(tmp) / "stale.sqlite"
+        load_records(stale_path, demo.records(now.date()), {"cursor": "demo-0", "source": "demo",
+                          "synced_at": (now - timedelta(days=5)).isoformat()}, mode="full")
+        stale = SnapshotStore(stale_path)
+        try:
+            policy = Policy()
+            out: dict[Verdict, Decision] = {}
+            for verdict, text in _DEMO_SCANS.items():
+                snapshot, rules = (stale, Policy(stale_policy="deny")) if verdict is Verdict.SNAPSHOT_STALE \
+                    else (fresh, policy)
+                recent = {"I-1001": now - timedelta(seconds=3)} if verdict is Verdict.REPEAT else None
+                out[verdict] = decide(parse(text), snapshot, rules, now, recent)
+        finally:
+            fresh.close()
+            stale.close()
+    missing = [v.value for v in Verdict if out.get(v) is None or out[v].verdict is not v]
+    if missing:
+        raise RuntimeError(f"the demo data no longer yields these verdicts: {', '.join(missing)}")
+    return out
+
+
+def demo_display(screen: str, now: datetime, *, result_s: float = 3, t: float = 1000.0) -> Display:
+    """A Display in the state `screen` names (a verdict or one of SCREENS) at monotonic time `t`,
+    driven there through its own API as a user would."""
+    display = Display(result_s=result_s, long_press_s=2, pin_hash=hash_pin(DEMO_PIN, iterations=1000)
+                      if screen != "disabled" else "")
+    display.set_status(Status(online=True, has_snapshot=True, snapshot_age_s=240, cursor="2026-11-22T09:58:04Z#1842",
+                              unreported=0, last_sync={"at": (now - timedelta(minutes=4)).isoformat(), "ok": True}))
+    decisions = demo_decisions(now)
+    for i, verdict in enumerate(reversed(list(decisions))):
+        display.show(_replace_at(decisions[verdict], now - timedelta(seconds=40 * (len(decisions) - i))), t - 10)
+    display.update(t)
+    if screen in {v.value for v in Verdict}:
+        display.show(decisions[Verdict(screen)], t)
+        return display
+    if screen == "fault":
+        display.set_faults({"camera": "camera not responding", "snapshot_stale": "Member list out of date (96 h old)"})
+        display.set_status(Status(online=False, has_snapshot=True, snapshot_age_s=96 * 3600, cursor="demo-0",
+                                  unreported=17, last_sync={"at": (now - timedelta(hours=2)).isoformat(), "ok": False,
+                                                            "message": "connection refused"}))
+    if screen in ("staff", "pin", "recent", "reasons", "disabled"):
+        display.press(t)
+        display.update(t + display.long_press_s)
+        if screen == "pin":
+            for digit in DEMO_PIN[:3]:
+                display.tap(f"digit:{digit}", t)
+        elif display.view(t) == PIN:
+            for digit in DEMO_PIN:
+                display.tap(f"digit:{digit}", t)
+            display.tap("ok", t)
+            if screen in ("recent", "reasons"):
+                display.tap(f"goto:{screen}", t)
+        if display.view(t) != screen:
+            raise RuntimeError(f"the demo could not reach the {screen} screen (at {display.view(t)})")
+    return display
+
+
+def _replace_at(decision: Decision, at: datetime) -> Decision:
+    from dataclasses import replace
+
+    return replace(decision, at=at)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(n) for n in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use WIDTHxHEIGHT, e.g. 800x480") from None
+    (lw, lh), (hw, hh) = SIZE_RANGE
+    if not (lw <= w <= hw and lh <= h <= hh):
+        raise argparse.ArgumentTypeError(f"{text!r}: the screen supports {lw}x{lh} up to {hw}x{hh}")
+    return w, h
+
+
+def cmd_screenshot(args: argparse.Namespace) -> int:
+    from .cli import load_config
+
+    cfg = load_config(args)
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    from hardware import screen_render
+
+    now = datetime.now().astimezone()
+    display = demo_display(args.verdict, now, result_s=float(cfg.screen.result_s))
+    scene = screen_render.Scene(display=display, msg=Messages(args.locale or cfg.screen.locale),
+                                gate_name=cfg.gate.name, now=1000.0, wall=now, selected_groups=("Members",),
+                                can_sync=True)
+    frame = screen_render.render(scene, args.size)
+    import pygame
+
+    out = Path(args.out)
+    try:
+        pygame.image.save(frame.surface, str(out))
+    except (pygame.error, OSError) as exc:
+        raise ConfigError("--out", "out", f"cannot write {out} ({exc})") from None
+    print(f"wrote {out} ({args.size[0]}x{args.size[1]}, {args.verdict}, {scene.msg.locale})")
+    return 0
+
+
+def cmd_hash_pin(args: argparse.Namespace) -> int:
+    if sys.stdin.isatty():
+        pin = getpass.getpass("Staff PIN (4-8 digits): ")
+        if getpass.getpass("Again: ") != pin:
+            print("kiosk: the two PINs differ; nothing written", file=sys.stderr)
+            return 2
+    else:
+        pin = sys.stdin.readline().strip()
+    try:
+        value = hash_pin(pin)
+    except ValueError as exc:
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return 2
+    print(value)
+    if sys.stdout.isatty():
+        print(f'# put it in kiosk.toml:\n# [staff]\n# pin_hash = "{value}"', file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    verdicts = [v.value for v in Verdict]
+    p = sub.add_parser("screenshot", help="render a screen with demo data to a PNG",
+                       description="Render one screen with the demo data to a PNG (no display needed).")
+    common(p)
+    p.add_argument("--verdict", required=True, choices=verdicts + list(SCREENS), metavar="SCREEN",
+                   help="a verdict (" + ", ".join(verdicts) + ") or " + ", ".join(SCREENS))
+    p.add_argument("--locale", choices=LOCALES, help="default: the config's screen.locale")
+    p.add_argument("--size", type=parse_size, default=(800, 480), metavar="WxH", help="default 800x480")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.set_defaults(func=cmd_screenshot)
+
+    p = sub.add_parser("hash-pin", help="read a staff PIN, print the value for staff.pin_hash",
+                       description="Read a staff PIN (4-8 digits) from the terminal or stdin and print the "
+                                   "salted PBKDF2 hash to put in staff.pin_hash.")
+    p.set_defaults(func=cmd_hash_pin)

@@ -1,0 +1,185 @@
+"""`kiosk sync` (one sync and one upload round, in the foreground) and `kiosk upstream` (the reference upstream)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from .errors import ConfigError, KioskError
+
+log = logging.getLogger(__name__)
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal, redrawn at most 10 times a second."""
+
+    def __init__(self, out: TextIO, width: int = 30):
+        self.out = out
+        self.width = width
+        self._drawn = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, expected: int | None) -> None:
+        now = time.monotonic()
+        if now - self._drawn < 0.1 and (expected is None or done < expected):
+            return
+        self._drawn = now
+        if expected:
+            frac = min(1.0, done / expected)
+            bar = "#" * int(frac * self.width)
+            text = f"\rsnapshot [{bar:<{self.width}}] {done:,}/{expected:,} records {frac:4.0%}"
+        else:
+            text = f"\rsnapshot {done:,} records"
+        self.out.write(text)
+        self.out.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .cli import make_app
+    from .upstream import Upstream
+
+    app = make_app(args)
+    report: dict[str, Any] = {}
+    try:
+        upstream = Upstream.from_app(app)
+        try:
+            bar = ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+            try:
+                result = upstream.sync_once(bar)
+                report["sync"] = {"ok": True, "kind": result.kind, "cursor": result.cursor,
+                                  "changed": result.changed(), "seconds": round(result.seconds, 2)}
+                text = f"sync: {result.summary()}"
+            except KioskError as exc:
+                report["sync"] = {"ok": False, "error": str(exc)}
+                text = f"sync failed: {exc}; keeping the snapshot held (cursor {app.snapshot.cursor or '-'})"
+            finally:
+                if bar is not None:
+                    bar.finish()
+            if not args.json:
+                print(text)
+            try:
+                sent = upstream.upload_once()
+                pending = app.journal.counts()["pending"]
+                report["upload"] = {"ok": True, "accepted": sent.accepted, "isolated": sent.isolated,
+                                    "pending": pending}
+                text = f"upload: {sent.summary()}; {pending} still to report"
+            except KioskError as exc:
+                report["upload"] = {"ok": False, "error": str(exc), "pending": app.journal.counts()["pending"]}
+                text = f"upload failed: {exc}; {report['upload']['pending']} scans kept to report later"
+            if not args.json:
+                print(text)
+        finally:
+            upstream.stop()
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    return 0 if report["sync"]["ok"] and report["upload"]["ok"] else 1
+
+
+def _fault(text: str) -> tuple[str, str, int]:
+    from .refupstream import FAULTS
+
+    kind, _, rest = text.partition(":")
+    endpoint, _, times = rest.partition(":")
+    if kind not in FAULTS:
+        raise argparse.ArgumentTypeError(f"{kind!r} is not a fault; known: {', '.join(FAULTS)}")
+    if endpoint not in ("", "*", "snapshot", "scans", "heartbeat"):
+        raise argparse.ArgumentTypeError(f"{endpoint!r}: the endpoint is snapshot, scans, heartbeat or *")
+    try:
+        return kind, endpoint or "*", int(times) if times else -1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{times!r}: TIMES must be a whole number") from None
+
+
+def cmd_upstream(args: argparse.Namespace) -> int:
+    import ssl
+
+    from .refupstream import DataError, RefStore, RefUpstream, read_records
+    from .upstream.client import read_token
+
+    token = read_token(args.token_file, "--token-file")
+    context = None
+    if args.cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(args.cert, args.key or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("--cert", "cert", f"cannot load {args.cert} ({exc})") from None
+    store = RefStore(args.db)
+
+    def load() -> None:
+        if args.data:
+            try:
+                cursor = store.replace(read_records(args.data))
+            except (OSError, ValueError, DataError) as exc:
+                raise KioskError(f"cannot load {', '.join(args.data)}: {exc}") from None
+            log.info("serving %s at cursor %s", ", ".join(args.data), cursor)
+
+    load()
+    server = RefUpstream(store, token, args.host, args.port, ssl_context=context, slow_s=args.slow_s,
+                         gzip_level=args.gzip_level)
+    for kind, endpoint, times in args.fault or ():
+        server.inject(kind, endpoint, times)
+
+    def reload(*_: Any) -> None:
+        try:
+            load()
+        except KioskError as exc:
+            log.error("%s; still serving the data held", exc)
+
+    def terminate(*_: Any) -> None:
+        # shutdown() waits for serve_forever(), which runs on this very thread: ask from another.
+        threading.Thread(target=server.httpd.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGHUP, reload)
+    signal.signal(signal.SIGTERM, terminate)
+    print(f"reference upstream on {server.url} (data in {args.db}, cursor {store.cursor()}); "
+          f"SIGHUP reloads {'the data files' if args.data else 'nothing'}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.httpd.server_close()
+    return 0
+
+
+def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser("sync", help="sync the snapshot and report scans once, now",
+                       description="One snapshot sync and one upload round against upstream.url, in the foreground. "
+                                   "Exit status 1 if either failed.")
+    common(p)
+    p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("upstream", help="run the reference upstream server",
+                       description="A small upstream speaking the kiosk protocol: serves the records in --data "
+                                   "(CSV files as `kiosk import` reads them, a JSON list or NDJSON), stores reported "
+                                   "scans in --db. SIGHUP reloads --data; changes become deltas.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--token-file", required=True, help="the bearer token kiosks must send (chmod 600)")
+    p.add_argument("--db", default="refupstream.sqlite", type=Path, help="the server's SQLite file")
+    p.add_argument("--data", nargs="*", metavar="FILE", help="records to serve (replaces what --db holds)")
+    p.add_argument("--cert", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--key", help="the certificate's private key (PEM), if not in --cert")
+    p.add_argument("--fault", action="append", type=_fault, metavar="KIND[:ENDPOINT[:TIMES]]",
+                   help="misbehave on purpose (repeatable), e.g. 503:snapshot:3 or bad_json")
+    p.add_argument("--slow-s", type=float, default=2.0, help="delay of the slow and stall faults")
+    p.add_argument("--gzip-level", type=int, default=1, choices=range(0, 10), metavar="0-9",
+                   help="gzip level for clients that accept it; 0 = never compress")
+    p.set_defaults(func=cmd_upstream)

@@ -1,0 +1,247 @@
+"""The kiosk's link to its upstream: snapshot sync, scan reporting and heartbeat, offline-first.
+
+Two background threads, so a long snapshot download never delays reporting and neither ever
+delays a scan (scans are decided on the main thread from the snapshot already held):
+
+- "upstream-sync": a sync every `upstream.sync_interval_s`, or at once on `request_sync()`;
+  on failure it retries with exponential backoff and jitter, up to `upstream.retry_max_s`.
+- "upstream-report": uploads pending journal events as soon as a scan is journalled (and on a
+  timer, for passage updates), and sends a heartbeat every `upstream.heartbeat_s`.
+
+What happened last goes to `app.state["last_sync"]` / `["last_upload"]`; what is wrong now
+to `app.faults` ("upstream": unreachable or refusing; "token": the upstream refused the token).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+from .. import __version__
+from ..errors import KioskError, SyncError
+from ..journal import Journal, iso
+from ..rules import snapshot_age
+from .client import ClientSettings, UpstreamClient, UpstreamError, read_token
+from .sync import Progress, SyncResult, sync_snapshot
+from .uploader import UploadResult, upload_round
+
+__all__ = ["Upstream", "SyncResult", "UploadResult"]
+
+log = logging.getLogger(__name__)
+
+PAUSE_BETWEEN_BATCHES_S = 0.02
+SWITCH_INTERVAL_S = 0.0005
+
+
+def backoff_delay(failures: int, base_s: float, cap_s: float, rng: random.Random) -> float:
+    """Exponential backoff with "equal jitter": half the delay fixed, half random, so kiosks don't retry in step."""
+    delay = min(cap_s, base_s * 2 ** max(0, failures - 1))
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
+class Upstream:
+    def __init__(self, app: Any, settings: ClientSettings, *, sync_interval_s: float, heartbeat_s: float,
+                 retry_max_s: float, rng: random.Random | None = None):
+        self.app = app
+        self.settings = settings
+        self.sync_interval_s = sync_interval_s
+        self.heartbeat_s = heartbeat_s
+        self.retry_max_s = max(retry_max_s, sync_interval_s)
+        self.retry_base_s = min(5.0, sync_interval_s)
+        self.rng = rng or random.Random()
+        read_token(settings.token_file, settings.config_file)  # refuse to start on a bad token file
+        # The reporter's own connection to the journal: its reads and writes never wait on (or make
+        # wait) the gate's connection lock, only on SQLite's, for a millisecond at a time.
+        j = app.config.journal
+        self._journal = Journal(app.journal.path, keep_days=j.keep_days, max_events=j.max_events, sync=j.sync)
+        self._sync_client = UpstreamClient(settings)
+        self._report_client = UpstreamClient(settings)
+        self._stop = threading.Event()
+        self._sync_wanted = threading.Event()
+        self._upload_wanted = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._problems: dict[str, str] = {}  # channel -> what is wrong ("sync", "report")
+        self._problems_lock = threading.Lock()
+        self.sync_failures = 0
+        self.report_failures = 0
+
+    @classmethod
+    def from_app(cls, app: Any) -> "Upstream":
+        """Build from the app's config; raises ConfigError on a missing/unsafe token file or a bad CA file."""
+        up = app.config.upstream
+        return cls(app, ClientSettings.from_config(app.config), sync_interval_s=float(up.sync_interval_s),
+                   heartbeat_s=float(up.heartbeat_s), retry_max_s=float(up.retry_max_s))
+
+    # -- one round each (the threads and `kiosk sync` use these) -------------------------
+    def sync_once(self, progress: Progress | None = None) -> SyncResult:
+        """One snapshot sync; records the outcome in state and faults. Raises SyncError on failure."""
+        app = self.app
+        now = app.clock()
+
+        def watch(done: int, expected: int | None) -> bool:
+            if progress is not None:
+                progress(done, expected)
+            return self._stop.is_set()
+
+        try:
+            result = sync_snapshot(self._sync_client, app.snapshot_path, app.snapshot.meta(), now, watch)
+        except KioskError as exc:
+            self.sync_failures += 1
+            self._failed("sync", exc)
+            app.state["last_sync"] = {"at": iso(now), "ok": False, "cursor": app.snapshot.meta().get("cursor", ""),
+                                      "error": str(exc), "failures": self.sync_failures,
+                                      "last_ok_at": (app.state.get("last_sync") or {}).get("last_ok_at")}
+            raise
+        self.sync_failures = 0
+        app.snapshot.reload()
+        self._succeeded("sync")
+        app.watch_staleness()
+        app.state["last_sync"] = {"at": iso(now), "ok": True, "kind": result.kind, "cursor": result.cursor,
+                                  "changed": result.changed(), "bytes": result.bytes,
+                                  "seconds": round(result.seconds, 2), "last_ok_at": iso(now)}
+        log.info("sync: %s", result.summary())
+        return result
+
+    def upload_once(self, pause_s: float = 0.0) -> UploadResult:
+        """Report every pending event (until the upstream holds some back). Raises SyncError on failure."""
+        app = self.app
+        try:
+            result = upload_round(self._report_client, self._journal, app.clock, stop=self._stop, pause_s=pause_s)
+        except KioskError as exc:
+            self.report_failures += 1
+            self._failed("report", exc)
+            app.state["last_upload"] = {"at": iso(app.clock()), "ok": False, "error": str(exc),
+                                        "failures": self.report_failures}
+            raise
+        self.report_failures = 0
+        self._succeeded("report")
+        if result.requests:
+            app.state["last_upload"] = {"at": iso(app.clock()), "ok": True, "accepted": result.accepted,
+                                        "isolated": len(result.isolated)}
+            log.info("upload: %s", result.summary())
+        return result
+
+    def heartbeat_once(self) -> None:
+        self._report_client.heartbeat(self.heartbeat_payload())
+
+    def heartbeat_payload(self) -> dict[str, Any]:
+        app = self.app
+        meta = app.snapshot.meta()
+        age = snapshot_age(meta, app.clock())
+        return {"device": self.settings.device, "version": __version__, "cursor": meta.get("cursor", ""),
+                "snapshot_age_s": None if age is None else round(age.total_seconds()),
+                "queue": self._journal.counts()["pending"], "uptime_s": round(time.monotonic() - app.started),
+                "last_scan_at": self._journal.last_at(), "faults": sorted(app.faults.active())}
+
+    # -- faults --------------------------------------------------------------------------
+    def _failed(self, channel: str, exc: KioskError) -> None:
+        log.warning("upstream %s failed: %s", channel, exc)
+        if isinstance(exc, UpstreamError) and exc.status == 401:
+            self.app.faults.set("token", "Upstream refused the kiosk's token: renew it")
+            self._set_problem(channel, None)
+        else:
+            self._set_problem(channel, f"{'sync' if channel == 'sync' else 'reporting'}: {exc}")
+
+    def _succeeded(self, channel: str) -> None:
+        self.app.faults.clear("token")
+        self._set_problem(channel, None)
+
+    def _set_problem(self, channel: str, problem: str | None) -> None:
+        with self._problems_lock:
+            if problem is None:
+                self._problems.pop(channel, None)
+            else:
+                self._problems[channel] = problem
+            text = "; ".join(self._problems[c] for c in sorted(self._problems))
+        if text:
+            self.app.faults.set("upstream", "Upstream " + text)
+        else:
+            self.app.faults.clear("upstream")
+
+    # -- background ----------------------------------------------------------------------
+    def start(self) -> None:
+        # Parsing a snapshot or encoding a batch is pure Python on these threads; with the default
+        # 5 ms GIL switch interval every SQLite call of a scan on the main thread could wait that
+        # long to get the GIL back. 0.5 ms keeps scan latency flat while we work.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+        self.app.gate.add_output(_WakeOnScan(self._upload_wanted))
+        for name, target in (("upstream-sync", self._sync_loop), ("upstream-report", self._report_loop)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._sync_wanted.set()
+        self._upload_wanted.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+        self._sync_client.close()
+        self._report_client.close()
+        self._journal.close()
+
+    def request_sync(self) -> None:
+        """Sync as soon as possible (the screen's "sync now"); returns at once."""
+        self._sync_wanted.set()
+
+    def _sync_loop(self) -> None:
+        while not self._stop.is_set():
+            self._sync_wanted.clear()
+            try:
+                self.sync_once()
+                wait = self.sync_interval_s
+            except KioskError:
+                wait = backoff_delay(self.sync_failures, self.retry_base_s, self.retry_max_s, self.rng)
+            except Exception:
+                log.exception("sync failed unexpectedly")
+                wait = self.retry_max_s
+            self._sync_wanted.wait(wait)
+
+    def _report_loop(self) -> None:
+        next_heartbeat = time.monotonic()
+        retry_at = 0.0
+        poll_s = min(5.0, self.heartbeat_s)  # also catches events made pending again (passage updates)
+        while not self._stop.is_set():
+            self._upload_wanted.clear()
+            now = time.monotonic()
+            if now >= retry_at and self._journal.pending(1):
+                try:
+                    self.upload_once(pause_s=PAUSE_BETWEEN_BATCHES_S)
+                    retry_at = 0.0
+                except KioskError:
+                    retry_at = now + backoff_delay(self.report_failures, self.retry_base_s, self.retry_max_s, self.rng)
+                except Exception:
+                    log.exception("upload failed unexpectedly")
+                    retry_at = now + self.retry_max_s
+            if now >= next_heartbeat:
+                next_heartbeat = now + self.heartbeat_s
+                try:
+                    self.heartbeat_once()
+                    if not self.report_failures:
+                        self._succeeded("report")
+                except KioskError as exc:
+                    self._failed("report", exc)
+                except Exception:
+                    log.exception("heartbeat failed unexpectedly")
+            now = time.monotonic()
+            wake_at = min(next_heartbeat, retry_at if retry_at > now else now + poll_s)
+            self._upload_wanted.wait(max(0.01, wake_at - now))
+
+
+class _WakeOnScan:
+    """A gate output that wakes the reporter when an event was journalled."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def act(self, decision: Any) -> None:
+        self.event.set()
+
+    def close(self) -> None:
+        pass

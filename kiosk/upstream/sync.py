@@ -1,0 +1,242 @@
+"""Snapshot sync: stream the upstream's NDJSON answer line by line into a SnapshotBuilder.
+
+A full answer builds a new file that is swapped in on commit; a delta is one transaction on
+the live file. Anything wrong with the answer (no end marker, a wrong count, a line that is
+not JSON, over 64 KiB or of the wrong shape, a dropped connection) aborts the builder, so
+the snapshot the kiosk held stays exactly as it was. Memory is bounded by one line plus the
+builder's batch, whatever the size of the answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from ..errors import SnapshotError, SyncError
+from ..records import RecordError
+from ..snapshot import LoadResult, SnapshotBuilder
+from .client import UpstreamClient
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 64 * 1024
+PROTOCOL_VERSION = 1
+
+# progress(records_so_far, records_expected_or_None); returning True asks the sync to stop.
+Progress = Callable[[int, "int | None"], "bool | None"]
+
+
+class SnapshotRejected(SyncError):
+    """The upstream's answer was wrong; nothing of it was applied."""
+
+
+class SyncStopped(SyncError):
+    """The kiosk is shutting down; the sync was abandoned and nothing of it applied."""
+
+
+@dataclass
+class SyncResult:
+    kind: str  # "full", "delta" or "unchanged" (304)
+    cursor: str
+    loaded: LoadResult = field(default_factory=LoadResult)
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def changed(self) -> dict[str, int]:
+        r = self.loaded
+        return {"groups": r.groups, "customers": r.customers, "cards": r.cards, "deleted": r.deleted,
+                "skipped": r.skipped}
+
+    def summary(self) -> str:
+        if self.kind == "unchanged":
+            return f"snapshot unchanged (cursor {self.cursor})"
+        c = self.changed()
+        parts = [f"{c['customers']} customers", f"{c['groups']} groups", f"{c['cards']} cards"]
+        if c["deleted"]:
+            parts.append(f"{c['deleted']} deleted")
+        if c["skipped"]:
+            parts.append(f"{c['skipped']} unknown records skipped")
+        what = "full snapshot" if self.kind == "full" else "delta"
+        return f"{what} to cursor {self.cursor}: " + ", ".join(parts) + f" in {self.seconds:.1f} s"
+
+
+def iter_lines(chunks: Iterable[bytes], limit: int = MAX_LINE) -> Iterator[bytes]:
+    """Split a byte stream into lines, refusing any line over `limit` bytes before buffering more of it."""
+    rest = b""
+    for chunk in chunks:
+        if rest:
+            chunk = rest + chunk
+        lines = chunk.split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            if len(line) > limit:
+                raise _LineTooLong()
+            yield line
+        if len(rest) > limit:
+            raise _LineTooLong()
+    if rest:
+        yield rest
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+def held_basis(meta: dict[str, str], url: str) -> tuple[str, str]:
+    """(cursor, etag) to send: only for a snapshot that came from this upstream, else ask for a full one."""
+    if meta.get("source") == "upstream" and meta.get("upstream") == url:
+        return meta.get("cursor", ""), meta.get("etag", "")
+    return "", ""
+
+
+def sync_snapshot(client: UpstreamClient, path: Path, held_meta: dict[str, str], now: datetime,
+                  progress: Progress | None = None) -> SyncResult:
+    """One snapshot sync. Returns what changed; raises SyncError (the held snapshot untouched) otherwise."""
+    started = time.monotonic()
+    url = client.settings.url
+    since, etag = held_basis(held_meta, url)
+    if since and not path.exists():
+        since, etag = "", ""
+    with client.snapshot(since, etag) as response:
+        if response.status_code == 304:
+            if not since:
+                raise SnapshotRejected("the upstream answered 304 Not Modified to a request for a full snapshot")
+            _touch(path, now)
+            return SyncResult("unchanged", since, seconds=time.monotonic() - started)
+        ctype = response.headers.get("content-type", "")
+        if ctype and "ndjson" not in ctype:
+            raise SnapshotRejected(f"the upstream's snapshot is {ctype.split(';')[0]}, not application/x-ndjson")
+        result = _apply(response.iter_bytes(), path, since, now, url, response.headers.get("etag", ""), progress)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _apply(chunks: Iterable[bytes], path: Path, since: str, now: datetime, url: str, etag: str,
+           progress: Progress | None) -> SyncResult:
+    counted = _Counted(chunks)
+    lines = iter_lines(counted)
+    lineno = 1
+    try:
+        first = next(lines, None)
+        if first is None:
+            raise SnapshotRejected("the upstream's snapshot is empty (no header line)")
+        header = _header(first)
+        full = header["full"]
+        if not full and not since:
+            raise SnapshotRejected("the upstream sent a delta although the kiosk asked for a full snapshot")
+        builder = _open_builder(path, "full" if full else "delta")
+        try:
+            if not full:
+                _check_base(builder, since)
+            expected = header.get("records") if isinstance(header.get("records"), int) else None
+            count, end = 0, None
+            for line in lines:
+                lineno += 1
+                record = _parse(line, lineno)
+                kind = record.get("type")
+                if kind == "end":
+                    end = record
+                    break
+                if kind == "header":
+                    raise SnapshotRejected(f"line {lineno}: a second header")
+                try:
+                    builder.apply(record)
+                except RecordError as exc:
+                    raise SnapshotRejected(f"line {lineno}: {kind or 'record'}: {exc}") from None
+                count += 1
+                if progress is not None and count % 10_000 == 0 and progress(count, expected):
+                    raise SyncStopped("sync abandoned: the kiosk is stopping")
+            if end is None:
+                raise SnapshotRejected(f"the answer ended after line {lineno} without its end marker")
+            for extra in lines:
+                lineno += 1
+                if extra.strip():
+                    raise SnapshotRejected(f"line {lineno}: data after the end marker")
+            if end.get("records") != count or isinstance(end.get("records"), bool):
+                raise SnapshotRejected(f"the end marker counts {end.get('records')!r} records but {count} arrived")
+            meta = {"cursor": header["cursor"], "synced_at": now.isoformat(timespec="seconds"), "etag": etag}
+            if full:
+                meta.update(source="upstream", upstream=url)
+            loaded = builder.commit(meta)
+        except BaseException:
+            builder.abort()
+            raise
+    except _LineTooLong:
+        raise SnapshotRejected(f"line {lineno + 1} is longer than {MAX_LINE // 1024} KiB") from None
+    except (SnapshotError, sqlite3.Error) as exc:
+        raise SyncError(f"cannot write the snapshot: {exc}") from exc
+    if progress is not None:
+        progress(count, expected)
+    return SyncResult("full" if full else "delta", header["cursor"], loaded, counted.bytes)
+
+
+class _Counted:
+    """Counts the (decoded) bytes that went by, for the report."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self.chunks = chunks
+        self.bytes = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.bytes += len(chunk)
+            yield chunk
+
+
+def _parse(line: bytes, lineno: int) -> dict:
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise SnapshotRejected(f"line {lineno} is not valid JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise SnapshotRejected(f"line {lineno} is not a JSON object")
+    return record
+
+
+def _header(line: bytes) -> dict:
+    header = _parse(line, 1)
+    if header.get("type") != "header":
+        raise SnapshotRejected("line 1 is not the header")
+    if header.get("version") != PROTOCOL_VERSION:
+        raise SnapshotRejected(f"the upstream speaks protocol version {header.get('version')!r}; this kiosk speaks "
+                               f"{PROTOCOL_VERSION}")
+    if not isinstance(header.get("cursor"), str) or not header["cursor"]:
+        raise SnapshotRejected("the header has no cursor")
+    if not isinstance(header.get("full"), bool):
+        raise SnapshotRejected("the header's 'full' must be true or false")
+    return header
+
+
+def _open_builder(path: Path, mode: str) -> SnapshotBuilder:
+    builder = SnapshotBuilder(path, mode)
+    # We hold the writer lock: any other half-built file is left by a writer that crashed.
+    own = f"{path.name}.new-{os.getpid()}"
+    for stale in path.parent.glob(f"{path.name}.new-*"):
+        if stale.name != own and not stale.name.endswith("-journal"):
+            log.info("removing %s, left by an interrupted snapshot load", stale)
+            with contextlib.suppress(OSError):
+                stale.unlink()
+                Path(str(stale) + "-journal").unlink(missing_ok=True)
+    return builder
+
+
+def _check_base(builder: SnapshotBuilder, since: str) -> None:
+    """A delta applies only to the snapshot it was asked for (an import may have replaced it meanwhile)."""
+    row = builder.db.execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
+    if not row or row[0] != since:
+        raise SnapshotRejected(f"the snapshot changed while syncing (cursor {row[0] if row else None!r}, "
+                               f"asked for a delta on {since!r}); the next sync starts from the snapshot now held")
+
+
+def _touch(path: Path, now: datetime) -> None:
+    """304: the held snapshot is current as of now."""
+    builder = SnapshotBuilder(path, "delta")
+    builder.commit({"synced_at": now.isoformat(timespec="seconds")})

@@ -1,0 +1,118 @@
+"""Scan reporting: journal events not yet acknowledged go upstream, oldest first, 500 at a time.
+
+Only ids the upstream names in `accepted` are marked sent; everything else stays pending and
+is sent again later with the same id (the upstream deduplicates by id, so nothing counts twice).
+
+A bad event (a 4xx other than 401/408/429, see `is_bad_event`) must never block the queue.
+The upstream rejects the whole request and does not say which event was bad, so the batch is
+bisected: each half is sent on its own, the good half is stored, the bad half split again,
+until the one bad event is alone and set aside (`journal.isolate`). One bad event in 500 costs
+about 2 x log2(500) = 18 small requests instead of 500 single-event requests, and a batch
+with no bad event costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from ..errors import SyncError
+from ..journal import Journal
+from .client import UpstreamClient, UpstreamError
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+# Acknowledgements are written a few dozen at a time: each short transaction holds the journal's
+# write lock for about a millisecond, so a scan being journalled meanwhile hardly waits.
+MARK_CHUNK = 25
+# 4xx answers about the request or the kiosk rather than one event: retried later, never isolated.
+# 401/408/429 come from the protocol; 403/404/405 mean a refused kiosk or a wrong URL, where
+# isolating would set the whole queue aside one event at a time.
+NOT_EVENT_ERRORS = frozenset({401, 403, 404, 405, 408, 429})
+
+
+def is_bad_event(exc: SyncError) -> bool:
+    return isinstance(exc, UpstreamError) and 400 <= exc.status < 500 and exc.status not in NOT_EVENT_ERRORS
+
+
+@dataclass
+class UploadResult:
+    sent: int = 0  # events posted (a bisected event counts each time it went)
+    accepted: int = 0  # events the upstream acknowledged, now marked sent
+    isolated: list[str] = field(default_factory=list)
+    requests: int = 0
+
+    def summary(self) -> str:
+        text = f"reported {self.accepted} scan{'s' if self.accepted != 1 else ''}"
+        if self.isolated:
+            text += f", set aside {len(self.isolated)} the upstream rejected"
+        return text
+
+
+def upload_round(client: UpstreamClient, journal: Journal, now: Callable[[], datetime], *, batch: int = BATCH,
+                 stop: threading.Event | None = None, pause_s: float = 0.0) -> UploadResult:
+    """Send pending events until none are left, the upstream holds some back, or `stop` is set.
+
+    Raises SyncError when the upstream cannot be reached or refuses (those events stay pending).
+    `pause_s` between batches leaves the journal to the gate while a long backlog drains.
+    """
+    result = UploadResult()
+    while stop is None or not stop.is_set():
+        events = journal.pending(batch)
+        if not events:
+            break
+        handled = _send(client, journal, events, now, result)
+        checkpoint(journal)
+        if handled < len(events):
+            log.info("the upstream held back %d of %d events; they are retried later", len(events) - handled,
+                     len(events))
+            break
+        if len(events) < batch:
+            break
+        if pause_s and stop is not None and stop.wait(pause_s):
+            break
+    return result
+
+
+def checkpoint(journal: Journal) -> None:
+    """Fold the WAL into the journal from this (the reporter's) connection.
+
+    A drain rewrites many pages; left alone, the WAL passes SQLite's auto-checkpoint threshold
+    during the gate's own commit and a scan pays for the fsync. A passive checkpoint never
+    blocks the gate's writes.
+    """
+    journal.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _send(client: UpstreamClient, journal: Journal, events: list[dict], now: Callable[[], datetime],
+          result: UploadResult) -> int:
+    """Post `events`; returns how many were dealt with (acknowledged or isolated)."""
+    result.requests += 1
+    result.sent += len(events)
+    try:
+        accepted = client.post_scans(events)
+    except SyncError as exc:
+        if not is_bad_event(exc):
+            raise
+        if len(events) == 1:
+            event = events[0]
+            log.warning("the upstream rejected event %s (%s at %s): %s; set aside", event["id"], event["verdict"],
+                        event["at"], exc)
+            journal.isolate(event["id"], str(exc))
+            result.isolated.append(event["id"])
+            return 1
+        middle = len(events) // 2
+        return (_send(client, journal, events[:middle], now, result)
+                + _send(client, journal, events[middle:], now, result))
+    ours = {e["id"] for e in events}
+    # Ignore ids we did not send and ids named twice: the answer only acknowledges this batch.
+    acknowledged = [i for i in dict.fromkeys(accepted) if i in ours]
+    at = now()
+    for start in range(0, len(acknowledged), MARK_CHUNK):
+        journal.mark_sent(acknowledged[start:start + MARK_CHUNK], at)
+    result.accepted += len(acknowledged)
+    return len(acknowledged)

@@ -1,0 +1,392 @@
+"""Benchmarks of the gate's core: decode, snapshot lookup, CSV import, scan-to-decision latency.
+
+Run through ./scripts/bench core [--only decode,lookup,import,latency] [--customers N]. Prints
+the machine, one table per part and a goal check; BENCHMARKS.md records the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import random
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kiosk import demo  # noqa: E402
+from kiosk.decoder import DEFAULT_FORMATS, FrameDecoder, render_code  # noqa: E402
+from kiosk.snapshot import SnapshotBuilder, SnapshotStore  # noqa: E402
+
+GOALS: list[tuple[str, str, bool]] = []  # (what, figure, met)
+
+
+def goal(what: str, figure: str, met: bool) -> None:
+    GOALS.append((what, figure, met))
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def timed(fn: Callable[[], Any], runs: int, warmup: int = 3) -> list[float]:
+    """Wall times of `runs` calls, in ms."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter_ns()
+        fn()
+        out.append((time.perf_counter_ns() - t) / 1e6)
+    return out
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        cpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        cpu = "\n".join(cpu.splitlines()[:10])
+    except (OSError, subprocess.SubprocessError):
+        cpu = platform.processor()
+    return f"{platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs\n{cpu}"
+
+
+# -- decode ------------------------------------------------------------------------------------------
+
+CARD_URL = f"https://members.example.org/card/{demo.JANE_CARD}"
+
+
+def scene(w: int, h: int, seed: int = 1) -> np.ndarray:
+    """A camera-like frame without a code: a soft gradient with sensor noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 90 + 60 * (xx / w) + 30 * np.sin(yy / h * 3.1)
+    return np.clip(base + rng.normal(0, 6, (h, w)), 0, 255).astype(np.uint8)
+
+
+def with_code(frame: np.ndarray, text: str, fmt: str, scale: int) -> np.ndarray:
+    out = frame.copy()
+    code = render_code(text, fmt, scale)
+    ch, cw = code.shape
+    y, x = (out.shape[0] - ch) // 2, (out.shape[1] - cw) // 2
+    # printed paper under room light: not pure black and white
+    out[y:y + ch, x:x + cw] = np.where(code > 127, 215, 35).astype(np.uint8)
+    return out
+
+
+def frames() -> dict[str, tuple[np.ndarray, str | None]]:
+    out: dict[str, tuple[np.ndarray, str | None]] = {}
+    for w, h, qr_scale, bar_scale in ((640, 480, 5, 2), (1280, 720, 8, 3)):
+        size = f"{w}x{h}"
+        out[f"{size} blank"] = (np.full((h, w), 128, np.uint8), None)
+        out[f"{size} scene, no code"] = (scene(w, h), None)
+        out[f"{size} QR (card URL)"] = (with_code(scene(w, h), CARD_URL, "QRCode", qr_scale), CARD_URL)
+        out[f"{size} Code128"] = (with_code(scene(w, h), "GIFT-2026-0042", "Code128", bar_scale), "GIFT-2026-0042")
+    return out
+
+
+def pyzbar_decoder() -> tuple[Callable[[np.ndarray], list[str]] | None, str]:
+    try:
+        from pyzbar import pyzbar
+    except ImportError as exc:
+        return None, f"pyzbar not installed ({exc}); install the bench extra: pip install -e '.[bench]'"
+    except OSError as exc:
+        return None, f"pyzbar cannot load libzbar ({exc}); install it: sudo apt install libzbar0"
+    symbols = [pyzbar.ZBarSymbol.QRCODE, pyzbar.ZBarSymbol.CODE128]  # zbar has no Micro QR
+
+    def decode(frame: np.ndarray) -> list[str]:
+        h, w = frame.shape
+        return [r.data.decode("utf-8", "replace") for r in pyzbar.decode((frame.tobytes(), w, h), symbols=symbols)]
+
+    return decode, "pyzbar (zbar) QRCODE+CODE128"
+
+
+def bench_decode(runs: int) -> None:
+    import zxingcpp
+
+    print("\n## Decode (ms per grayscale frame; median / p99 over", runs, "runs; found = decoded the right text)")
+    kiosk = FrameDecoder()  # the kiosk's defaults: QRCode, MicroQRCode, Code128, downscale + invert on
+    zbar, zbar_name = pyzbar_decoder()
+    if zbar is None:
+        print(f"NOTE: {zbar_name} -- the pyzbar column is skipped")
+    print(f"zxing-cpp: kiosk.decoder.FrameDecoder(formats={list(DEFAULT_FORMATS)}, try_rotate/downscale/invert on)")
+    print(f"{'frame':<26} {'zxing med':>10} {'p99':>8} {'found':>6} | {'pyzbar med':>10} {'p99':>8} {'found':>6} "
+          f"| {'ratio':>6}")
+    medians: dict[str, tuple[float, float | None]] = {}
+    for name, (frame, text) in frames().items():
+        z = timed(lambda: kiosk.decode(frame), runs)
+        z_found = [f.text for f in kiosk.decode(frame)]
+        z_ok = (z_found == [text]) if text else not z_found
+        line = f"{name:<26} {statistics.median(z):>10.3f} {percentile(z, 99):>8.3f} {str(z_ok):>6} | "
+        zb_med = None
+        if zbar is not None:
+            zb = timed(lambda: zbar(frame), max(10, runs // 4))
+            zb_found = zbar(frame)
+            zb_ok = (zb_found == [text]) if text else not zb_found
+            zb_med = statistics.median(zb)
+            line += f"{zb_med:>10.3f} {percentile(zb, 99):>8.3f} {str(zb_ok):>6} | {statistics.median(z) / zb_med:>6.3f}"
+        else:
+            line += f"{'-':>10} {'-':>8} {'-':>6} | {'-':>6}"
+        print(line)
+        medians[name] = (statistics.median(z), zb_med)
+
+    blank = medians["640x480 blank"][0]
+    goal("decode, blank 640x480 frame <= 0.5 ms", f"{blank:.3f} ms", blank <= 0.5)
+    if zbar is not None:
+        worst = max(z / zb for z, zb in medians.values() if zb)
+        goal("decode median <= 1/10 of pyzbar's, every frame", f"worst ratio {worst:.3f}", worst <= 0.1)
+
+    # What each zxing-cpp option costs, on the 640x480 frames.
+    print("\nzxing-cpp options on 640x480 (median ms; found):")
+    variants = {
+        "kiosk default": {},
+        "try_invert=False": {"try_invert": False},
+        "try_downscale=False": {"try_downscale": False},
+        "invert+downscale off": {"try_invert": False, "try_downscale": False},
+        "try_rotate=False": {"try_rotate": False},
+        "binarizer=GlobalHistogram": {"binarizer": zxingcpp.Binarizer.GlobalHistogram},
+        "binarizer=FixedThreshold": {"binarizer": zxingcpp.Binarizer.FixedThreshold},
+        "rotate+invert+downscale off": {"try_rotate": False, "try_invert": False, "try_downscale": False},
+        # which format costs what (a narrower list cannot read the other codes: "MISSED" is expected)
+        "formats QRCode,MicroQRCode": {"formats": "QRCode,MicroQRCode"},
+        "formats Code128": {"formats": "Code128"},
+    }
+    selected = {k: v for k, v in frames().items() if k.startswith("640x480")}
+    print(f"{'options':<28}" + "".join(f" {k[8:]:>22}" for k in selected))
+    for label, options in variants.items():
+        opts = {"try_rotate": True, "try_downscale": True, "try_invert": True, "formats": kiosk.formats, **options}
+        if isinstance(opts["formats"], str):
+            opts["formats"] = zxingcpp.barcode_formats_from_str(opts["formats"])
+
+        def read(frame: np.ndarray, opts: dict = opts) -> list[str]:
+            return [r.text for r in zxingcpp.read_barcodes(frame, **opts) if r.valid]
+
+        cells = []
+        for frame, text in selected.values():
+            t = statistics.median(timed(lambda: read(frame), runs))
+            ok = (read(frame) == [text]) if text else not read(frame)
+            cells.append(f"{t:>8.3f} {'yes' if ok else 'MISSED':>6}")
+        print(f"{label:<28}" + "".join(f" {c:>22}" for c in cells))
+
+
+# -- lookup --------------------------------------------------------------------------------------------
+
+def customer_id(i: int) -> str:
+    return f"I-{i:07d}"
+
+
+def card_uuid(i: int) -> str:
+    return str(uuid.UUID(int=random.Random(i).getrandbits(128), version=4))
+
+
+def build_lookup_snapshot(path: Path, n: int) -> None:
+    held = SnapshotStore(path)
+    try:
+        if held.exists() and held.meta().get("bench_customers") == str(n):
+            return
+    finally:
+        held.close()
+    started = time.perf_counter()
+    builder = SnapshotBuilder(path, "full")
+    try:
+        builder.apply({"type": "group", "id": "members", "name": "Members"})
+        for i in range(n):
+            builder.apply({"type": "customer", "id": customer_id(i), "first_name": f"First{i % 997}",
+                           "last_name": f"Last{i}", "groups": ["members"], "email": f"m{i}@example.org",
+                           "postcode": f"{1000 + i % 9000} AB"})
+            builder.apply({"type": "card", "code": card_uuid(i), "customer_id": customer_id(i)})
+        builder.commit({"cursor": "bench", "synced_at": datetime.now(timezone.utc).isoformat(),
+                        "bench_customers": str(n)})
+    except BaseException:
+        builder.abort()
+        raise
+    print(f"(built a {n:,}-customer, {n:,}-card snapshot in {time.perf_counter() - started:.1f} s, "
+          f"{path.stat().st_size / 1e6:.0f} MB)")
+
+
+def bench_lookup(workdir: Path, n: int, samples: int) -> None:
+    print(f"\n## Lookup at {n:,} customers and {n:,} cards (SnapshotStore, µs per call, {samples:,} random calls each)")
+    path = workdir / "lookup" / "snapshot.sqlite"
+    build_lookup_snapshot(path, n)
+    store = SnapshotStore(path)
+    rng = random.Random(7)
+    picks = [rng.randrange(n) for _ in range(samples)]
+    uuids = {i: card_uuid(i).upper() for i in picks}  # made before timing: only the lookup is measured
+    ids = {i: customer_id(i).lower() for i in picks}
+    cases = {
+        "customer(id), hit": lambda i: store.customer(ids[i]),
+        "customer(id), miss": lambda i: store.customer(f"I-X{i}"),
+        "card(UUID upper), hit": lambda i: store.card(uuids[i]),
+        "card(code), miss": lambda i: store.card(f"GIFT-{i}"),
+    }
+    print(f"{'call':<24} {'p50':>8} {'p99':>8} {'max':>9}")
+    worst_p99 = 0.0
+    try:
+        for name, call in cases.items():
+            for i in picks[:1000]:
+                call(i)
+            times = []
+            for i in picks:
+                t = time.perf_counter_ns()
+                found = call(i)
+                times.append((time.perf_counter_ns() - t) / 1e3)
+                if ("hit" in name) != (found is not None):
+                    raise SystemExit(f"lookup {name} for {i} returned {found!r}")
+            p99 = percentile(times, 99)
+            worst_p99 = max(worst_p99, p99)
+            print(f"{name:<24} {statistics.median(times):>8.1f} {p99:>8.1f} {max(times):>9.1f}")
+    finally:
+        store.close()
+    goal(f"lookup p99 <= 50 µs at {n:,} customers", f"worst p99 {worst_p99:.1f} µs", worst_p99 <= 50)
+
+
+# -- import --------------------------------------------------------------------------------------------
+
+def write_customers_csv(path: Path, n: int) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "kind", "first_name", "last_name", "name", "active", "groups", "valid_from", "valid_until",
+                    "email", "postcode"])
+        for i in range(n):
+            w.writerow([customer_id(i), "individual", f"First{i % 997}", f"Last{i}", "", "true",
+                        "members;patrons" if i % 10 == 0 else "members", "", "2027-12-31" if i % 3 else "",
+                        f"m{i}@example.org", f"{1000 + i % 9000} AB"])
+
+
+def bench_import(workdir: Path, n: int) -> None:
+    print(f"\n## Import of {n:,} customers (`kiosk import FILE --replace` in a subprocess)")
+    src = workdir / f"customers-{n}.csv"
+    if not src.exists():
+        write_customers_csv(src, n)
+    state = workdir / "import-state"
+    state.mkdir(exist_ok=True)
+    (state / "snapshot.sqlite").unlink(missing_ok=True)
+    command = [sys.executable, "-m", "kiosk.cli", "import", str(src), "--replace", "--state-dir", str(state)]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # wait4 gives this child's own rusage (what getrusage(RUSAGE_CHILDREN) reports when it is the only child)
+    _pid, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    out, err = child.stdout.read(), child.stderr.read()
+    child.stdout.close()
+    child.stderr.close()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        print(f"import FAILED with exit {code}: {err.strip() or out.strip()}")
+        goal("import of 1,000,000 customers", "failed", False)
+        return
+    peak_mb = usage.ru_maxrss / 1024  # kB on Linux
+    print(f"file {src.stat().st_size / 1e6:.0f} MB; {elapsed:.1f} s wall, {usage.ru_utime + usage.ru_stime:.1f} s CPU, "
+          f"peak RSS {peak_mb:.0f} MB; snapshot {(state / 'snapshot.sqlite').stat().st_size / 1e6:.0f} MB")
+    print("kiosk says: " + out.strip().replace("\n", "; "))
+    goal(f"import {n:,} customers <= 15 s", f"{elapsed:.1f} s", elapsed <= 15)
+    goal(f"import {n:,} customers <= 100 MB peak RSS", f"{peak_mb:.0f} MB", peak_mb <= 100)
+
+
+# -- scan-to-decision latency ------------------------------------------------------------------------------
+
+def bench_latency(workdir: Path, scans: int) -> None:
+    print(f"\n## Scan-to-decision latency (`kiosk run --source stdin --events --headless`, {scans:,} scans, one at a time)")
+    state = workdir / "latency-state"
+    state.mkdir(exist_ok=True)
+    for name in ("snapshot.sqlite", "journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
+        (state / name).unlink(missing_ok=True)
+    demo.seed(state / "snapshot.sqlite", datetime.now(timezone.utc))
+    config = workdir / "latency.toml"
+    config.write_text("[gate]\nrepeat_window_s = 0  # admits stay admits, so the full admit path is measured\n")
+    child = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "run", "--source", "stdin", "--events", "--headless",
+                              "--config", str(config), "--state-dir", str(state)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, bufsize=0)
+    import json
+
+    carried: list[float] = []
+    wall: list[float] = []
+    verdicts: dict[str, int] = {}
+    buffer = b""
+    try:
+        for k in range(scans + 50):
+            line = demo.SCANS[k % len(demo.SCANS)].encode() + b"\n"
+            t = time.perf_counter_ns()
+            child.stdin.write(line)
+            while b"\n" not in buffer:
+                ready, _, _ = select.select([child.stdout], [], [], 10)
+                if not ready:
+                    raise SystemExit("no event within 10 s: is `kiosk run` working?")
+                chunk = os.read(child.stdout.fileno(), 65536)
+                if not chunk:
+                    raise SystemExit("`kiosk run` ended early")
+                buffer += chunk
+            event_line, buffer = buffer.split(b"\n", 1)
+            elapsed = (time.perf_counter_ns() - t) / 1e6
+            event = json.loads(event_line)
+            if k >= 50:  # the first scans warm up imports and caches
+                wall.append(elapsed)
+                carried.append(event["latency_ms"])
+                verdicts[event["verdict"]] = verdicts.get(event["verdict"], 0) + 1
+    finally:
+        child.stdin.close()
+        child.wait(timeout=30)
+        child.stdout.close()
+    print(f"{'measure':<46} {'p50':>7} {'p99':>7} {'max':>7}  (ms)")
+    for name, values in (("latency_ms carried by the event (read -> journalled)", carried),
+                         ("wall: line written -> event read, via pipes", wall)):
+        print(f"{name:<46} {statistics.median(values):>7.3f} {percentile(values, 99):>7.3f} {max(values):>7.3f}")
+    print("verdicts: " + ", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())))
+    goal("scan-to-decision p99 <= 2 ms (event's latency_ms)", f"{percentile(carried, 99):.3f} ms",
+         percentile(carried, 99) <= 2)
+    goal("scan-to-decision p99 <= 2 ms (wall, through pipes)", f"{percentile(wall, 99):.3f} ms",
+         percentile(wall, 99) <= 2)
+
+
+def main() -> int:
+    parts = ("decode", "lookup", "import", "latency")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(parts), help=f"comma-separated: {', '.join(parts)}")
+    parser.add_argument("--customers", type=int, default=1_000_000, help="snapshot / import size")
+    parser.add_argument("--runs", type=int, default=200, help="decode runs per frame")
+    parser.add_argument("--samples", type=int, default=100_000, help="lookups per case")
+    parser.add_argument("--scans", type=int, default=2000, help="scans for the latency run")
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "kiosk-bench"),
+                        help="where generated snapshots and CSV files are kept between runs")
+    args = parser.parse_args()
+    chosen = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(chosen) - set(parts)
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(parts)}")
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    print("# Core benchmarks")
+    print(machine())
+    # the import's peak memory is read from its own rusage, so order does not matter; it runs first anyway
+    if "import" in chosen:
+        bench_import(workdir, args.customers)
+    if "decode" in chosen:
+        bench_decode(args.runs)
+    if "lookup" in chosen:
+        bench_lookup(workdir, args.customers, args.samples)
+    if "latency" in chosen:
+        bench_latency(workdir, args.scans)
+
+    print("\n## Goals")
+    for what, figure, met in GOALS:
+        print(f"{'met   ' if met else 'MISSED'} {what}: {figure}")
+    return 0 if all(met for _, _, met in GOALS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

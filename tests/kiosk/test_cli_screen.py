@@ -1,0 +1,64 @@
+import io
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import pygame  # noqa: E402
+import pytest  # noqa: E402
+
+from kiosk.cli import main  # noqa: E402
+from kiosk.config import Config, validate  # noqa: E402
+from kiosk.display import verify_pin  # noqa: E402
+from kiosk.errors import ConfigError  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_system_config(monkeypatch, tmp_path):
+    monkeypatch.setenv("KIOSK_CONFIG", str(tmp_path / "kiosk.toml"))
+    (tmp_path / "kiosk.toml").write_text('[gate]\nname = "Front Door"\n')
+
+
+@pytest.mark.parametrize("verdict,size,colour", [("admit", "480x320", (27, 133, 60)),
+                                                 ("card_revoked", "1920x1080", (198, 40, 40)),
+                                                 ("staff", "800x480", None)])
+def test_screenshot_writes_the_screen_as_a_png(tmp_path, capsys, verdict, size, colour):
+    out = tmp_path / f"{verdict}.png"
+    assert main(["screenshot", "--verdict", verdict, "--locale", "nl", "--size", size, "--out", str(out)]) == 0
+    image = pygame.image.load(str(out))
+    assert f"{image.get_width()}x{image.get_height()}" == size
+    if colour:
+        assert tuple(image.get_at((3, 3)))[:3] == colour
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["--size", "320x200"], ["--size", "big"], ["--verdict", "nope"]])
+def test_screenshot_refuses_bad_arguments(tmp_path, capsys, args):
+    base = {"--verdict": "admit", "--size": "800x480"}
+    base.update(dict(zip(args[::2], args[1::2])))
+    with pytest.raises(SystemExit) as exc:
+        main(["screenshot", *[x for kv in base.items() for x in kv], "--out", str(tmp_path / "x.png")])
+    assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_screenshot_to_an_unwritable_place_is_a_one_line_error(tmp_path, capsys):
+    assert main(["screenshot", "--verdict", "idle", "--out", str(tmp_path / "missing" / "x.png")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_hash_pin_prints_a_hash_that_verifies(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("135790\n"))
+    assert main(["hash-pin"]) == 0
+    value = capsys.readouterr().out.strip()
+    assert verify_pin("135790", value) and not verify_pin("135791", value)
+    # and the config accepts it, while rejecting anything else
+    Config(validate({"staff": {"pin_hash": value}}, "k.toml"), "k.toml")
+    with pytest.raises(ConfigError, match="staff.pin_hash: is not a PIN hash; make one with `kiosk hash-pin`"):
+        validate({"staff": {"pin_hash": "135790"}}, "k.toml")
+
+
+def test_hash_pin_refuses_a_pin_that_is_not_4_to_8_digits(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("12ab\n"))
+    assert main(["hash-pin"]) == 2
+    assert "4 to 8 digits" in capsys.readouterr().err

@@ -1,0 +1,237 @@
+from dataclasses import replace
+from datetime import date, datetime, timezone
+
+import pytest
+
+from kiosk.cli_screen import demo_decisions
+from kiosk.display import (DISABLED, GO, IDLE, PIN, REASONS, RECENT, RESULT, STAFF, STOP, WARN, Command, Display,
+                           Status, describe, fault_text, hash_pin, pin_hash_problem, verify_pin)
+from kiosk.i18n import Messages
+from kiosk.model import Decision, Verdict
+
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+FAST_HASH = hash_pin("2468", iterations=1000)
+
+
+@pytest.fixture(scope="module")
+def decisions():
+    return demo_decisions(NOW)
+
+
+# -- PIN ---------------------------------------------------------------------------------
+
+def test_a_pin_hash_verifies_its_pin_only():
+    stored = hash_pin("2468", iterations=1000)
+    assert stored.startswith("pbkdf2_sha256$1000$")
+    assert verify_pin("2468", stored)
+    assert not verify_pin("2469", stored)
+    assert not verify_pin("2468", stored.replace("$1000$", "$1001$"))
+    assert hash_pin("2468", iterations=1000) != stored  # salted
+
+
+def test_bad_pins_and_bad_hashes_are_refused():
+    for pin in ("123", "12a4", "123456789"):
+        with pytest.raises(ValueError):
+            hash_pin(pin)
+    assert pin_hash_problem("1234") == "is not a PIN hash; make one with `kiosk hash-pin`"
+    assert pin_hash_problem("pbkdf2_sha256$x$AA==$AA==")
+    assert pin_hash_problem(FAST_HASH) is None
+    assert not verify_pin("1234", "1234")
+
+
+# -- words -------------------------------------------------------------------------------
+
+EXPECTED_EN = {
+    Verdict.ADMIT: (GO, "Welcome", "Member of Members"),
+    Verdict.NOT_IN_GROUP: (STOP, "No access", "Not in the selected group: Members"),
+    Verdict.CARD_REVOKED: (STOP, "Card blocked", "Card revoked"),
+    Verdict.INACTIVE: (STOP, "No access", "Account inactive"),
+    Verdict.NOT_RECOGNISED: (STOP, "Not recognised", "Barcode not recognised"),
+    Verdict.REPEAT: (WARN, "Already admitted", "Already admitted 3 s ago"),
+    Verdict.EXPIRED: (STOP, "Membership expired", "Membership expired on 13 Oct"),
+    Verdict.CARD_UNASSIGNED: (STOP, "Unknown card", "This card is not linked to a member"),
+    Verdict.SNAPSHOT_STALE: (WARN, "Please ask staff", "Member list out of date"),
+}
+
+
+@pytest.mark.parametrize("verdict", list(Verdict))
+def test_each_verdict_reads_in_plain_words(decisions, verdict):
+    text = describe(decisions[verdict], Messages("en"), selected_groups=("Members",), tz=timezone.utc)
+    assert (text.tone, text.title, text.reason) == EXPECTED_EN[verdict]
+    dutch = describe(decisions[verdict], Messages("nl"), selected_groups=("Members",), tz=timezone.utc)
+    assert dutch.tone == text.tone and dutch.name == text.name
+    assert dutch.title not in ("", text.title) and dutch.reason not in ("", text.reason)
+
+
+def test_words_come_from_the_fields_not_the_english_reason(decisions):
+    d = replace(decisions[Verdict.ADMIT], reason="something else", matched_groups=("Members", "Patrons"))
+    assert describe(d, Messages("nl")).reason == "Lid van Members en Patrons"
+    assert describe(replace(d, stale=True), Messages("en")).reason == "Member list out of date: please tell staff"
+    old = replace(decisions[Verdict.EXPIRED], valid_until=date(2025, 1, 31))
+    assert describe(old, Messages("en"), tz=timezone.utc).reason == "Membership expired on 31 Jan 2025"
+    assert describe(old, Messages("nl"), tz=timezone.utc).reason == "Lidmaatschap verlopen op 31 jan 2025"
+    future = replace(decisions[Verdict.EXPIRED], valid_until=None)
+    assert describe(future, Messages("en")).title == "Not yet valid"
+    repeat = replace(decisions[Verdict.REPEAT], repeat_of_s=12.4)
+    assert describe(repeat, Messages("nl")).reason == "12 s geleden al binnengelaten"
+
+
+def test_staff_admits_and_exit_presses_say_what_they_are():
+    staff = Decision(Verdict.ADMIT, at=NOW, source="staff", reason="Guest of a member")
+    assert describe(staff, Messages("nl")).title == "Toegelaten door medewerker"
+    assert describe(staff, Messages("nl")).reason == "Gast van een lid"
+    assert describe(replace(staff, reason="typed by hand"), Messages("nl")).reason == "typed by hand"
+    exit_press = Decision(Verdict.ADMIT, at=NOW, source="exit_button", reason="Manual admit")
+    assert describe(exit_press, Messages("en")).title == "Door open"
+
+
+def test_faults_are_translated_when_known():
+    nl = Messages("nl")
+    assert fault_text("camera", "camera not responding", nl) == "Camera werkt niet"
+    assert fault_text("upstream_auth", "401", nl) == "Server weigert de sleutel van deze kiosk"
+    assert fault_text("printer_jam", "Printer jammed", nl) == "Printer jammed"
+
+
+def test_status_is_read_from_the_apps_status():
+    app_status = {"snapshot": {"cursor": "c-9", "age_s": 120, "customers": 6}, "journal": {"unreported": 4},
+                  "last_sync": {"at": "2026-11-22T09:58:00Z", "ok": True}, "faults": {}}
+    s = Status.from_app_status(app_status, upstream=True)
+    assert (s.online, s.has_snapshot, s.snapshot_age_s, s.cursor, s.unreported) == (True, True, 120, "c-9", 4)
+    assert Status.from_app_status({**app_status, "faults": {"upstream": "down"}}, upstream=True).online is False
+    assert Status.from_app_status(app_status, upstream=False).online is None
+    assert Status.from_app_status({"snapshot": {}, "journal": {}}, upstream=True).online is False
+
+
+# -- the state machine -------------------------------------------------------------------
+
+def make(pin_hash: str = FAST_HASH) -> Display:
+    return Display(result_s=3, long_press_s=2, pin_hash=pin_hash, panel_idle_s=60)
+
+
+def test_a_result_shows_for_result_s_and_a_new_scan_replaces_it(decisions):
+    d = make()
+    assert d.view(0) == IDLE
+    d.show(decisions[Verdict.ADMIT], 10)
+    assert d.view(12.9) == RESULT
+    d.show(decisions[Verdict.CARD_REVOKED], 12.9)
+    assert d.result.verdict is Verdict.CARD_REVOKED and d.view(15.8) == RESULT
+    d.update(15.95)
+    assert d.view(15.95) == IDLE and d.result is None
+    assert [r.verdict for r in d.recent] == ["card_revoked", "admit"]
+
+
+def test_recent_keeps_the_last_ten_newest_first(decisions):
+    d = make()
+    for i in range(12):
+        d.show(replace(decisions[Verdict.ADMIT], name=f"n{i}"), i)
+    assert [r.name for r in d.recent] == [f"n{i}" for i in range(11, 1, -1)]
+
+
+def test_a_long_press_opens_the_pin_pad_a_short_one_does_not():
+    d = make()
+    d.press(0)
+    d.update(1.9)
+    d.release(1.9)
+    d.update(5)
+    assert d.view(5) == IDLE
+    d.press(10)
+    d.update(12)
+    assert d.view(12) == PIN
+
+
+def test_the_right_pin_opens_the_staff_panel_and_wrong_ones_lock_it():
+    d = make()
+    d.press(0)
+    d.update(2)
+    for i in range(5):
+        for digit in "1111":
+            d.tap(f"digit:{digit}", 3)
+        d.tap("ok", 3)
+        assert d.view(3) == PIN and d.pin_error == "wrong" and d.pin_entry == ""
+    assert d.locked_for(3) == 60
+    for digit in "2468":
+        d.tap(f"digit:{digit}", 4)
+    d.tap("ok", 4)
+    assert d.view(4) == PIN and d.pin_entry == ""  # locked: digits ignored
+    for digit in "2468":
+        d.tap(f"digit:{digit}", 64)
+    d.tap("ok", 64)
+    assert d.view(64) == STAFF
+
+
+def staff_display() -> Display:
+    d = make()
+    d.press(0)
+    d.update(2)
+    for digit in "2468":
+        d.tap(f"digit:{digit}", 2)
+    d.tap("ok", 2)
+    assert d.view(2) == STAFF
+    return d
+
+
+def test_staff_panel_commands(decisions):
+    d = staff_display()
+    assert d.tap("sync", 3) == Command("sync")
+    assert d.tap("goto:recent", 3) is None and d.view(3) == RECENT
+    d.tap("goto:staff", 3)
+    d.tap("goto:reasons", 3)
+    assert d.view(3) == REASONS
+    assert d.tap("admit:no_such_reason", 3) is None
+    assert d.tap("admit:guest", 3) == Command("admit", "guest")
+    assert d.view(3) == STAFF
+    d.show(decisions[Verdict.ADMIT], 4)  # the staff admit's own result covers the panel, then it returns
+    assert d.view(5) == RESULT
+    d.update(7.1)
+    assert d.view(7.1) == STAFF
+    d.tap("close", 8)
+    assert d.view(8) == IDLE
+
+
+def test_an_idle_panel_closes_by_itself():
+    d = staff_display()
+    d.tap("goto:recent", 10)
+    d.update(69)
+    assert d.view(69) == RECENT
+    d.update(70.1)
+    assert d.view(70.1) == IDLE
+
+
+def test_without_a_pin_hash_the_staff_panel_is_disabled():
+    d = make(pin_hash="")
+    d.press(0)
+    d.update(2)
+    assert d.view(2) == DISABLED
+    assert d.tap("digit:1", 2) is None and d.tap("sync", 2) is None
+    d.tap("close", 3)
+    assert d.view(3) == IDLE
+
+
+def test_taps_do_nothing_outside_panels_and_changes_bump_the_version(decisions):
+    d = make()
+    v = d.version
+    assert d.tap("sync", 0) is None and d.version == v
+    d.set_faults({"camera": "down"})
+    assert d.version == v + 1
+    d.set_faults({"camera": "down"})
+    assert d.version == v + 1
+    key = d.frame_key(0)
+    d.show(decisions[Verdict.ADMIT], 0)
+    assert d.frame_key(0) != key
+
+
+def test_the_lockout_countdown_changes_the_frame_key():
+    d = make()
+    d.press(0)
+    d.update(2)
+    for _ in range(5):
+        d.tap("ok", 2)
+    assert d.frame_key(2) != d.frame_key(3) and d.locked_for(61.5) == 1
+
+
+def test_the_expiry_date_is_read_in_the_gates_zone():
+    late = datetime(2026, 1, 31, 23, 30, tzinfo=timezone.utc)  # already 1 Feb in Amsterdam
+    d = Decision(Verdict.EXPIRED, at=late, name="X", valid_until=date(2026, 1, 31))
+    from zoneinfo import ZoneInfo
+
+    assert describe(d, Messages("en"), tz=ZoneInfo("Europe/Amsterdam")).reason == "Membership expired on 31 Jan"

@@ -22,7 +22,7 @@ SIMULATED_SERIAL_URL = "loop://"
 def make_camera(config: Config, faults: Faults, *, simulate: bool, demo_scans: list[str]) -> Any:
     from .camera import Camera, picamera2_class
 
-    decoder = FrameDecoder.from_config(config.camera)
+    decoder = FrameDecoder.from_config(config.camera, stream=True)
     if simulate or config.camera.backend == "simulated":
         from .camera_sim import AfModeEnum, SimulatedPicamera2
 
@@ -128,13 +128,13 @@ def build_board(config: Config, factory: Any, pins: dict[str, Any], faults: Faul
         if door is not None:
             if simulate:  # the simulated door starts shut: its contact is closed
                 door.pin.drive_low() if door.pull_up else door.pin.drive_high()
+            pulse_end = (lambda: relay.last_pulse_end) if relay is not None else (lambda: float("-inf"))
             inputs.append(DoorMonitor(door, gate, faults, held_open_s=config.door.held_open_s,
-                                      grace_s=config.door.grace_s,
-                                      unlocked_until=(lambda: relay.last_pulse_end) if relay else (lambda: float("-inf"))))
-        passage_button = button("passage")
-        passage = PassageMonitor(passage_button, gate, timeout_s=config.passage.timeout_s) \
-            if passage_button is not None else None
-        if passage is not None:
+                                      grace_s=config.door.grace_s, unlocked_until=pulse_end))
+        passage = None
+        passage_sensor = button("passage")
+        if passage_sensor is not None:
+            passage = PassageMonitor(passage_sensor, gate, timeout_s=config.passage.timeout_s)
             inputs.append(passage)
     except BaseException:
         if relay is not None:

@@ -164,6 +164,8 @@ class Relay:
             if self.closed:
                 return
             self.last_pulse_end = time.monotonic() + self.pulse_s
+            # on now, on this thread: the blink thread may wait for the GIL, the door must not
+            self.device.on()
             self.device.blink(on_time=self.pulse_s, off_time=0, n=1, background=True)
 
     def off(self) -> None:

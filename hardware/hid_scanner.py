@@ -103,7 +103,7 @@ class HidScanner:
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        KeyDecoder(layout)  # fail now, not on the reader thread, when evdev is missing
+        ecodes()  # fail now, not on the reader thread, when evdev is missing
 
     @classmethod
     def from_config(cls, hid: Any, serial: Any, faults: Faults, *, source: str = "") -> "HidScanner":

@@ -12,13 +12,13 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .credential import card_key
 from .errors import ImportRejected
-from .records import RecordError
+from .records import RecordError, customer_row
 from .snapshot import LoadResult, SnapshotBuilder, SnapshotStore
 
 csv.field_size_limit(1 << 20)
@@ -107,6 +107,11 @@ def _date(value: str, column: str) -> str | None:
     v = value.strip()
     if not v:
         return None
+    if len(v) == 10 and v[4] == "-":
+        try:
+            return date.fromisoformat(v).isoformat()
+        except ValueError:
+            pass
     for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%Y/%m/%d"):
         try:
             return datetime.strptime(v[:10], fmt).date().isoformat()
@@ -124,6 +129,10 @@ def _split_name(full: str) -> tuple[str, str]:
     return (first, last) if first else ("", full)
 
 
+_KINDS = {"i": "individual", "person": "individual", "o": "organisation", "organization": "organisation",
+          "company": "organisation"}
+
+
 def _customer(row: dict[str, str]) -> dict[str, Any]:
     rec: dict[str, Any] = {"type": "customer"}
     cid = row.get("id", "").strip()
@@ -138,8 +147,9 @@ def _customer(row: dict[str, str]) -> dict[str, Any]:
         raise RecordError(f"customer id {cid!r} must start with I (individual) or O (organisation)")
     rec["id"] = cid
     kind = row.get("kind", "").strip().lower()
-    rec["kind"] = {"i": "individual", "person": "individual", "o": "organisation", "organization": "organisation",
-                   "company": "organisation"}.get(kind, kind) or ("organisation" if cid[0] in "Oo" else "individual")
+    rec["kind"] = _KINDS.get(kind, kind) or ("organisation" if cid[0] in "Oo" else "individual")
+    if rec["kind"] not in ("individual", "organisation"):
+        raise RecordError(f"'kind' must be individual or organisation, got {kind!r}")
     first, last, name = row.get("first_name", "").strip(), row.get("last_name", "").strip(), row.get("name", "").strip()
     if name and not (first or last) and rec["kind"] == "individual":
         first, last = _split_name(name)
@@ -149,13 +159,22 @@ def _customer(row: dict[str, str]) -> dict[str, Any]:
         rec["active"] = not _bool(row["inactive"], False, "inactive")
     else:
         rec["active"] = _bool(row.get("active", ""), True, "active")
-    rec["groups"] = [g.strip() for g in re.split(r"[;|]", row.get("groups", "")) if g.strip()]
+    rec["groups"] = _list(row.get("groups", ""))
     rec["valid_from"] = _date(row.get("valid_from", ""), "valid_from")
     rec["valid_until"] = _date(row.get("valid_until", ""), "valid_until")
     rec["email"] = row.get("email", "").strip()
     rec["postcode"] = row.get("postcode", "").strip()
-    rec["tags"] = [t.strip() for t in re.split(r"[;|]", row.get("tags", "")) if t.strip()]
+    rec["tags"] = _list(row.get("tags", ""))
+    if rec["valid_from"] and rec["valid_until"] and rec["valid_from"] > rec["valid_until"]:
+        raise RecordError(f"'valid_from' {rec['valid_from']} is after 'valid_until' {rec['valid_until']}")
     return rec
+
+
+def _list(cell: str) -> list[str]:
+    """A cell holding several values separated by ; (or |)."""
+    if not cell:
+        return []
+    return [v.strip() for v in cell.replace("|", ";").split(";") if v.strip()]
 
 
 def _group(row: dict[str, str]) -> dict[str, Any]:
@@ -275,11 +294,13 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
         for path, kind, rows in sorted(opened, key=lambda item: order[item[1]]):
             for line, record in rows:
                 try:
-                    builder.apply(record)
+                    if kind == "customers":  # already checked field by field while read: skip a second check
+                        builder.add_customer(customer_row(record))
+                        named.update(record["groups"])
+                    else:
+                        builder.apply(record)
                 except RecordError as exc:
                     raise ImportRejected(f"{path}:{line}: {exc}") from None
-                if kind == "customers":
-                    named.update(record["groups"])
         missing = sorted(named - builder.group_ids())
         for g in missing:
             builder.apply({"type": "group", "id": g, "name": g.replace("_", " ").replace("-", " ").title(),

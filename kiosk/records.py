@@ -6,6 +6,7 @@ a plain-words reason. Unknown fields are ignored, as the protocol requires.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date
 from typing import Any
@@ -20,6 +21,8 @@ class RecordError(ValueError):
 
 def _str(rec: dict, key: str, *, required: bool = False, default: str = "") -> str:
     value = rec.get(key)
+    if value.__class__ is str and not required:  # the common case, kept cheap for million-row loads
+        return value.strip()
     if value is None:
         if required:
             raise RecordError(f"missing {key!r}")
@@ -47,6 +50,11 @@ def _date(rec: dict, key: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise RecordError(f"{key!r} must be an ISO date such as 2027-01-31, got {value!r}")
+    if len(value) == 10:
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass
     try:
         return date.fromisoformat(value.strip()[:10]).isoformat()
     except ValueError:
@@ -78,12 +86,25 @@ def check_customer(rec: dict) -> tuple:
     valid_from, valid_until = _date(rec, "valid_from"), _date(rec, "valid_until")
     if valid_from and valid_until and valid_from > valid_until:
         raise RecordError(f"'valid_from' {valid_from} is after 'valid_until' {valid_until}")
-    email, postcode = _str(rec, "email"), _str(rec, "postcode")
+    return customer_row({
+        "id": cid, "kind": kind, "first_name": first, "last_name": last, "name": name,
+        "active": _bool(rec, "active", True), "groups": _strings(rec, "groups"), "valid_from": valid_from,
+        "valid_until": valid_until, "email": _str(rec, "email"), "postcode": _str(rec, "postcode"),
+        "photo": _str(rec, "photo"), "tags": _strings(rec, "tags")})
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_list(items: tuple[str, ...]) -> str:
+    return json.dumps(list(items))
+
+
+def customer_row(rec: dict) -> tuple:
+    """The store's row for a customer record whose fields are already checked (see check_customer)."""
+    cid, first, last, email, postcode = rec["id"], rec["first_name"], rec["last_name"], rec["email"], rec["postcode"]
     return (
-        customer_key(cid), cid, kind, first, last, name,
-        1 if _bool(rec, "active", True) else 0,
-        json.dumps(_strings(rec, "groups")), valid_from, valid_until,
-        email, postcode, _str(rec, "photo"), json.dumps(_strings(rec, "tags")),
+        customer_key(cid), cid, rec["kind"], first, last, rec["name"], 1 if rec["active"] else 0,
+        _json_list(tuple(rec["groups"])), rec["valid_from"], rec["valid_until"], email, postcode,
+        rec.get("photo", ""), _json_list(tuple(rec.get("tags", ()))),
         last.casefold(), first.casefold(), email.casefold(), normalise_postcode(postcode),
     )
 
@@ -113,13 +134,19 @@ def normalise_postcode(postcode: str) -> str:
     return "".join(postcode.split()).upper()
 
 
+@functools.lru_cache(maxsize=4096)
+def _tuple_of(json_list: str) -> tuple[str, ...]:
+    """Group lists repeat across customers: parse each distinct one once."""
+    return tuple(json.loads(json_list))
+
+
 def customer_from_row(row: tuple) -> Customer:
     (_key, cid, kind, first, last, name, active, groups, vf, vu, email, postcode, photo, tags) = row[:14]
     return Customer(
         id=cid, kind=kind, first_name=first, last_name=last, name=name, active=bool(active),
-        groups=tuple(json.loads(groups)), valid_from=date.fromisoformat(vf) if vf else None,
+        groups=_tuple_of(groups), valid_from=date.fromisoformat(vf) if vf else None,
         valid_until=date.fromisoformat(vu) if vu else None, email=email, postcode=postcode,
-        photo=photo, tags=tuple(json.loads(tags)),
+        photo=photo, tags=_tuple_of(tags),
     )
 
 

@@ -62,7 +62,8 @@ def machine() -> str:
         cpu = "\n".join(cpu.splitlines()[:10])
     except (OSError, subprocess.SubprocessError):
         cpu = platform.processor()
-    return f"{platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs\n{cpu}"
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())  # other work on the machine skews p99 figures
+    return f"{platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs, load {load}\n{cpu}"
 
 
 # -- decode ------------------------------------------------------------------------------------------

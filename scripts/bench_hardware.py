@@ -76,18 +76,21 @@ def frame_to_relay(frames: int) -> None:
         camera._submit = lambda scan: decisions.append(gate.handle(scan))  # the loop's work, done inline
         code_frames = [yuv420(scene(fitted_code(text, SIZE), SIZE)) for text in ADMITTED]
         blank = yuv420(scene(None, SIZE))
-        totals, decode, decide, journalled = [], [], [], []
+        totals, acted, decode, decide, journalled = [], [], [], [], []
         try:
             for i in range(frames):
                 while relay.state:  # the previous 10 ms pulse must be over for "relay on" to be a new edge
                     time.sleep(0.001)
                 camera.process(blank, time.monotonic())
                 decode_before = camera.stats.decode_s
-                started = time.perf_counter()
-                camera.process(code_frames[i % len(code_frames)], time.monotonic())
-                while not relay.state:
-                    pass
-                totals.append((time.perf_counter() - started) * 1000)
+                relay.clear_states()  # its history restarts now: [(0, off)], then (seconds later, on)...
+                base = relay._last_change
+                started = time.monotonic()
+                camera.process(code_frames[i % len(code_frames)], started)
+                acted.append((time.monotonic() - started) * 1000)
+                if len(relay.states) < 2 or not relay.states[1].state:
+                    raise RuntimeError(f"relay did not go on for frame {i}: {decisions[-1:]}")
+                totals.append((base + relay.states[1].timestamp - started) * 1000)
                 d = decisions[-1]
                 assert d.verdict is Verdict.ADMIT, d
                 decode.append((camera.stats.decode_s - decode_before) * 1000)
@@ -98,8 +101,10 @@ def frame_to_relay(frames: int) -> None:
             journal.close()
             snapshot.close()
     print(f"frame -> verdict + relay on, {frames} frames of {SIZE[0]}x{SIZE[1]} (each a fresh admit):")
-    for name, values in (("total", totals), ("  decode", decode), ("  decide", decide), ("  journal", journalled)):
-        print(f"  {name:<10} median {statistics.median(values):6.2f} ms   p99 {pct(values, 99):6.2f} ms   "
+    rows = (("relay on", totals), ("  decode", decode), ("  decide", decide), ("  journal", journalled),
+            ("all outputs done", acted))
+    for name, values in rows:
+        print(f"  {name:<16} median {statistics.median(values):6.2f} ms   p99 {pct(values, 99):6.2f} ms   "
               f"max {max(values):6.2f} ms")
     print(f"  goal p99 <= 5 ms: {'met' if pct(totals, 99) <= 5 else 'NOT met'}")
 

@@ -19,15 +19,14 @@ import random
 import sys
 import threading
 import time
-from datetime import datetime
 from typing import Any
 
 from .. import __version__
-from ..errors import KioskError, SyncError
+from ..errors import KioskError
 from ..journal import Journal, iso
 from ..rules import snapshot_age
 from .client import ClientSettings, UpstreamClient, UpstreamError, read_token
-from .sync import Progress, SyncResult, sync_snapshot
+from .sync import Progress, SyncResult, SyncStopped, sync_snapshot
 from .uploader import UploadResult, upload_round
 
 __all__ = ["Upstream", "SyncResult", "UploadResult"]
@@ -55,8 +54,9 @@ class Upstream:
         self.retry_base_s = min(5.0, sync_interval_s)
         self.rng = rng or random.Random()
         read_token(settings.token_file, settings.config_file)  # refuse to start on a bad token file
-        # The reporter's own connection to the journal: its reads and writes never wait on (or make
-        # wait) the gate's connection lock, only on SQLite's, for a millisecond at a time.
+        # The reporter's own connection to the journal, for reads and checkpoints: WAL readers never
+        # block the gate. Its writes go through app.journal in short transactions, so a scan being
+        # journalled waits at most for one of them, on the journal's lock (not SQLite's busy sleep).
         j = app.config.journal
         self._journal = Journal(app.journal.path, keep_days=j.keep_days, max_events=j.max_events, sync=j.sync)
         self._sync_client = UpstreamClient(settings)
@@ -90,6 +90,8 @@ class Upstream:
 
         try:
             result = sync_snapshot(self._sync_client, app.snapshot_path, app.snapshot.meta(), now, watch)
+        except SyncStopped:
+            raise  # shutting down: not a failure worth a fault or a status entry
         except KioskError as exc:
             self.sync_failures += 1
             self._failed("sync", exc)
@@ -111,7 +113,8 @@ class Upstream:
         """Report every pending event (until the upstream holds some back). Raises SyncError on failure."""
         app = self.app
         try:
-            result = upload_round(self._report_client, self._journal, app.clock, stop=self._stop, pause_s=pause_s)
+            result = upload_round(self._report_client, app.journal, app.clock, reader=self._journal, stop=self._stop,
+                                  pause_s=pause_s)
         except KioskError as exc:
             self.report_failures += 1
             self._failed("report", exc)

@@ -54,19 +54,23 @@ class UploadResult:
 
 
 def upload_round(client: UpstreamClient, journal: Journal, now: Callable[[], datetime], *, batch: int = BATCH,
-                 stop: threading.Event | None = None, pause_s: float = 0.0) -> UploadResult:
+                 reader: Journal | None = None, stop: threading.Event | None = None,
+                 pause_s: float = 0.0) -> UploadResult:
     """Send pending events until none are left, the upstream holds some back, or `stop` is set.
 
     Raises SyncError when the upstream cannot be reached or refuses (those events stay pending).
+    `reader`: a second connection to the same journal for the reads and checkpoints, so only
+    the short acknowledgement writes go through the gate's `journal` (and its lock).
     `pause_s` between batches leaves the journal to the gate while a long backlog drains.
     """
+    reader = reader or journal
     result = UploadResult()
     while stop is None or not stop.is_set():
-        events = journal.pending(batch)
+        events = reader.pending(batch)
         if not events:
             break
         handled = _send(client, journal, events, now, result)
-        checkpoint(journal)
+        checkpoint(reader)
         if handled < len(events):
             log.info("the upstream held back %d of %d events; they are retried later", len(events) - handled,
                      len(events))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -223,7 +224,7 @@ def test_pin_factory_by_name():
         gpio.pin_factory("nope")
 
 
-@pytest.mark.skipif(__import__("importlib").util.find_spec("lgpio") is not None, reason="lgpio is installed")
+@pytest.mark.skipif(importlib.util.find_spec("lgpio") is not None, reason="lgpio is installed")
 def test_missing_lgpio_says_how_to_get_it():
     with pytest.raises(OutputError, match="python3-lgpio"):
         gpio.pin_factory("lgpio")
@@ -254,7 +255,7 @@ def door_board(boards, gate, faults, **door):
 
 
 def test_door_opened_after_an_admit_is_fine_until_held_open(boards, gate, journal, faults):
-    board, door = door_board(boards, gate, faults)
+    _, door = door_board(boards, gate, faults)
     gate.handle(Scan(raw="I-1001", source="camera"))
     door.drive_high()  # opened during the pulse
     assert "door" not in faults.active()
@@ -265,7 +266,7 @@ def test_door_opened_after_an_admit_is_fine_until_held_open(boards, gate, journa
 
 
 def test_door_opened_without_an_admit_is_forced(boards, gate, journal, faults):
-    board, door = door_board(boards, gate, faults, held_open_s=5)
+    _, door = door_board(boards, gate, faults, held_open_s=5)
     door.drive_high()
     assert faults.active()["door"] == "Door forced open"
     door.drive_low()
@@ -275,7 +276,7 @@ def test_door_opened_without_an_admit_is_forced(boards, gate, journal, faults):
 
 
 def test_door_opened_after_the_grace_period_is_forced(boards, gate, journal, faults):
-    board, door = door_board(boards, gate, faults, held_open_s=5)
+    _, door = door_board(boards, gate, faults, held_open_s=5)
     gate.handle(Scan(raw="I-1001", source="camera"))
     time.sleep(0.05 + 0.05 + 0.05)  # pulse, grace, and then some
     door.drive_high()
@@ -304,7 +305,7 @@ def test_passage_within_the_timeout_is_passed_else_not(boards, gate, journal):
 
 # -- the relay when things go wrong ------------------------------------------------------
 
-def test_sigterm_during_a_pulse_leaves_the_relay_off(tmp_path, state_dir, monkeypatch):
+def test_sigterm_during_a_pulse_leaves_the_relay_off(state_dir):
     from kiosk.app import App, run
 
     config = make_config({"state_dir": str(state_dir), "gate": {"sources": ["serial"]},
@@ -345,7 +346,7 @@ def test_relay_is_off_when_the_loop_dies(state_dir, monkeypatch):
     seen = []
 
     def handle_then_die(scan):
-        decision = original(scan)
+        original(scan)
         seen.append(app.gate.outputs[0].factory.pin(24))
         assert seen[0].state is True
         raise RuntimeError("the loop died")

@@ -16,7 +16,6 @@ from hardware.hid_scanner import MAX_CODE, HidScanner, KeyDecoder  # noqa: E402
 from hardware.keymaps import DE, US, load_layout  # noqa: E402
 from kiosk.errors import ConfigError  # noqa: E402
 from kiosk.model import Verdict  # noqa: E402
-from kiosk.ports import Faults  # noqa: E402
 
 
 def key(name: str, value: int) -> InputEvent:

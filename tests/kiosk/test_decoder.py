@@ -1,0 +1,60 @@
+"""The decoder the camera and `kiosk decode` share: real zxing-cpp on rendered frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kiosk.decoder import FrameDecoder, render_code
+
+
+def scene(code: np.ndarray | None = None, *, size=(480, 640), ground=200, seed=3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    frame = (np.full(size, ground, float) + rng.normal(0, 5, size)).clip(0, 255).astype(np.uint8)
+    if code is not None:
+        y, x = (size[0] - code.shape[0]) // 2, (size[1] - code.shape[1]) // 3
+        frame[y:y + code.shape[0], x:x + code.shape[1]] = code
+    return frame
+
+
+@pytest.mark.parametrize("fmt, text, scale", [("QRCode", "I-1001", 4), ("MicroQRCode", "I-1", 5), ("Code128", "O-2001", 3)])
+def test_default_formats_are_found(fmt, text, scale):
+    found = FrameDecoder().decode(scene(render_code(text, fmt, scale)))
+    assert [(f.text, f.format) for f in found] == [(text, fmt)]
+
+
+def test_vertical_linear_code_is_found_on_the_column_pass():
+    code = np.ascontiguousarray(render_code("I-2002", "Code128", 3).T)
+    assert [f.text for f in FrameDecoder().decode(scene(code))] == ["I-2002"]
+
+
+def test_thin_linear_code_between_sampled_rows_is_still_found():
+    code = render_code("I-3003", "Code128", 3)[40:52]  # a 12-pixel-high strip of bars
+    assert [f.text for f in FrameDecoder().decode(scene(code))] == ["I-3003"]
+
+
+def test_flat_frame_is_skipped_but_a_low_contrast_code_is_not():
+    decoder = FrameDecoder()
+    assert decoder.decode(np.full((480, 640), 128, np.uint8)) == []
+    faint = (render_code("I-1001", "QRCode", 4).astype(int) * 60 // 255 + 100).astype(np.uint8)  # grey 100..160
+    assert [f.text for f in decoder.decode(scene(faint, ground=160))] == ["I-1001"]
+
+
+def test_light_on_dark_code_single_image_and_on_alternate_stream_frames():
+    inverted = scene(255 - render_code("I-1001", "QRCode", 4), ground=40)
+    assert [f.text for f in FrameDecoder().decode(inverted)] == ["I-1001"]
+    stream = FrameDecoder(stream=True)
+    seen = [[f.text for f in stream.decode(inverted)] for _ in range(4)]
+    assert seen.count(["I-1001"]) == 2 and seen.count([]) == 2
+    assert [f.text for f in FrameDecoder(try_invert=False).decode(inverted)] == []
+
+
+def test_roi_crops_before_decoding():
+    frame = scene(render_code("I-1001", "QRCode", 4))
+    assert FrameDecoder(roi=(0.0, 0.0, 0.2, 0.2)).decode(frame) == []
+    assert [f.text for f in FrameDecoder(roi=(0.1, 0.1, 0.8, 0.8)).decode(frame)] == ["I-1001"]
+
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 0), np.uint8), np.zeros((4,), np.uint8), "not a frame"])
+def test_a_bad_frame_finds_nothing_and_does_not_raise(bad):
+    assert FrameDecoder().decode(bad) == []

@@ -28,6 +28,10 @@ INSTALL_HINT = ("picamera2 is not installed. On Raspberry Pi OS run `sudo apt in
                 "the kiosk's venv with `python3 -m venv --system-site-packages` so it can see it; "
                 "or set camera.backend = \"simulated\" / run with --simulate to use the demo camera")
 SUBSAMPLE = 8  # every 8th pixel each way: 80x60 samples of a 640x480 frame, enough to see a card move
+# A still scene is still decoded twice (a stream decoder looks for light-on-dark codes on every other
+# frame) and then every REFRESH_S, so a code held still after a blurred first frame is still read.
+STILL_DECODES = 2
+REFRESH_S = 0.5
 
 
 def picamera2_class() -> Any:
@@ -105,6 +109,8 @@ class Camera:
         self.changes = ChangeDetector(settings.change_threshold)
         self.stats = CameraStats()
         self._last_texts: list[str] = []
+        self._still_decodes = 0
+        self._last_decode = float("-inf")
         self._slot: tuple[np.ndarray, float] | None = None
         self._slot_ready = threading.Condition()
         self._stop = threading.Event()
@@ -218,14 +224,19 @@ class Camera:
     def process(self, frame: np.ndarray, captured_at: float) -> list[str]:
         """Decode one frame (unless unchanged) and submit codes new to the view. Returns the texts submitted."""
         gray = self.luma(frame)
+        now = time.monotonic()
         if self.changes.changed(gray):
+            self._still_decodes = 0
+        if self._still_decodes < STILL_DECODES or now - self._last_decode >= REFRESH_S:
             started = time.perf_counter()
             self._last_texts = [found.text for found in self.decoder.decode(gray)]
             self.stats.decode_s += time.perf_counter() - started
             self.stats.decoded += 1
+            self._still_decodes += 1
+            self._last_decode = now
         else:
             self.stats.unchanged += 1
-        fresh = self.debouncer.fresh(self._last_texts, time.monotonic())
+        fresh = self.debouncer.fresh(self._last_texts, now)
         for text in fresh:
             if self._submit is not None:
                 self._submit(Scan(raw=text, source=self.name, received=captured_at))

@@ -89,7 +89,8 @@ class Gate:
         decision = dataclasses.replace(decision, event_id=event_id, source=scan.source, timings={
             "decide_ms": (decided - started) * 1000,
             "journal_ms": (journalled - decided) * 1000,
-            "latency_ms": (journalled - scan.received) * 1000 if scan.received else None,
+            # Scan.received is time.monotonic(), stamped by the source as the text arrived
+            "latency_ms": (time.monotonic() - scan.received) * 1000 if scan.received else None,
         })
         self.decided += 1
         for output in self.outputs:

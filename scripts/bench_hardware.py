@@ -71,6 +71,7 @@ def frame_to_relay(frames: int) -> None:
         gate.add_output(board)
         relay = board.factory.pin(24)
         decisions = []
+        # the single-image decoder: every frame gets the full search (both polarities), the worst case
         camera = Camera(cfg.camera, FrameDecoder.from_config(cfg.camera), faults, open_camera=lambda: None,
                         af_modes=lambda: AfModeEnum)
         camera._submit = lambda scan: decisions.append(gate.handle(scan))  # the loop's work, done inline
@@ -169,7 +170,7 @@ def camera_cpu(seconds: float) -> None:
 
     print(f"camera loop on a scene with no code, {cfg.camera.framerate} fps asked, {seconds:g} s each:")
     for label, frames in (("still scene", lambda i: still), ("moving scene", moving)):
-        camera = Camera(cfg.camera, FrameDecoder.from_config(cfg.camera), Faults(),
+        camera = Camera(cfg.camera, FrameDecoder.from_config(cfg.camera, stream=True), Faults(),
                         open_camera=lambda f=frames: SceneCamera(f), af_modes=lambda: AfModeEnum)
         cpu0, wall0 = time.process_time(), time.monotonic()
         camera.start(lambda scan: None)
@@ -179,7 +180,7 @@ def camera_cpu(seconds: float) -> None:
         s = camera.stats
         print(f"  {label:<13} {s.captured / wall:5.1f} frames/s captured, {s.decoded / wall:5.1f} decoded/s, "
               f"{s.unchanged} skipped unchanged, {s.dropped} dropped, CPU {100 * cpu / wall:5.1f} % of one core")
-    decoder = FrameDecoder.from_config(cfg.camera)
+    decoder = FrameDecoder.from_config(cfg.camera, stream=True)
     gray = room()
     n, started = 0, time.perf_counter()
     while time.perf_counter() - started < min(seconds, 3):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from hwutil import drain, make_config, wait_for
@@ -154,3 +155,21 @@ def test_scanner_absent_at_start_does_not_stop_anything(tmp_path, faults):
     finally:
         scanner.stop()
     assert not scanner.connected.is_set()
+
+
+def test_spy_url_logs_the_traffic_of_a_real_port(tmp_path, faults):
+    pty = Pty(str(tmp_path / "scanner"))
+    log_file = tmp_path / "spy.txt"
+    received = []
+    scanner = scanner_for(f"spy://{tmp_path / 'scanner'}?file={log_file}", faults)
+    scanner.start(received.append)
+    try:
+        wait_for(scanner.connected.is_set)
+        pty.send(b"I-1001\r")
+        wait_for(lambda: received)
+    finally:
+        scanner.stop()
+        pty.unplug()
+    assert received[0].raw == b"I-1001"
+    dumped = re.findall(r" RX +[0-9A-F]{4}  ((?:[0-9A-F]{2} )+)", log_file.read_text())  # spy's hex dump
+    assert bytes.fromhex("".join(dumped)) == b"I-1001\r"

@@ -77,7 +77,7 @@ class App:
                          "stale": age is None or age.total_seconds() > self.policy.max_snapshot_age_h * 3600,
                          **self.snapshot.counts()},
             "journal": {**counts, "unreported": counts["pending"], "last_scan_at": self.journal.last_at()},
-            "last_sync": last_sync, "faults": self.faults.active(),
+            "last_sync": last_sync, "last_upload": self.state.get("last_upload"), "faults": self.faults.active(),
             "uptime_s": round(time.monotonic() - self.started),
         }
 

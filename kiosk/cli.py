@@ -165,11 +165,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"          {s['customers']} customers, {s['groups']} groups, {s['cards']} cards")
     print(f"journal   {j['total']} events, {j['unreported']} unreported, {j['isolated']} set aside, "
           f"last scan {j['last_scan_at'] or '-'}")
-    if status["last_sync"]:
-        print(f"last sync {status['last_sync']}")
+    for label, outcome in (("last sync", status["last_sync"]), ("last upload", status.get("last_upload"))):
+        if outcome:
+            print(f"{label:<9} {_outcome(outcome)}")
     for name, message in status["faults"].items():
         print(f"fault     {name}: {message}")
     return 0
+
+
+def _outcome(outcome: Any) -> str:
+    """A sync or upload result from the state file, in one line."""
+    if not isinstance(outcome, dict):
+        return str(outcome)
+    head = f"{outcome.get('at', '?')}: " + ("ok" if outcome.get("ok") else "FAILED")
+    if not outcome.get("ok"):
+        return f"{head}: {outcome.get('error', 'unknown error')}"
+    details = [f"{k} {outcome[k]}" for k in ("kind", "cursor", "changed", "accepted", "isolated") if outcome.get(k)]
+    return head + (", " + ", ".join(details) if details else "")
 
 
 def cmd_journal(args: argparse.Namespace) -> int:

@@ -65,6 +65,7 @@ class Journal:
         self.max_events = max_events
         self._lock = threading.Lock()
         self._counts: dict[str, int] | None = None  # kept up to date by our own writes
+        self._changed_while_pending: set[str] = set()
         self._data_version = -1
         try:
             if readonly:
@@ -108,8 +109,13 @@ class Journal:
     def set_passed(self, event_id: str, passed: bool) -> None:
         """Record what the passage sensor saw; the event is (re)reported with it."""
         with self._lock:
+            row = self.db.execute("SELECT state FROM events WHERE id = ?", (event_id,)).fetchone()
             self.db.execute("UPDATE events SET passed = ?, state = CASE state WHEN 'isolated' THEN state ELSE 'pending' END"
                             " WHERE id = ?", (int(passed), event_id))
+            if row and row[0] == "pending":
+                # An upload may be carrying this event without `passed` right now: its acknowledgement
+                # must not mark it sent, so it goes again with the sensor's answer.
+                self._changed_while_pending.add(event_id)
             self._counts = None
 
     # -- reporting ---------------------------------------------------------------------
@@ -127,8 +133,11 @@ class Journal:
         ]
 
     def mark_sent(self, ids: Iterable[str], at: datetime) -> int:
-        ids = list(ids)
         with self._lock:
+            ids = list(ids)
+            held = self._changed_while_pending.intersection(ids)
+            self._changed_while_pending.difference_update(held)
+            ids = [i for i in ids if i not in held]
             self.db.execute("BEGIN")
             cur = self.db.executemany("UPDATE events SET state = 'sent', sent_at = ? WHERE id = ? AND state = 'pending'",
                                       [(iso(at), i) for i in ids])

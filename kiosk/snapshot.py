@@ -198,7 +198,6 @@ class SnapshotBuilder:
                 self.db.execute("COMMIT")
                 self.db.executescript(_INDEXES)
                 self.db.execute("PRAGMA synchronous=FULL")
-                self.db.execute("ANALYZE")
             else:
                 self.db.execute("COMMIT")
             self.db.close()

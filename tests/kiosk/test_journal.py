@@ -175,3 +175,23 @@ def test_unwritable_journal_is_a_journal_error(tmp_path):
     (tmp_path / "dir.sqlite").mkdir()
     with pytest.raises(JournalError):
         Journal(tmp_path / "dir.sqlite")
+
+
+def test_passage_answer_landing_during_an_upload_is_reported_again(tmp_path):
+    from datetime import datetime, timezone
+
+    from kiosk.journal import Journal
+
+    at = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+    journal = Journal(tmp_path / "j.sqlite")
+    reader = Journal(tmp_path / "j.sqlite")  # the uploader reads on its own connection
+    event = journal.append(at=at, gate="g", source="camera", raw="I-1", credential="I-1", verdict="admit",
+                           customer_id="I-1", groups=[], cursor="c")
+    in_flight = reader.pending(500)
+    assert in_flight[0]["passed"] is None
+    journal.set_passed(event, True)  # the turnstile turned while the batch was on the wire
+    journal.mark_sent([e["id"] for e in in_flight], at)
+    again = reader.pending(500)
+    assert [(e["id"], e["passed"]) for e in again] == [(event, True)]
+    journal.mark_sent([event], at)
+    assert reader.pending(500) == [] and journal.counts()["sent"] == 1

@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 DEFAULT_FORMATS = ("QRCode", "MicroQRCode", "Code128")
 # A frame whose subsampled grey levels span less than this holds no code (a code is dark on light).
 MIN_CONTRAST = 40
-# Linear codes are read on every LINEAR_STEP-th row and column (see FrameDecoder._read).
-LINEAR_STEP = 4
+# Linear codes are read on every LINEAR_STEP-th row and column (see FrameDecoder._read): a bar code
+# at least 2 * LINEAR_STEP pixels tall (or wide, when vertical) is read on two lines or more.
+LINEAR_STEP = 8
 
 
 def _flat(image: Any, min_contrast: int) -> bool:

@@ -312,13 +312,11 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
         meta.update(synced_at=now.isoformat(timespec="seconds"), source="import",
                     imported_files=";".join(Path(p).name for p in paths))
         meta.setdefault("cursor", "")
+        totals = builder.totals()
         result = builder.commit(meta)
     except BaseException:
         builder.abort()
         raise
-    store = SnapshotStore(snapshot_path)
-    totals = store.counts()
-    store.close()
     return ImportSummary(paths, result, created, {p: k for p, k, _ in opened}, totals, replace)
 
 

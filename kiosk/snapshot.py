@@ -177,6 +177,11 @@ class SnapshotBuilder:
         for table in self._pending:
             self._flush_table(table)
 
+    def totals(self) -> dict[str, int]:
+        """What the snapshot will hold once committed."""
+        self._flush()
+        return {t: self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("customers", "groups", "cards")}
+
     def group_ids(self) -> set[str]:
         self._flush()
         return {row[0] for row in self.db.execute("SELECT id FROM groups")}

@@ -120,19 +120,26 @@ def bench_decode(runs: int) -> None:
     import zxingcpp
 
     print("\n## Decode (ms per grayscale frame; median / p99 over", runs, "runs; found = decoded the right text)")
-    kiosk = FrameDecoder()  # the kiosk's defaults: QRCode, MicroQRCode, Code128, downscale + invert on
+    # `kiosk decode` reads one image both ways (dark-on-light and light-on-dark); the camera loop reads
+    # each frame one way, alternating, so a light-on-dark code is found on the next frame (kiosk.decoder).
+    single = FrameDecoder()
+    camera = FrameDecoder(stream=True)
     zbar, zbar_name = pyzbar_decoder()
     if zbar is None:
         print(f"NOTE: {zbar_name} -- the pyzbar column is skipped")
-    print(f"zxing-cpp: kiosk.decoder.FrameDecoder(formats={list(DEFAULT_FORMATS)}, try_rotate/downscale/invert on)")
-    print(f"{'frame':<26} {'zxing med':>10} {'p99':>8} {'found':>6} | {'pyzbar med':>10} {'p99':>8} {'found':>6} "
-          f"| {'ratio':>6}")
+    print(f"zxing-cpp: kiosk.decoder.FrameDecoder(formats={list(DEFAULT_FORMATS)}); 'camera' = stream=True, "
+          "'image' = one image both ways")
+    print(f"{'frame':<26} {'camera med':>10} {'p99':>8} {'image med':>10} {'found':>6} | {'pyzbar med':>10} {'p99':>8} "
+          f"{'found':>6} | {'ratio':>6}")
     medians: dict[str, tuple[float, float | None]] = {}
     for name, (frame, text) in frames().items():
-        z = timed(lambda: kiosk.decode(frame), runs)
-        z_found = [f.text for f in kiosk.decode(frame)]
-        z_ok = (z_found == [text]) if text else not z_found
-        line = f"{name:<26} {statistics.median(z):>10.3f} {percentile(z, 99):>8.3f} {str(z_ok):>6} | "
+        z = timed(lambda: camera.decode(frame), runs)
+        zi = timed(lambda: single.decode(frame), max(10, runs // 4))
+        z_found = [f.text for f in single.decode(frame)]
+        z_found_camera = sorted({f.text for _ in range(2) for f in camera.decode(frame)})
+        z_ok = ((z_found == [text]) if text else not z_found) and z_found_camera == sorted(z_found)
+        line = (f"{name:<26} {statistics.median(z):>10.3f} {percentile(z, 99):>8.3f} {statistics.median(zi):>10.3f} "
+                f"{str(z_ok):>6} | ")
         zb_med = None
         if zbar is not None:
             zb = timed(lambda: zbar(frame), max(10, runs // 4))
@@ -149,7 +156,7 @@ def bench_decode(runs: int) -> None:
     goal("decode, blank 640x480 frame <= 0.5 ms", f"{blank:.3f} ms", blank <= 0.5)
     if zbar is not None:
         worst = max(z / zb for z, zb in medians.values() if zb)
-        goal("decode median <= 1/10 of pyzbar's, every frame", f"worst ratio {worst:.3f}", worst <= 0.1)
+        goal("camera decode median <= 1/10 of pyzbar's, every frame", f"worst ratio {worst:.3f}", worst <= 0.1)
 
     # What each zxing-cpp option costs, on the 640x480 frames.
     print("\nzxing-cpp options on 640x480 (median ms; found):")
@@ -169,7 +176,7 @@ def bench_decode(runs: int) -> None:
     selected = {k: v for k, v in frames().items() if k.startswith("640x480")}
     print(f"{'options':<28}" + "".join(f" {k[8:]:>22}" for k in selected))
     for label, options in variants.items():
-        opts = {"try_rotate": True, "try_downscale": True, "try_invert": True, "formats": kiosk.formats, **options}
+        opts = {"try_rotate": True, "try_downscale": True, "try_invert": True, "formats": single.formats, **options}
         if isinstance(opts["formats"], str):
             opts["formats"] = zxingcpp.barcode_formats_from_str(opts["formats"])
 

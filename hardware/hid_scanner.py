@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 from kiosk.errors import ConfigError, ScannerError
 from kiosk.ports import Faults, Scan, Submit
 
-from .backoff import Backoff
+from .backoff import DeviceWatch
 from .keymaps import load_layout
 
 log = logging.getLogger(__name__)
@@ -125,34 +125,26 @@ class HidScanner:
             self._thread = None
 
     def _run(self, submit: Submit) -> None:
-        backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s)
-        down = False
+        watch = DeviceWatch(self.faults, "hid", log, first=self.reconnect_min_s, maximum=self.reconnect_max_s)
         while not self._stop.is_set():
             try:
                 dev = self.open_device(self.device)
             except OSError as exc:
-                if not down:
-                    log.error("keyboard scanner %s not available (%s); retrying in the background", self.device, exc)
-                    down = True
-                self.faults.set("hid", f"Keyboard scanner not connected ({self.device})")
-                self._stop.wait(backoff.next())
+                watch.lost(f"keyboard scanner {self.device} not available ({exc}); retrying in the background",
+                           f"Keyboard scanner not connected ({self.device})")
+                self._stop.wait(watch.next_delay())
                 continue
             try:
                 if self.grab:
                     dev.grab()
-                if down:
-                    log.info("keyboard scanner %s is back", self.device)
-                down = False
-                backoff.reset()
-                self.faults.clear("hid")
+                watch.back(f"keyboard scanner {self.device} is back")
                 self.connected.set()
                 self._read(dev, submit)
             except OSError as exc:
                 if not self._stop.is_set():
-                    log.error("keyboard scanner %s went away (%s); retrying in the background", self.device, exc)
-                    down = True
-                    self.faults.set("hid", f"Keyboard scanner disconnected ({self.device})")
-                    self._stop.wait(backoff.next())
+                    watch.lost(f"keyboard scanner {self.device} went away ({exc}); retrying in the background",
+                               f"Keyboard scanner disconnected ({self.device})")
+                    self._stop.wait(watch.next_delay())
             finally:
                 self.connected.clear()
                 try:

@@ -17,7 +17,7 @@ import serial
 from kiosk.errors import ConfigError
 from kiosk.ports import Faults, Scan, Submit
 
-from .backoff import Backoff
+from .backoff import DeviceWatch
 
 log = logging.getLogger(__name__)
 
@@ -126,31 +126,23 @@ class SerialScanner:
                 log.debug("closing %s: %s", self.url, exc)
 
     def _run(self, submit: Submit) -> None:
-        backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s)
-        down = False
+        watch = DeviceWatch(self.faults, "serial", log, first=self.reconnect_min_s, maximum=self.reconnect_max_s)
         while not self._stop.is_set():
             try:
                 self.port = self.open_port(self.url, baudrate=self.baudrate, timeout=self.read_timeout_s)
             except (serial.SerialException, OSError, ValueError) as exc:
-                if not down:
-                    log.error("serial scanner %s not available (%s); retrying in the background", self.url, exc)
-                    down = True
-                self.faults.set("serial", f"Barcode scanner not connected ({self.url})")
-                self._stop.wait(backoff.next())
+                watch.lost(f"serial scanner {self.url} not available ({exc}); retrying in the background",
+                           f"Barcode scanner not connected ({self.url})")
+                self._stop.wait(watch.next_delay())
                 continue
-            if down:
-                log.info("serial scanner %s is back", self.url)
-            down = False
-            backoff.reset()
-            self.faults.clear("serial")
+            watch.back(f"serial scanner {self.url} is back")
             self.connected.set()
             try:
                 self._read(submit)
             except (serial.SerialException, OSError) as exc:
                 if not self._stop.is_set():
-                    log.error("serial scanner %s went away (%s); retrying in the background", self.url, exc)
-                    down = True
-                    self.faults.set("serial", f"Barcode scanner disconnected ({self.url})")
+                    watch.lost(f"serial scanner {self.url} went away ({exc}); retrying in the background",
+                               f"Barcode scanner disconnected ({self.url})")
             finally:
                 self._close()
 

@@ -171,8 +171,9 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             s.start(app.gate.submit)
         app.watch_staleness()
         app.journal.purge(app.clock())
-        notifier.ready(app.status_line())
-        log.info("gate %s ready: %s", app.config.gate.id, app.status_line())
+        ready = app.status_line()
+        notifier.ready(ready)
+        log.info("gate %s ready: %s", app.config.gate.id, ready)
         last_status = last_purge = time.monotonic()
 
         def tick() -> None:

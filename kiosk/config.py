@@ -36,6 +36,10 @@ def _at_least(low: float) -> Callable[[Any], str | None]:
     return lambda v: None if v >= low else f"must be at least {low}"
 
 
+def _between(low: float, high: float) -> Callable[[Any], str | None]:
+    return lambda v: None if low <= v <= high else f"must be between {low} and {high}"
+
+
 def _positive(v: Any) -> str | None:
     return None if v > 0 else "must be greater than 0"
 
@@ -169,14 +173,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "gpio.exit_button": {"pin": Key("", (str, int), _pin), "pull_up": Key(True, BOOL)},
     "gpio.door": {"pin": Key("", (str, int), _pin), "pull_up": Key(True, BOOL)},
     "gpio.passage": {"pin": Key("", (str, int), _pin), "pull_up": Key(True, BOOL)},
-    "relay": {"pulse_ms": Key(1000, INT, lambda v: None if 10 <= v <= 30000 else "must be between 10 and 30000")},
+    "relay": {"pulse_ms": Key(1000, INT, _between(10, 30000))},
     "door": {"held_open_s": Key(30, NUM, _positive), "grace_s": Key(3, NUM, _at_least(0))},
     "passage": {"timeout_s": Key(10, NUM, _positive)},
     "signals": {
         "admit_light_s": Key(2, NUM, _positive),
         "deny_light_s": Key(3, NUM, _positive),
-        "admit_beeps": Key(1, INT, lambda v: None if 0 <= v <= 10 else "must be between 0 and 10"),
-        "deny_beeps": Key(2, INT, lambda v: None if 0 <= v <= 10 else "must be between 0 and 10"),
+        "admit_beeps": Key(1, INT, _between(0, 10)),
+        "deny_beeps": Key(2, INT, _between(0, 10)),
         "beep_s": Key(0.1, NUM, _positive),
         "fault_blink_s": Key(0.5, NUM, _positive),
     },
@@ -186,7 +190,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "result_s": Key(3, NUM, _positive),
         "fullscreen": Key(True, BOOL),
         "size": Key([], LIST, lambda v: None if not v else _size(v)),
-        "fps": Key(30, INT, lambda v: None if 1 <= v <= 120 else "must be between 1 and 120"),
+        "fps": Key(30, INT, _between(1, 120)),
     },
     "staff": {
         "pin_hash": Key("", STR, lambda v: _pin_hash(v) if v else None),

@@ -115,20 +115,14 @@ class FrameDecoder:
 
 
 def load_gray(path: str) -> Any:
-    """An image file as a grayscale array (PNG, JPEG, ... via pygame-free Pillow if present, else zxing's own)."""
-    import numpy as np
+    """An image file (PNG, JPEG, ... anything Pillow reads) as a grayscale array."""
+    from PIL import Image
 
-    try:
-        from PIL import Image
-    except ImportError as exc:  # Pillow is a core dependency; this is for a broken install
-        raise RuntimeError("Pillow is needed to read image files") from exc
     with Image.open(path) as img:
         return np.asarray(img.convert("L"))
 
 
 def render_code(text: str, fmt: str = "QRCode", scale: int = 6) -> Any:
     """A code as a grayscale array with its quiet zone (for the simulated camera, tests and benches)."""
-    import numpy as np
-
     barcode = zxingcpp.create_barcode(text, zxingcpp.barcode_format_from_str(fmt))
     return np.asarray(zxingcpp.write_barcode_to_image(barcode, scale=scale))

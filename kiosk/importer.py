@@ -261,37 +261,49 @@ def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]
     return kind, rows()
 
 
+_KIND_ORDER = {"groups": 0, "customers": 1, "cards": 2}
+
+
+def _open_in_order(paths: Iterable[str | Path]) -> list[tuple[str, str, Iterator[tuple[int, dict[str, Any]]]]]:
+    """(path, kind, rows) for every file, headers all checked before any row is read; groups first,
+    so a group's name and scannable flag are known before customers name it."""
+    opened = [(str(p), *read_file(p)) for p in paths]
+    return sorted(opened, key=lambda item: _KIND_ORDER[item[1]])
+
+
+def named_group(group_id: str) -> dict[str, Any]:
+    """A group that customers name but no groups file defines: created scannable, named after its id."""
+    return {"type": "group", "id": group_id, "name": group_id.replace("_", " ").replace("-", " ").title(),
+            "scannable": True}
+
+
 def records_from_files(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
     """Every file's protocol records, groups first, plus the groups customers name but no file defines.
 
     The reference upstream serves a snapshot from these; `import_files` loads them.
     """
-    opened = [(Path(p), *read_file(p)) for p in paths]
-    order = {"groups": 0, "customers": 1, "cards": 2}
     defined: set[str] = set()
     named: dict[str, None] = {}
-    for _path, kind, rows in sorted(opened, key=lambda item: order[item[1]]):
+    for _path, kind, rows in _open_in_order(paths):
         for _line, record in rows:
             if kind == "groups":
                 defined.add(record["id"])
             elif kind == "customers":
-                for g in record["groups"]:
-                    named.setdefault(g)
+                named.update(dict.fromkeys(record["groups"]))
             yield record
     for g in named:
         if g not in defined:
-            yield {"type": "group", "id": g, "name": g.replace("_", " ").replace("-", " ").title(), "scannable": True}
+            yield named_group(g)
 
 
 def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, replace: bool, now: datetime) -> ImportSummary:
     paths = [str(p) for p in paths]
-    opened = [(p, *read_file(p)) for p in paths]  # every header checked before anything is written
-    order = {"groups": 0, "customers": 1, "cards": 2}
+    opened = _open_in_order(paths)
     builder = SnapshotBuilder(snapshot_path, "full" if replace else "merge")
     created: list[str] = []
     try:
         named: set[str] = set()
-        for path, kind, rows in sorted(opened, key=lambda item: order[item[1]]):
+        for path, kind, rows in opened:
             for line, record in rows:
                 try:
                     if kind == "customers":  # already checked field by field while read: skip a second check
@@ -301,14 +313,15 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
                         builder.apply(record)
                 except RecordError as exc:
                     raise ImportRejected(f"{path}:{line}: {exc}") from None
-        missing = sorted(named - builder.group_ids())
-        for g in missing:
-            builder.apply({"type": "group", "id": g, "name": g.replace("_", " ").replace("-", " ").title(),
-                           "scannable": True})
+        # in a merge, groups the held snapshot defines count as defined
+        for g in sorted(named - builder.group_ids()):
+            builder.apply(named_group(g))
             created.append(g)
-        held = SnapshotStore(snapshot_path)
-        meta = {} if replace else held.meta()
-        held.close()
+        meta: dict[str, str] = {}
+        if not replace:
+            held = SnapshotStore(snapshot_path)
+            meta = held.meta()
+            held.close()
         meta.update(synced_at=now.isoformat(timespec="seconds"), source="import",
                     imported_files=";".join(Path(p).name for p in paths))
         meta.setdefault("cursor", "")
@@ -317,6 +330,6 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
     except BaseException:
         builder.abort()
         raise
-    return ImportSummary(paths, result, created, {p: k for p, k, _ in opened}, totals, replace)
+    return ImportSummary(paths, result, created, {p: k for p, k, _ in sorted(opened, key=lambda item: paths.index(item[0]))}, totals, replace)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 from datetime import date
-from typing import Any
 
 from .credential import card_key, customer_key
 from .model import CARD_TYPES, Card, Customer, Group
@@ -158,17 +157,3 @@ def card_from_row(row: tuple) -> Card:
 def group_from_row(row: tuple) -> Group:
     gid, name, scannable = row
     return Group(id=gid, name=name, scannable=bool(scannable))
-
-
-def customer_record(c: Customer) -> dict[str, Any]:
-    """A customer as a protocol line (the reverse of check_customer)."""
-    rec: dict[str, Any] = {"type": "customer", "id": c.id, "kind": c.kind, "active": c.active, "groups": list(c.groups)}
-    for key in ("first_name", "last_name", "name", "email", "postcode", "photo"):
-        if getattr(c, key):
-            rec[key] = getattr(c, key)
-    for key in ("valid_from", "valid_until"):
-        if getattr(c, key):
-            rec[key] = getattr(c, key).isoformat()
-    if c.tags:
-        rec["tags"] = list(c.tags)
-    return rec

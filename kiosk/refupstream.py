@@ -428,18 +428,24 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(self.ref.slow_s)
         return False
 
+    def _let_through(self, resource: str) -> tuple[bool, str | None]:
+        """Injected faults and the bearer token, before any resource: (go on?, the fault taken)."""
+        fault = self.ref.take_fault(resource, self)
+        if fault == "401":
+            self._json(401, {"error": "token expired"}, {"WWW-Authenticate": "Bearer"})
+            return False, fault
+        if not self._authorised() or self._common_fault(fault):
+            return False, fault
+        return True, fault
+
     def do_GET(self) -> None:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLError):
             path, query = self._route()
             if path != "snapshot":
                 self._json(404, {"error": f"no such resource {path!r}"})
                 return
-            fault = self.ref.take_fault("snapshot", self)
-            if fault == "401" or not self._authorised():
-                if fault == "401":
-                    self._json(401, {"error": "token expired"}, {"WWW-Authenticate": "Bearer"})
-                return
-            if self._common_fault(fault):
+            go_on, fault = self._let_through("snapshot")
+            if not go_on:
                 return
             self._snapshot(query.get("since", [""])[0], fault)
 
@@ -454,12 +460,8 @@ class _Handler(BaseHTTPRequestHandler):
             if path not in ("scans", "heartbeat"):
                 self._json(404, {"error": f"no such resource {path!r}"})
                 return
-            fault = self.ref.take_fault(path, self)
-            if fault == "401" or not self._authorised():
-                if fault == "401":
-                    self._json(401, {"error": "token expired"}, {"WWW-Authenticate": "Bearer"})
-                return
-            if self._common_fault(fault):
+            go_on, fault = self._let_through(path)
+            if not go_on:
                 return
             try:
                 data = json.loads(body)

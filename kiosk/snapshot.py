@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import sqlite3
@@ -185,13 +184,6 @@ class SnapshotBuilder:
     def group_ids(self) -> set[str]:
         self._flush()
         return {row[0] for row in self.db.execute("SELECT id FROM groups")}
-
-    def referenced_group_ids(self) -> set[str]:
-        self._flush()
-        found: set[str] = set()
-        for (groups,) in self.db.execute("SELECT DISTINCT groups FROM customers WHERE groups != '[]'"):
-            found.update(json.loads(groups))
-        return found
 
     # -- finish ------------------------------------------------------------------------
     def commit(self, meta: dict[str, str]) -> LoadResult:

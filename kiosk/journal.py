@@ -19,6 +19,7 @@ from typing import IO, Any, Iterable, Iterator
 
 from .credential import printable
 from .errors import JournalError
+from .text import csv_cell
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,6 @@ def write_csv(events: Iterable[dict[str, Any]], out: IO[str]) -> int:
         row = dict(event)
         row["groups"] = ";".join(row["groups"])
         row["passed"] = "" if row["passed"] is None else str(row["passed"]).lower()
-        writer.writerow([row[c] if row[c] is not None else "" for c in COLUMNS])
+        writer.writerow([csv_cell(row[c]) for c in COLUMNS])
         n += 1
     return n

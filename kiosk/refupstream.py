@@ -283,6 +283,7 @@ class RefUpstream:
         self.last_headers: dict[str, dict[str, str]] = {}  # what the last request to each endpoint sent
         self.last_paths: dict[str, str] = {}
         self.lines_sent = 0  # snapshot lines written, for tests that act mid-stream
+        self.unstall = threading.Event()  # set: a "stall" fault ends now rather than after slow_s
         self._faults: list[Fault] = []
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -529,7 +530,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.ref.lines_sent += len(out)
                     out = []
                     if fault == "stall":
-                        time.sleep(self.ref.slow_s)
+                        self.ref.unstall.wait(self.ref.slow_s)
                     else:
                         hang_up()
                         return

@@ -324,6 +324,7 @@ def run_checks(config_path: str | None, state_dir: str | None = None, *, env: Ma
     """Every check, in the order a technician fixes things."""
     from . import config as configuration
     from .errors import ConfigError
+    from .passes import doctor_check as pass_check
 
     try:
         config = configuration.load(config_path, env=dict(env))
@@ -337,7 +338,7 @@ def run_checks(config_path: str | None, state_dir: str | None = None, *, env: Ma
     state = config.state_path
     checks = [first, check_token(config.upstream.token_file, config.upstream.url), check_state_dir(state),
               check_disk(state), check_camera(config, dev), *check_scanner(config), check_gpio(config, dev),
-              check_display(config, env, dev), check_clock()]
+              check_display(config, env, dev), check_clock(), Check("passes", *pass_check(config))]
     upstream_ok = checks[1].status != FAIL
     checks.append(check_upstream(config, timeout_s) if upstream_ok or not config.upstream.url
                   else Check("upstream", FAIL, "not tried: the token is not usable", "fix the token check above"))

@@ -255,13 +255,16 @@ def looks_like_pass(text: str) -> bool:
     return text.startswith(PREFIXES) and len(text) >= 3 + 96
 
 
-def parse(text: str) -> Pass:
-    """Decode a pass text. Checks its shape, not its signature (see `verify`). Raises PassError."""
+def parse(text: str, with_code: bool = True) -> Pass:
+    """Decode a pass text. Checks its shape, not its signature (see `verify`). Raises PassError.
+
+    `with_code=False` reads a rotating pass as issued, without the code a phone appends.
+    """
     prefix = text[:3]
     if prefix not in PREFIXES:
         raise PassError("not a pass (no KP1 or KR1 prefix)")
     encoded, code = text[3:], None
-    if prefix == ROTATING:
+    if prefix == ROTATING and with_code:
         encoded, code = text[3:-CODE_DIGITS], text[-CODE_DIGITS:]
         if not (code.isascii() and code.isdigit()):
             raise PassError("the rotating pass does not end in its 8-digit code")
@@ -429,6 +432,23 @@ class PassSettings:
         return f"pass keys: {keys}; {rotation}"
 
 
+# -- QR code --------------------------------------------------------------------------------------
+
+def qr_symbol(text: str) -> Any:
+    """The pass as a zxing-cpp QR symbol at error correction M (all base45, so alphanumeric mode)."""
+    import zxingcpp
+
+    return zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
+
+
+def qr_modules(symbol: Any, scale: int = 1, quiet_zone: bool = True) -> Any:
+    """The symbol as a greyscale numpy image, `scale` pixels per module."""
+    import numpy as np
+    import zxingcpp
+
+    return np.array(zxingcpp.write_barcode_to_image(symbol, scale=scale, add_quiet_zones=quiet_zone))
+
+
 # -- records in the snapshot protocol (docs/protocol.md, "Signed passes") -----------------------
 
 PASS_RECORDS = ("pass_key", "pass_revocation")
@@ -465,6 +485,21 @@ def apply_pass_record(db: Any, record: dict) -> None:
         db.execute("INSERT OR REPLACE INTO pass_revocations VALUES (?, ?)", (key, serial))
     else:
         db.execute("DELETE FROM pass_revocations WHERE customer_key = ? AND serial = ?", (key, serial))
+
+
+def doctor_check(config: Any) -> tuple[str, str, str]:
+    """(status, message, fix) for `kiosk doctor`: are passes checkable, and how strictly?"""
+    from .errors import ConfigError
+
+    try:
+        settings = PassSettings.from_config(config.passes, config.source)
+    except ConfigError as exc:
+        return "FAIL", exc.problem, f"fix passes.rotation_secret_file in {exc.file}"
+    if not settings.keys and not settings.rotation_secret:
+        return "skip", "no pass keys in the config (pass_key records in the snapshot still count)", ""
+    if settings.rotation_secret is None:
+        return "warn", settings.describe(), "set passes.rotation_secret_file to refuse screenshots of rotating passes"
+    return "ok", settings.describe(), ""
 
 
 def new_private_key() -> Ed25519PrivateKey:

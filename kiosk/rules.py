@@ -127,12 +127,12 @@ def _decide_customer(customer: Customer, snapshot: SnapshotView, policy: Policy,
         return Decision(Verdict.EXPIRED, reason=f"Membership starts on {_day(customer.valid_from)}", **who)
     if customer.valid_until and today > customer.valid_until:
         return Decision(Verdict.EXPIRED, reason=f"Membership expired on {_day(customer.valid_until)}", **who)
-    return _admit_if_in_group(customer.groups, groups, policy, now, recent_admits, meta, who, "Welcome")
+    return _admit_if_in_group(customer.groups, groups, policy, now, recent_admits, meta, who)
 
 
 def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], policy: Policy, now: datetime,
                        recent_admits: Mapping[str, datetime] | None, meta: Mapping[str, str], who: dict,
-                       welcome: str) -> Decision:
+                       via: str = "") -> Decision:
     """The end of every path: the verified groups, a repeat within the window, the snapshot's age."""
     matched: tuple[str, ...] = ()
     if policy.mode == "verify_groups":
@@ -145,7 +145,7 @@ def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], polic
             names = ", ".join(g.name for g in verify) or "none"
             return Decision(Verdict.NOT_IN_GROUP, reason=f"Not in the selected group: {names}", **who)
 
-    admitted = Decision(Verdict.ADMIT, matched_groups=matched, reason=welcome, **who)
+    admitted = Decision(Verdict.ADMIT, matched_groups=matched, reason=f"Welcome ({via})" if via else "Welcome", **who)
     last = (recent_admits or {}).get(repeat_key(admitted))
     if last is not None and timedelta(0) <= now - last <= timedelta(seconds=policy.repeat_window_s):
         ago = (now - last).total_seconds()
@@ -159,7 +159,7 @@ def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], polic
             return Decision(Verdict.SNAPSHOT_STALE, matched_groups=matched, stale=True,
                             reason=f"Member list out of date ({why}); ask staff", **who)
         return Decision(Verdict.ADMIT, matched_groups=matched, stale=True,
-                        reason=f"{welcome} (member list out of date: {why})", **who)
+                        reason=f"Welcome ({via + '; ' if via else ''}member list out of date: {why})", **who)
     return admitted
 
 
@@ -210,8 +210,7 @@ def decide_pass(credential: Credential, snapshot: SnapshotView, policy: Policy, 
     if customer is not None:
         decision = _decide_customer(customer, snapshot, policy, now, recent_admits, meta, base)
     else:
-        decision = _admit_if_in_group(p.groups, groups, policy, now, recent_admits, meta, who,
-                                      "Welcome (signed pass)")
+        decision = _admit_if_in_group(p.groups, groups, policy, now, recent_admits, meta, who, "signed pass")
     return dataclasses.replace(decision, code_key=code_key) if code_key else decision
 
 

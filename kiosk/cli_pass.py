@@ -117,16 +117,13 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 def write_qr(text: str, *, png: Path | None = None, svg: Path | None = None, scale: int = 8) -> None:
     """The pass as a QR code (EC level M): PNG and/or SVG, each written whole or not at all."""
-    import zxingcpp
-
-    symbol = passes.qr_symbol(text)
     if png is not None:
         from PIL import Image
 
-        image = Image.fromarray(passes.qr_modules(symbol, scale))
+        image = Image.fromarray(passes.qr_modules(passes.qr_symbol(text), scale))
         _atomic(png, lambda fh: image.save(fh, format="PNG"))
     if svg is not None:
-        _atomic(svg, lambda fh: fh.write(zxingcpp.write_barcode_to_svg(symbol).encode("utf-8")))
+        _atomic(svg, lambda fh: fh.write(passes.qr_svg(text, scale).encode("utf-8")))
 
 
 def _atomic(path: Path, write: Callable[[Any], Any]) -> None:

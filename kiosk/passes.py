@@ -449,42 +449,61 @@ def qr_modules(symbol: Any, scale: int = 1, quiet_zone: bool = True) -> Any:
     return np.array(zxingcpp.write_barcode_to_image(symbol, scale=scale, add_quiet_zones=quiet_zone))
 
 
+def qr_svg(text: str, module_px: int = 8) -> str:
+    """The pass's QR code as a scalable SVG (viewBox in modules, quiet zone included)."""
+    import numpy as np
+
+    modules = qr_modules(qr_symbol(text))
+    h, w = modules.shape
+    dark = "".join(f"M{x} {y}h1v1h-1z" for y, x in zip(*np.nonzero(modules < 128)))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w * module_px}" '
+            f'height="{h * module_px}" shape-rendering="crispEdges"><rect width="{w}" height="{h}" fill="#fff"/>'
+            f'<path d="{dark}" fill="#000"/></svg>')
+
+
 # -- records in the snapshot protocol (docs/protocol.md, "Signed passes") -----------------------
 
 PASS_RECORDS = ("pass_key", "pass_revocation")
 
 
-def apply_pass_record(db: Any, record: dict) -> None:
-    """Store one pass_key or pass_revocation record in a snapshot being built. Raises RecordError."""
+def check_pass_record(record: dict) -> tuple[str, tuple, bool]:
+    """(table, key columns, present?) of a pass_key or pass_revocation record. Raises RecordError."""
     from .credential import customer_key
     from .records import RecordError
 
     flag = "active" if record["type"] == "pass_key" else "revoked"
-    if not isinstance(record.get(flag, True), bool):
-        raise RecordError(f"{flag!r} must be true or false, got {record[flag]!r}")
+    present = record.get(flag, True)
+    if not isinstance(present, bool):
+        raise RecordError(f"{flag!r} must be true or false, got {present!r}")
     if record["type"] == "pass_key":
         ident = record.get("key_id")
         if not isinstance(ident, int) or isinstance(ident, bool) or not 0 <= ident <= 255:
             raise RecordError(f"'key_id' must be a whole number 0-255, got {ident!r}")
-        if not record.get("active", True):
-            db.execute("DELETE FROM pass_keys WHERE key_id = ?", (ident,))
-            return
+        if not present:
+            return "pass_keys", (ident,), False
+        public = record.get("public_key")
         try:
-            raw = decode_key(record.get("public_key") if isinstance(record.get("public_key"), str) else "")
+            raw = decode_key(public if isinstance(public, str) else "")
         except ValueError as exc:
             raise RecordError(f"'public_key' {exc}") from None
-        db.execute("INSERT OR REPLACE INTO pass_keys VALUES (?, ?)", (ident, raw))
-        return
+        return "pass_keys", (ident, raw), True
     customer_id, serial = record.get("customer_id"), record.get("serial")
     if not isinstance(customer_id, str) or not customer_id.strip():
         raise RecordError("'customer_id' must be a non-empty string")
     if not isinstance(serial, int) or isinstance(serial, bool) or not 0 <= serial <= 0xFFFFFFFF:
         raise RecordError(f"'serial' must be a whole number 0-4294967295, got {serial!r}")
-    key = customer_key(customer_id)
-    if record.get("revoked", True):
-        db.execute("INSERT OR REPLACE INTO pass_revocations VALUES (?, ?)", (key, serial))
+    return "pass_revocations", (customer_key(customer_id), serial), present
+
+
+def apply_pass_record(db: Any, record: dict) -> None:
+    """Store one pass_key or pass_revocation record in a snapshot being built. Raises RecordError."""
+    table, row, present = check_pass_record(record)
+    if present:
+        db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", row)
+    elif table == "pass_keys":
+        db.execute("DELETE FROM pass_keys WHERE key_id = ?", row[:1])
     else:
-        db.execute("DELETE FROM pass_revocations WHERE customer_key = ? AND serial = ?", (key, serial))
+        db.execute("DELETE FROM pass_revocations WHERE customer_key = ? AND serial = ?", row)
 
 
 def doctor_check(config: Any) -> tuple[str, str, str]:

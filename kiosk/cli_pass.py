@@ -26,15 +26,15 @@ KEY_FORMAT = "gate-kiosk pass signing key v1"
 
 # -- key files --------------------------------------------------------------------------------
 
-def read_private_key(path: Path) -> tuple[int, Any]:
+def read_private_key(path: Path, option: str = "--key") -> tuple[int, Any]:
     """(key id, Ed25519 private key) from a `kiosk pass keygen` file, refusing one open to others."""
     where = str(path)
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise ConfigError(where, "--key", "file not found; make one with `kiosk pass keygen FILE`") from None
+        raise ConfigError(where, option, "file not found; make one with `kiosk pass keygen FILE`") from None
     if st.st_mode & 0o077:
-        raise ConfigError(where, "--key", f"the private key is open to group or others (mode "
+        raise ConfigError(where, option, f"the private key is open to group or others (mode "
                           f"{stat.filemode(st.st_mode)}); chmod 600 {path}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -46,9 +46,9 @@ def read_private_key(path: Path) -> tuple[int, Any]:
         seed = base64.b64decode(data["private_key"], validate=True)
         return key_id, passes.private_from_seed(seed)
     except PermissionError:
-        raise ConfigError(where, "--key", "permission denied; run as the key's owner") from None
+        raise ConfigError(where, option, "permission denied; run as the key's owner") from None
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-        raise ConfigError(where, "--key", f"not a `kiosk pass keygen` key file ({exc})") from None
+        raise ConfigError(where, option, f"not a `kiosk pass keygen` key file ({exc})") from None
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:

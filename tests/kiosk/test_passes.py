@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from datetime import date, datetime, timedelta, timezone
@@ -438,3 +439,83 @@ def test_docs_test_vectors_are_what_the_code_makes():
             assert passes.rotation_key(secret, v["customer_id"], v["serial"]).hex() == v["rotation_key_hex"]
             at = datetime.fromisoformat(v["at"])
             assert passes.code_for(secret, v["customer_id"], v["serial"], passes.step_of(at)) == v["code"]
+
+
+# -- the reference upstream: keys and revocations in the snapshot, the member's pass page ----------------
+
+def upstream_app(tmp_path: Path, server):
+    from kiosk.app import App
+    from kiosk.config import Config, validate
+
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
+    token.chmod(0o600)
+    values = {"state_dir": str(tmp_path / "state"), "upstream": {"url": server.url, "token_file": str(token)},
+              "gate": {"groups": ["members"]}}
+    return App(Config(validate(values, "test.toml"), "test.toml"))
+
+
+def test_keys_and_revocations_sync_from_the_reference_upstream_and_are_retracted_in_a_delta(tmp_path):
+    from kiosk.refupstream import RefStore, RefUpstream
+    from kiosk.upstream import Upstream
+
+    groups = [{"type": "group", "id": "members", "name": "Members"}]
+    store = RefStore(tmp_path / "upstream.sqlite")
+    store.replace([*groups, {"type": "pass_key", "key_id": 2, "public_key": passes.encode_key(NEW_PUB)},
+                   {"type": "pass_revocation", "customer_id": "I-KS22-363P", "serial": 9}])
+    server = RefUpstream(store, "t0ken").start()
+    app = upstream_app(tmp_path, server)
+    upstream = Upstream.from_app(app)
+    try:
+        assert upstream.sync_once().kind == "full"
+        good, revoked = issue(serial=1, key=NEW, key_id=2), issue(serial=9, key=NEW, key_id=2)
+        assert app.gate.handle(Scan(raw=good, source="stdin")).verdict is Verdict.ADMIT
+        assert app.gate.handle(Scan(raw=revoked, source="stdin")).verdict is Verdict.CARD_REVOKED
+        store.replace(groups)  # key and revocation withdrawn: the kiosk gets them retracted as a delta
+        assert upstream.sync_once().kind == "delta"
+        assert app.snapshot.pass_keys() == {}
+        d = app.gate.handle(Scan(raw=revoked, source="stdin"))
+        assert d.verdict is Verdict.NOT_RECOGNISED and "unknown key" in d.reason
+    finally:
+        upstream.stop()
+        app.close()
+        server.stop()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium: apt-get install chromium (.ci/run installs it)")
+def test_pass_page_screenshot_in_a_real_browser_is_admitted_and_refused_two_minutes_later(tmp_path):
+    import httpx
+
+    from kiosk.decoder import FrameDecoder, load_gray
+    from kiosk.pass_page import Issuer, PassPages
+    from kiosk.refupstream import RefStore, RefUpstream
+
+    server = RefUpstream(RefStore(tmp_path / "upstream.sqlite"), "t0ken",
+                         pass_pages=PassPages(Issuer(1, OLD, SECRET))).start()
+    try:
+        made = httpx.post(server.url + "/admin/pass", headers={"Authorization": "Bearer t0ken"}, timeout=10,
+                          json={"customer_id": "I-KS22-363P", "groups": ["members", "patrons"], "days": 30,
+                                "rotating": True})
+        assert made.status_code == 200, made.text
+        url = f"http://127.0.0.1:{server.port}{made.json()['path']}"
+        assert httpx.get(url + "x", timeout=10).status_code == 404
+        shot = tmp_path / "phone.png"
+        browser = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                  f"--user-data-dir={tmp_path / 'profile'}", "--window-size=412,915",
+                                  f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)
+        taken = datetime.now(UTC)
+        assert shot.exists(), browser.stderr[-2000:]
+    finally:
+        server.stop()
+    found = FrameDecoder().decode(load_gray(shot))
+    assert [f.format for f in found] == ["QRCode"]
+    text = found[0].text
+    assert text.startswith(made.json()["text"]) and len(text) == len(made.json()["text"]) + 8
+    store = snap(tmp_path)
+    admitted = check(text, store, now=taken)
+    assert admitted.verdict is Verdict.ADMIT and "signed pass" in admitted.reason
+    kept = check(text, store, now=taken + timedelta(minutes=2))
+    assert kept.verdict is Verdict.CODE_EXPIRED and kept.reason == "Refresh the pass on your phone"

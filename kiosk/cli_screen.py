@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
-from . import demo
+from . import demo, passes
 from .credential import parse
 from .display import PIN, Display, Status, hash_pin
 from .errors import ConfigError
@@ -49,6 +49,8 @@ def demo_decisions(now: datetime) -> dict[Verdict, Decision]:
                     else (fresh, policy)
                 recent = {"I-1001": now - timedelta(seconds=3)} if verdict is Verdict.REPEAT else None
                 out[verdict] = decide(parse(text), snapshot, rules, now, recent)
+            text, settings = passes.demo_stale_code(now)  # a screenshot of a rotating pass, 10 minutes old
+            out[Verdict.CODE_EXPIRED] = decide(parse(text), fresh, Policy(passes=settings), now)
         finally:
             fresh.close()
             stale.close()

@@ -506,6 +506,16 @@ def apply_pass_record(db: Any, record: dict) -> None:
         db.execute("DELETE FROM pass_revocations WHERE customer_key = ? AND serial = ?", row)
 
 
+def demo_stale_code(now: datetime) -> tuple[str, PassSettings]:
+    """A rotating pass showing a code from 10 minutes ago, and settings that know its key (screen demos)."""
+    key = private_from_seed(b"gate-kiosk demo pass key, no use".ljust(32, b"."))
+    secret = b"gate-kiosk demo rotation secret"
+    today = now.date()
+    text = issue(key, 1, "I-1001", ("members",), today, today + timedelta(days=29), 1, rotating=True)
+    code = code_for(secret, "I-1001", 1, step_of(now - timedelta(minutes=10)))
+    return text + code, PassSettings(keys={1: public_bytes(key)}, rotation_secret=secret)
+
+
 def doctor_check(config: Any) -> tuple[str, str, str]:
     """(status, message, fix) for `kiosk doctor`: are passes checkable, and how strictly?"""
     from .errors import ConfigError

@@ -185,8 +185,9 @@ def decide_pass(credential: Credential, snapshot: SnapshotView, policy: Policy, 
         who = {"customer_id": customer.id, "name": customer.display_name, "groups": _shown(groups, customer.groups),
                "valid_until": customer.valid_until, **base}
     else:
-        who = {"customer_id": credential.value, "groups": _shown(groups, p.groups), "valid_until": p.not_after,
-               **base}
+        # no name without the snapshot: the id stands in, as Customer.display_name does for a nameless customer
+        who = {"customer_id": credential.value, "name": credential.value, "groups": _shown(groups, p.groups),
+               "valid_until": p.not_after, **base}
     if snapshot.pass_revoked(p.customer_id, p.serial):
         return Decision(Verdict.CARD_REVOKED, reason=f"Pass revoked (serial {p.serial})", **who)
     today = now.astimezone(policy.tz).date()

@@ -167,7 +167,7 @@ def test_issue_refuses_what_the_format_cannot_hold():
 def test_new_member_unknown_to_the_snapshot_is_admitted_on_the_pass_groups(store):
     d = check(issue(), store)
     assert d.verdict is Verdict.ADMIT
-    assert d.customer_id == "I-KS22-363P"
+    assert d.customer_id == d.name == "I-KS22-363P"
     assert "signed pass" in d.reason
     assert d.matched_groups == ("Members",)
     assert d.groups == ("Members", "Patrons")

@@ -155,6 +155,23 @@ def test_damaged_and_lookalike_texts(store):
     assert d.verdict is Verdict.NOT_RECOGNISED and "the pass is damaged" in d.reason
 
 
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(prefix=st.sampled_from(["KP1", "KR1"]), body=st.text(alphabet=passes.B45, min_size=96, max_size=250))
+def test_any_text_with_a_pass_prefix_is_a_verdict_never_an_error(store, prefix, body):
+    d = check(prefix + body, store)
+    assert d.verdict is Verdict.NOT_RECOGNISED  # random bytes never carry a valid signature
+    assert d.reason
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(position=st.integers(0, 140), junk=st.text(min_size=1, max_size=3))
+def test_a_pass_with_characters_changed_anywhere_is_refused(store, position, junk):
+    text = issue()
+    changed = text[:position] + junk + text[position + len(junk):]
+    if changed.strip() != text:  # a scanner's trailing whitespace is trimmed, as for every code
+        assert check(changed, store).verdict is Verdict.NOT_RECOGNISED
+
+
 def test_issue_refuses_what_the_format_cannot_hold():
     for bad in (dict(customer="I-1,2"), dict(customer="I 1"), dict(groups=("a,b",)), dict(groups=("x", "x")),
                 dict(groups=("g" * 130,)), dict(serial=2**32), dict(days=0), dict(key_id=256)):

@@ -338,10 +338,11 @@ def run_checks(config_path: str | None, state_dir: str | None = None, *, env: Ma
     state = config.state_path
     checks = [first, check_token(config.upstream.token_file, config.upstream.url), check_state_dir(state),
               check_disk(state), check_camera(config, dev), *check_scanner(config), check_gpio(config, dev),
-              check_display(config, env, dev), check_clock(), Check("passes", *pass_check(config))]
+              check_display(config, env, dev), check_clock()]
     upstream_ok = checks[1].status != FAIL
     checks.append(check_upstream(config, timeout_s) if upstream_ok or not config.upstream.url
                   else Check("upstream", FAIL, "not tried: the token is not usable", "fix the token check above"))
+    checks.append(Check("passes", *pass_check(config)))
     return checks
 
 

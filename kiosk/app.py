@@ -17,7 +17,7 @@ from . import demo
 from .config import Config
 from .gate import Gate, utc_now
 from .journal import Journal
-from .passes import PassSettings
+from .pass_keys import PassSettings
 from .ports import Faults, Output, ScanSource
 from .rules import Policy, snapshot_age
 from .snapshot import SnapshotStore

@@ -225,7 +225,7 @@ def _parse_since(text: str) -> datetime:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from .passes import PassSettings
+    from .pass_keys import PassSettings
 
     cfg = load_config(args)
     print(f"# effective config, from {cfg.source}; state_dir resolves to {cfg.state_path}")

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from . import passes
+from . import pass_keys, passes
 from .errors import ConfigError, KioskError
 
 KEY_FORMAT = "gate-kiosk pass signing key v1"
@@ -54,7 +54,7 @@ def read_private_key(path: Path, option: str = "--key") -> tuple[int, Any]:
 def cmd_keygen(args: argparse.Namespace) -> int:
     key = passes.new_private_key()
     seed = key.private_bytes_raw()
-    public = passes.encode_key(passes.public_bytes(key))
+    public = pass_keys.encode_key(passes.public_bytes(key))
     body = json.dumps({"format": KEY_FORMAT, "key_id": args.key_id, "private_key": base64.b64encode(seed).decode(),
                        "public_key": public}, indent=1) + "\n"
     _create(args.file, body.encode("utf-8"), "FILE")
@@ -89,7 +89,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
     secret = None
     if args.rotating and args.rotation_secret:
         try:
-            secret = passes.read_secret(args.rotation_secret)
+            secret = pass_keys.read_secret(args.rotation_secret)
         except ValueError as exc:
             raise ConfigError(str(args.rotation_secret), "--rotation-secret", str(exc)) from None
     try:

@@ -110,7 +110,7 @@ def _pin_hash(v: str) -> str | None:
 
 
 def _pass_keys(v: list[str]) -> str | None:
-    from .passes import keys_problem
+    from .pass_keys import keys_problem
 
     return keys_problem(v)
 

@@ -324,7 +324,7 @@ def run_checks(config_path: str | None, state_dir: str | None = None, *, env: Ma
     """Every check, in the order a technician fixes things."""
     from . import config as configuration
     from .errors import ConfigError
-    from .passes import doctor_check as pass_check
+    from .pass_keys import doctor_check as pass_check
 
     try:
         config = configuration.load(config_path, env=dict(env))

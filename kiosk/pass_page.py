@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import passes
+from . import pass_keys, passes
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def pass_pages(key_file: Path | None, secret_file: Path | None) -> "PassPages | 
     secret = None
     if secret_file is not None:
         try:
-            secret = passes.read_secret(secret_file)
+            secret = pass_keys.read_secret(secret_file)
         except ValueError as exc:
             raise ConfigError(str(secret_file), "--rotation-secret", str(exc)) from None
     return PassPages(Issuer(key_id, key, secret))

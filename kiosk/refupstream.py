@@ -31,7 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from .credential import card_key, customer_key
 from .pass_page import PassPages
-from .passes import PASS_RECORDS, PassError, check_pass_record
+from .pass_keys import PASS_RECORDS, check_pass_record
+from .passes import PassError
 from .records import RecordError, check_card, check_customer, check_delete, check_group
 
 log = logging.getLogger(__name__)

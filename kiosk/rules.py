@@ -14,7 +14,7 @@ from typing import Mapping, Protocol
 
 from . import passes
 from .model import Card, Credential, CredentialKind, Customer, Decision, Group, Verdict
-from .passes import PassSettings
+from .pass_keys import PassSettings
 
 
 class SnapshotView(Protocol):

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator
 from .credential import card_key, customer_key
 from .errors import SnapshotError
 from .model import Card, Customer, Group
-from .passes import PASS_RECORDS, apply_pass_record
+from .pass_keys import PASS_RECORDS, apply_pass_record
 from .records import (RecordError, card_from_row, check_card, check_customer, check_delete, check_group,
                       customer_from_row, group_from_row, normalise_postcode)
 

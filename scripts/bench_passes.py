@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import zxingcpp  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey  # noqa: E402
 
-from kiosk import demo, passes  # noqa: E402
+from kiosk import demo, pass_keys, passes  # noqa: E402
 from kiosk.credential import parse  # noqa: E402
 from kiosk.gate import Gate  # noqa: E402
 from kiosk.journal import Journal  # noqa: E402
@@ -69,7 +69,7 @@ def main() -> int:
     rotating = rotating_base + passes.code_for(SECRET, "I-KS22-363P", 4243, passes.step_of(now))
     p = passes.parse(static)
     bare_key = Ed25519PublicKey.from_public_bytes(public)
-    settings = passes.PassSettings(keys={1: public}, rotation_secret=SECRET, accept_steps=1)
+    settings = pass_keys.PassSettings(keys={1: public}, rotation_secret=SECRET, accept_steps=1)
     policy = Policy(groups=("members",), tz=timezone.utc, passes=settings, repeat_window_s=0)
 
     print(f"# {platform.machine()}, Python {platform.python_version()}, {platform.processor() or platform.system()}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ import zxingcpp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiosk import passes
+from kiosk import pass_keys, passes
 from kiosk.credential import parse
 from kiosk.gate import Gate
 from kiosk.model import CredentialKind, Verdict
@@ -35,8 +34,8 @@ SECRET = b"venue rotation secret, 32 bytes!"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "passes.md"
 
 
-def settings_with(keys=None, secret=SECRET, accept_steps=1) -> passes.PassSettings:
-    return passes.PassSettings(keys={1: OLD_PUB} if keys is None else keys, rotation_secret=secret,
+def settings_with(keys=None, secret=SECRET, accept_steps=1) -> pass_keys.PassSettings:
+    return pass_keys.PassSettings(keys={1: OLD_PUB} if keys is None else keys, rotation_secret=secret,
                                accept_steps=accept_steps)
 
 
@@ -227,7 +226,7 @@ def test_unknown_key_and_key_rotation(tmp_path):
     d = check(new, store)
     assert d.verdict is Verdict.NOT_RECOGNISED and d.reason == "Signed pass from an unknown key (key id 2)"
     # the new key arrives with the snapshot: both keys admit
-    key = {"type": "pass_key", "key_id": 2, "public_key": passes.encode_key(NEW_PUB)}
+    key = {"type": "pass_key", "key_id": 2, "public_key": pass_keys.encode_key(NEW_PUB)}
     load_records(tmp_path / "snapshot.sqlite", [key], {"cursor": "c-2"}, mode="delta")
     store.reload()
     only_snapshot = policy(keys={})
@@ -242,7 +241,7 @@ def test_unknown_key_and_key_rotation(tmp_path):
 
 
 def test_the_config_key_wins_over_a_snapshot_key_with_the_same_id(tmp_path):
-    store = snap(tmp_path, [{"type": "pass_key", "key_id": 1, "public_key": passes.encode_key(NEW_PUB)}])
+    store = snap(tmp_path, [{"type": "pass_key", "key_id": 1, "public_key": pass_keys.encode_key(NEW_PUB)}])
     assert check(issue(key=NEW), store).reason == "Signed pass with a bad signature"
     assert check(issue(key=NEW), store, policy(keys={})).verdict is Verdict.ADMIT
 
@@ -259,19 +258,19 @@ def test_revocation_list_synced_with_the_snapshot(tmp_path):
 
 
 @pytest.mark.parametrize("record, problem", [
-    ({"type": "pass_key", "key_id": 300, "public_key": passes.encode_key(OLD_PUB)}, "key_id"),
+    ({"type": "pass_key", "key_id": 300, "public_key": pass_keys.encode_key(OLD_PUB)}, "key_id"),
     ({"type": "pass_key", "key_id": 1, "public_key": "c2hvcnQ="}, "public_key"),
-    ({"type": "pass_key", "key_id": 1, "public_key": passes.encode_key(OLD_PUB), "active": "no"}, "active"),
+    ({"type": "pass_key", "key_id": 1, "public_key": pass_keys.encode_key(OLD_PUB), "active": "no"}, "active"),
     ({"type": "pass_revocation", "customer_id": "I-1", "serial": -1}, "serial"),
     ({"type": "pass_revocation", "customer_id": "", "serial": 1}, "customer_id"),
 ])
 def test_bad_pass_records_are_rejected_and_nothing_is_applied(tmp_path, record, problem):
     from kiosk.records import RecordError
 
-    store = snap(tmp_path, [{"type": "pass_key", "key_id": 9, "public_key": passes.encode_key(NEW_PUB)}])
+    store = snap(tmp_path, [{"type": "pass_key", "key_id": 9, "public_key": pass_keys.encode_key(NEW_PUB)}])
     with pytest.raises(RecordError, match=problem):
         load_records(tmp_path / "snapshot.sqlite", [{"type": "pass_key", "key_id": 8, "public_key":
-                     passes.encode_key(OLD_PUB)}, record], {"cursor": "c-2"}, mode="delta")
+                     pass_keys.encode_key(OLD_PUB)}, record], {"cursor": "c-2"}, mode="delta")
     store.reload()
     assert store.pass_keys() == {9: NEW_PUB}
 
@@ -321,7 +320,7 @@ def test_without_the_rotation_secret_rotating_passes_are_checked_by_signature_on
     stale = with_code(issue(rotating=True), NOW - timedelta(hours=3))
     assert check(stale, store).verdict is Verdict.CODE_EXPIRED
     assert check(stale, store, policy(secret=None)).verdict is Verdict.ADMIT
-    assert "signature only" in passes.PassSettings().describe()
+    assert "signature only" in pass_keys.PassSettings().describe()
 
 
 def test_a_code_admits_once_per_gate_even_after_the_repeat_window(store, journal, clock):
@@ -360,7 +359,7 @@ def test_config_errors_name_file_key_and_fix(tmp_path):
     secret = tmp_path / "rot.secret"
     secret.write_bytes(SECRET)
     secret.chmod(0o644)
-    cfg = write_config(tmp_path, keys=[f"1:{passes.encode_key(OLD_PUB)}"], rotation_secret_file=str(secret))
+    cfg = write_config(tmp_path, keys=[f"1:{pass_keys.encode_key(OLD_PUB)}"], rotation_secret_file=str(secret))
     loose = kiosk("check", "I-1", "--config", str(cfg))
     assert loose.returncode == 2
     assert "passes.rotation_secret_file" in loose.stderr and f"chmod 600 {secret}" in loose.stderr
@@ -368,7 +367,7 @@ def test_config_errors_name_file_key_and_fix(tmp_path):
     secret.chmod(0o600)
     shown = kiosk("config", "--config", str(cfg))
     assert shown.returncode == 0 and "rotating codes checked within ±1 step" in shown.stdout
-    cfg = write_config(tmp_path, keys=[f"1:{passes.encode_key(OLD_PUB)}"])
+    cfg = write_config(tmp_path, keys=[f"1:{pass_keys.encode_key(OLD_PUB)}"])
     assert "checked by signature only" in kiosk("config", "--config", str(cfg)).stdout
 
 
@@ -427,7 +426,7 @@ def test_cli_rotating_pass_qr_carries_the_current_code(tmp_path):
 def test_doctor_reports_how_passes_are_checked(tmp_path):
     from kiosk.doctor import run_checks
 
-    cfg = write_config(tmp_path, keys=[f"1:{passes.encode_key(OLD_PUB)}"])
+    cfg = write_config(tmp_path, keys=[f"1:{pass_keys.encode_key(OLD_PUB)}"])
     check_ = next(c for c in run_checks(str(cfg), env={}) if c.name == "passes")
     assert check_.status == "warn" and "signature only" in check_.message and "rotation_secret_file" in check_.fix
     missing = write_config(tmp_path, rotation_secret_file=str(tmp_path / "nope"))
@@ -444,7 +443,7 @@ def test_docs_test_vectors_are_what_the_code_makes():
     for raw in vectors:
         v = json.loads(raw)
         key = passes.private_from_seed(bytes.fromhex(v["seed"]))
-        assert passes.encode_key(passes.public_bytes(key)) == v["public_key"]
+        assert pass_keys.encode_key(passes.public_bytes(key)) == v["public_key"]
         b = passes.body(v["key_id"], v["customer_id"], v["groups"], date.fromisoformat(v["not_before"]),
                         date.fromisoformat(v["not_after"]), v["serial"])
         assert b.hex() == v["body_hex"]
@@ -478,7 +477,7 @@ def test_keys_and_revocations_sync_from_the_reference_upstream_and_are_retracted
 
     groups = [{"type": "group", "id": "members", "name": "Members"}]
     store = RefStore(tmp_path / "upstream.sqlite")
-    store.replace([*groups, {"type": "pass_key", "key_id": 2, "public_key": passes.encode_key(NEW_PUB)},
+    store.replace([*groups, {"type": "pass_key", "key_id": 2, "public_key": pass_keys.encode_key(NEW_PUB)},
                    {"type": "pass_revocation", "customer_id": "I-KS22-363P", "serial": 9}])
     server = RefUpstream(store, "t0ken").start()
     app = upstream_app(tmp_path, server)

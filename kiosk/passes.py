@@ -5,9 +5,10 @@ binary body and its Ed25519 signature; a rotating pass ends with an 8-digit TOTP
 (RFC 6238, HMAC-SHA256, 30 s) from a per-pass key derived with HKDF from the venue's
 rotation secret. docs/passes.md specifies the format byte by byte.
 
-Crypto comes from `cryptography` (pyca): Ed25519, HKDF and HOTP are all in it, it ships
-wheels for the Pi, and it is already the TLS stack's companion; nothing here is hand-written
-except the two text codecs (base45 and the 40-symbol packing), which are not cryptography.
+Crypto comes from `cryptography` (pyca): Ed25519, HKDF and HOTP are all in it (PyNaCl has
+no HKDF or HOTP), it is maintained by the Python Cryptographic Authority on OpenSSL, and
+Raspberry Pi OS also packages it (python3-cryptography). Nothing here is hand-written but the
+two text codecs (base45 and the 40-symbol packing), which are not cryptography.
 """
 
 from __future__ import annotations

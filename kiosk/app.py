@@ -17,6 +17,7 @@ from . import demo
 from .config import Config
 from .gate import Gate, utc_now
 from .journal import Journal
+from .pass_keys import PassSettings
 from .ports import Faults, Output, ScanSource
 from .rules import Policy, snapshot_age
 from .snapshot import SnapshotStore
@@ -50,7 +51,7 @@ class App:
         self.journal = Journal(self.state_dir / "journal.sqlite", keep_days=j.keep_days, max_events=j.max_events,
                                sync=j.sync)
         self.state = open_state(self.state_dir / "state.sqlite")
-        self.policy = Policy.from_config(config.gate)
+        self.policy = Policy.from_config(config.gate, PassSettings.from_config(config.passes, config.source))
         self.gate = Gate(gate_id=config.gate.id, snapshot=self.snapshot, journal=self.journal, policy=self.policy,
                          clock=clock, faults=self.faults)
         self.sync_now: Callable[[], None] | None = None  # set when an upstream is configured

@@ -7,15 +7,21 @@ fitted (shrunk, wrapped, then cut with an ellipsis) into its box so nothing is d
 
 from __future__ import annotations
 
-import os
+import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 import pygame
 
-from kiosk.display import (DISABLED, GO, PIN, REASONS, RECENT, RESULT, STAFF, STOP, WARN, Display, describe,
-                           fault_text, verdict_label)
+from kiosk.display import (BANG, CLOCK, CROSS, DISABLED, EXIT, GO, HOURGLASS, LATER, LEAVE, LOOKS, PIN, REASONS,
+                           RECENT, REFRESH, RESULT, RETRY, SCAN, SEE_STAFF, STAFF, STOP, TICK, WARN, Display,
+                           describe, fault_text, verdict_label)
 from kiosk.i18n import ADMIT_REASONS, Messages
+
+from .glyphs import ChainFont, chain_paths
+
+log = logging.getLogger(__name__)
 
 WHITE = (255, 255, 255)
 INK = (24, 24, 24)
@@ -25,11 +31,15 @@ CARD = (28, 40, 53)
 BUTTON = (45, 60, 76)
 BLUE = (41, 110, 220)
 AMBER = (255, 179, 0)
-TONES = {GO: (27, 133, 60), STOP: (198, 40, 40), WARN: (245, 166, 0)}
+# A result's field and its text colour, by tone (what the member is asked to do); each pair is
+# at least WCAG AA 4.5:1 (tests/hardware/test_screen_render.py measures the rendered pixels).
+TONES = {GO: ((27, 133, 60), WHITE), STOP: ((198, 40, 40), WHITE), WARN: ((245, 166, 0), INK),
+         RETRY: ((25, 90, 190), WHITE), LATER: ((110, 50, 160), WHITE), LEAVE: ((0, 110, 120), WHITE)}
 DOT = {True: (76, 200, 110), False: (235, 80, 70), None: (150, 160, 170)}
 
-FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/TTF", "/usr/share/fonts/dejavu",
-             "/usr/local/share/fonts", "/Library/Fonts")
+# Smallest letters (capital height) on the result screen, in millimetres on the panel: the
+# instruction reads at three metres, the name at arm's length, the detail for staff beside it.
+MIN_MM = {"instruction": 25.0, "name": 12.0, "detail": 6.0}
 
 
 @dataclass
@@ -44,6 +54,7 @@ class Scene:
     tz: tzinfo | None = None
     selected_groups: tuple[str, ...] = ()
     can_sync: bool = False
+    diagonal_in: float = 7.0  # the panel's visible diagonal (screen.diagonal_in): sizes in millimetres
 
 
 @dataclass
@@ -60,30 +71,36 @@ class Frame:
 
 
 class Fonts:
-    """DejaVu Sans when installed, else pygame's bundled default font; cached by size."""
+    """Fonts by pixel size, through the fallback chain (hardware/glyphs.py); cached."""
 
     def __init__(self) -> None:
-        self.paths = {bold: _find_font("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf") for bold in (False, True)}
-        self._cache: dict[tuple[int, bool], pygame.font.Font] = {}
+        self._cache: dict[tuple[int, bool, bool], ChainFont] = {}
+        self._caps: dict[tuple[bool, bool], float] = {}
 
-    def get(self, size: int, bold: bool = False) -> pygame.font.Font:
+    def get(self, size: int, bold: bool = False, narrow: bool = False) -> ChainFont:
         size = max(8, int(size))
-        key = (size, bold)
+        key = (size, bold, narrow)
         font = self._cache.get(key)
         if font is None:
-            path = self.paths[bold]
+            paths = chain_paths(bold, narrow)
             # pygame's default font draws smaller than DejaVu at the same size
-            font = pygame.font.Font(path, size) if path else pygame.font.Font(None, int(size * 1.3))
+            font = ChainFont(paths, size, None if paths else pygame.font.Font(None, int(size * 1.3)))
+            if len(self._cache) > 256:
+                self._cache.clear()
             self._cache[key] = font
         return font
 
+    def cap_ratio(self, bold: bool = False, narrow: bool = False) -> float:
+        """Capital height / font size of the chain's first font."""
+        key = (bold, narrow)
+        if key not in self._caps:
+            probe = self.get(200, bold, narrow).render("H", True, WHITE)
+            self._caps[key] = max(1, probe.get_bounding_rect().height) / 200
+        return self._caps[key]
 
-def _find_font(name: str) -> str | None:
-    for folder in FONT_DIRS:
-        path = os.path.join(folder, name)
-        if os.path.exists(path):
-            return path
-    return None
+    def size_for_cap(self, cap_px: float, bold: bool = False, narrow: bool = False) -> int:
+        """The smallest font size whose capital letters are at least `cap_px` tall."""
+        return math.ceil(cap_px / self.cap_ratio(bold, narrow))
 
 
 _fonts: Fonts | None = None
@@ -101,7 +118,7 @@ def fonts() -> Fonts:
 
 # -- text --------------------------------------------------------------------------------
 
-def _wrap(font: pygame.font.Font, text: str, width: int) -> list[str]:
+def _wrap(font: ChainFont, text: str, width: int) -> list[str]:
     lines: list[str] = []
     line = ""
     for word in text.split():
@@ -117,7 +134,7 @@ def _wrap(font: pygame.font.Font, text: str, width: int) -> list[str]:
     return lines
 
 
-def _ellipsize(font: pygame.font.Font, text: str, width: int) -> str:
+def _ellipsize(font: ChainFont, text: str, width: int) -> str:
     if font.size(text)[0] <= width:
         return text
     while text and font.size(text.rstrip() + "…")[0] > width:
@@ -126,7 +143,7 @@ def _ellipsize(font: pygame.font.Font, text: str, width: int) -> str:
 
 
 def fit(text: str, width: int, size: int, *, bold: bool = False, min_size: int | None = None,
-        max_lines: int = 1, one_line_to: float = 1.0) -> tuple[pygame.font.Font, list[str]]:
+        max_lines: int = 1, one_line_to: float = 1.0, narrow: bool = False) -> tuple[ChainFont, list[str]]:
     """The largest font from `size` down to `min_size` at which `text` fits in `max_lines` of `width`;
     at the smallest, extra lines are dropped and the last one is cut with an ellipsis.
 
@@ -135,13 +152,13 @@ def fit(text: str, width: int, size: int, *, bold: bool = False, min_size: int |
     min_size = min_size or size
     current = size
     while max_lines > 1 and current >= max(min_size, size * one_line_to):
-        font = fonts().get(current, bold)
+        font = fonts().get(current, bold, narrow)
         if font.size(text)[0] <= width:
             return font, [text]
         current = int(current * 0.92)
     current = size
     while True:
-        font = fonts().get(current, bold)
+        font = fonts().get(current, bold, narrow)
         lines = _wrap(font, text, width)
         if len(lines) <= max_lines and all(font.size(line)[0] <= width for line in lines):
             return font, lines
@@ -153,7 +170,7 @@ def fit(text: str, width: int, size: int, *, bold: bool = False, min_size: int |
         current = max(min_size, int(current * 0.9))
 
 
-def draw_text(surface: pygame.Surface, font: pygame.font.Font, lines: list[str], color, x: int, y: int, *,
+def draw_text(surface: pygame.Surface, font: ChainFont, lines: list[str], color, x: int, y: int, *,
               align: str = "left", width: int = 0, spacing: float = 1.05) -> pygame.Rect:
     """Draw lines from (x, y) (left, centred in `width`, or right-aligned at x + width); returns their box."""
     box = pygame.Rect(x, y, 0, 0)
@@ -167,7 +184,7 @@ def draw_text(surface: pygame.Surface, font: pygame.font.Font, lines: list[str],
     return box
 
 
-def text_height(font: pygame.font.Font, lines: list[str], spacing: float = 1.05) -> int:
+def text_height(font: ChainFont, lines: list[str], spacing: float = 1.05) -> int:
     return int(font.get_linesize() * spacing) * (len(lines) - 1) + font.get_height()
 
 
@@ -176,9 +193,10 @@ def text_height(font: pygame.font.Font, lines: list[str], spacing: float = 1.05)
 _icon_cache: dict[tuple, pygame.Surface] = {}
 
 
-def icon(tone: str, diameter: int, disc, mark) -> pygame.Surface:
-    """A disc with a tick (go), cross (stop) or exclamation mark (warn), drawn 3x and smoothed down."""
-    key = (tone, diameter, disc, mark)
+def icon(shape: str, diameter: int, disc, mark) -> pygame.Surface:
+    """A disc with a mark: tick, cross, "!", a code to scan, a refresh arrow, a clock, an hourglass or
+    an arrow out of a door; drawn 3x and smoothed down."""
+    key = (shape, diameter, tuple(disc), tuple(mark))
     if key in _icon_cache:
         return _icon_cache[key]
     big = diameter * 3
@@ -186,19 +204,41 @@ def icon(tone: str, diameter: int, disc, mark) -> pygame.Surface:
     pygame.draw.circle(s, disc, (big // 2, big // 2), big // 2)
     w = max(3, int(big * 0.11))
 
-    def stroke(points: list[tuple[float, float]]) -> None:
-        pts = [(int(px * big), int(py * big)) for px, py in points]
-        for a, b in zip(pts, pts[1:]):
-            _thick_line(s, mark, a, b, w)
-        for p in pts:
-            pygame.draw.circle(s, mark, p, w // 2)
+    def at(px: float, py: float) -> tuple[int, int]:
+        return int(px * big), int(py * big)
 
-    if tone == GO:
+    def stroke(points: list[tuple[float, float]], width: int = w) -> None:
+        pts = [at(px, py) for px, py in points]
+        for a, b in zip(pts, pts[1:]):
+            _thick_line(s, mark, a, b, width)
+        for p in pts:
+            pygame.draw.circle(s, mark, p, width // 2)
+
+    if shape == TICK:
         stroke([(0.27, 0.53), (0.43, 0.69), (0.74, 0.36)])
-    elif tone == STOP:
+    elif shape == CROSS:
         stroke([(0.33, 0.33), (0.67, 0.67)])
         stroke([(0.67, 0.33), (0.33, 0.67)])
-    else:
+    elif shape == SCAN:
+        _scan_glyph(s, (big // 2, big // 2), int(big * 0.5), mark)
+    elif shape == REFRESH:  # an open ring with an arrow head: "do it again, new"
+        ring = pygame.Rect(0, 0, int(big * 0.52), int(big * 0.52))
+        ring.center = (big // 2, big // 2)
+        pygame.draw.arc(s, mark, ring, math.radians(100), math.radians(400), int(w * 0.85))
+        pygame.draw.polygon(s, mark, [at(0.52, 0.14), at(0.52, 0.36), at(0.34, 0.25)])
+    elif shape == CLOCK:
+        pygame.draw.circle(s, mark, (big // 2, big // 2), int(big * 0.3), int(w * 0.7))
+        stroke([(0.5, 0.31), (0.5, 0.5), (0.64, 0.58)], int(w * 0.7))
+    elif shape == HOURGLASS:
+        pygame.draw.polygon(s, mark, [at(0.31, 0.24), at(0.69, 0.24), at(0.5, 0.5)])
+        pygame.draw.polygon(s, mark, [at(0.5, 0.5), at(0.31, 0.76), at(0.69, 0.76)])
+        stroke([(0.28, 0.24), (0.72, 0.24)], int(w * 0.6))
+        stroke([(0.28, 0.76), (0.72, 0.76)], int(w * 0.6))
+    elif shape == EXIT:  # a door frame and an arrow leaving it
+        stroke([(0.46, 0.3), (0.28, 0.3), (0.28, 0.7), (0.46, 0.7)], int(w * 0.7))
+        stroke([(0.42, 0.5), (0.76, 0.5)], int(w * 0.8))
+        stroke([(0.63, 0.37), (0.76, 0.5), (0.63, 0.63)], int(w * 0.8))
+    else:  # BANG
         stroke([(0.5, 0.24), (0.5, 0.58)])
         pygame.draw.circle(s, mark, (big // 2, int(big * 0.75)), int(w * 0.65))
     out = pygame.transform.smoothscale(s, (diameter, diameter))
@@ -262,6 +302,11 @@ class _Painter:
         self.surface = pygame.Surface(size)
         self.frame = Frame(self.surface)
         self.margin = int(24 * self.u)
+        self.ppmm = math.hypot(self.w, self.h) / (scene.diagonal_in * 25.4)  # pixels per millimetre
+
+    def mm_px(self, what: str) -> float:
+        """The least capital height for `what` (MIN_MM) in pixels on this panel."""
+        return MIN_MM[what] * self.ppmm
 
     def px(self, v: float) -> int:
         return max(1, int(v * self.u))
@@ -289,7 +334,7 @@ class _Painter:
         rect = pygame.Rect(0, top, self.w, height)
         pygame.draw.rect(self.surface, AMBER, rect)
         d = self.px(30)
-        self.surface.blit(icon(WARN, d, INK, AMBER), (self.margin, rect.centery - d // 2))
+        self.surface.blit(icon(BANG, d, INK, AMBER), (self.margin, rect.centery - d // 2))
         texts = list(dict.fromkeys(fault_text(n, m, self.msg) for n, m in sorted(faults.items())))
         x = self.margin + d + self.px(12)
         width = self.w - x - self.margin
@@ -388,13 +433,14 @@ def _status_line(p: _Painter, rect: pygame.Rect) -> None:
 
 
 def _result(p: _Painter) -> None:
+    """The colour field; the member's instruction across the top, as large as the panel allows and never
+    under 25 mm; below it the shape, the name (12 mm) and the staff detail (6 mm)."""
     scene, s = p.scene, p.surface
     text = describe(scene.display.result, p.msg, selected_groups=scene.selected_groups, tz=scene.tz)
-    color = TONES[text.tone]
-    fg = INK if text.tone == WARN else WHITE
+    color, fg = TONES[text.tone]
     s.fill(color)
     top = p.fault_banner(0)
-    footer = p.px(44)
+    footer = p.px(40)
     shade = [int(c * 0.82) for c in color]
     pygame.draw.rect(s, shade, (0, p.h - footer, p.w, footer))
     small = fonts().get(p.px(20), True)
@@ -404,83 +450,56 @@ def _result(p: _Painter) -> None:
                           min_size=p.px(12))
     draw_text(s, gate_font, gate, fg, p.margin, p.h - footer + (footer - gate_font.get_height()) // 2)
 
-    area = pygame.Rect(0, top, p.w, p.h - top - footer)
-    diameter = int(min(area.height * 0.62, p.w * 0.27))
-    disc, mark = (INK, color) if text.tone == WARN else (WHITE, color)
-    icon_x = p.margin + p.px(16)
-    s.blit(icon(text.tone, diameter, disc, mark), (icon_x, area.centery - diameter // 2))
-    p.frame.boxes["icon"] = pygame.Rect(icon_x, area.centery - diameter // 2, diameter, diameter)
+    pad = max(p.px(8), int(p.ppmm * 2))
+    area = pygame.Rect(pad, top + pad, p.w - 2 * pad, p.h - top - footer - 2 * pad)
+    y = _instruction(p, text.instruction, area, fg)
 
-    x = icon_x + diameter + p.px(36)
-    width = p.w - x - p.margin
-    title_font, title = fit(text.title, width, p.px(40), bold=True, min_size=p.px(20), max_lines=2,
-                            one_line_to=0.75)
-    parts: list[tuple[str, pygame.font.Font, list[str]]] = [("title", title_font, title)]
-    if text.name:
-        name_font, name = fit(text.name, width, p.px(60), bold=True, min_size=p.px(28), max_lines=2,
-                              one_line_to=0.7)
-        parts.append(("name", name_font, name))
-    reason_font, reason = fit(text.reason, width, p.px(28), min_size=p.px(16), max_lines=2)
-    chips = _chips_layout(p, text.groups, width)
-    gap = p.px(14)
-    height = sum(text_height(f, ls) for _, f, ls in parts) + text_height(reason_font, reason) + gap * len(parts)
-    if chips:
-        height += chips[-1][1].bottom + gap
-    y = area.y + max(p.px(8), (area.height - height) // 2)
+    row = pygame.Rect(area.x, y, area.width, area.bottom - y)
+    diameter = max(p.px(40), min(row.height, int(p.w * 0.22)))
+    p.frame.boxes["icon"] = pygame.Rect(row.x, row.y + (row.height - diameter) // 2, diameter, diameter)
+    s.blit(icon(text.shape, diameter, fg, color), p.frame.boxes["icon"])
+    x = row.x + diameter + int(p.ppmm * 4)
+    width = row.right - x
+    detail = f"{text.title} · {text.reason}"
+    name_cap, detail_cap = p.mm_px("name"), p.mm_px("detail")
+    name_size = fonts().size_for_cap(max(name_cap, p.h * 0.11), True, True)
+    detail_size = fonts().size_for_cap(max(detail_cap, p.h * 0.05), False, True)
+    gap = int(p.ppmm * 2)
+    for name_lines, detail_lines in ((2, 2), (1, 2), (2, 1), (1, 1)):
+        parts = []
+        if text.name:
+            parts.append(("name", *fit(text.name, width, name_size, bold=True, narrow=True, max_lines=name_lines,
+                                       min_size=fonts().size_for_cap(name_cap, True, True), one_line_to=0.8)))
+        parts.append(("reason", *fit(detail, width, detail_size, narrow=True, max_lines=detail_lines,
+                                     min_size=fonts().size_for_cap(detail_cap, False, True))))
+        height = sum(text_height(f, ls) for _, f, ls in parts) + gap * (len(parts) - 1)
+        if height <= row.height:
+            break
+    y = row.y + max(0, (row.height - height) // 2)
     for key, font, lines in parts:
         p.frame.boxes[key] = draw_text(s, font, lines, fg, x, y)
         y += text_height(font, lines) + gap
-    if chips:
-        boxes = []
-        for label, rect in chips:
-            rect = rect.move(x, y)
-            pygame.draw.rect(s, fg, rect, max(2, p.px(2)), border_radius=rect.height // 2)
-            chip_font = fonts().get(p.px(22), True)
-            draw_text(s, chip_font, [label], fg, rect.x, rect.centery - chip_font.get_height() // 2,
-                      align="center", width=rect.width)
-            boxes.append(rect)
-        p.frame.boxes["groups"] = boxes[0].unionall(boxes[1:])
-        y = p.frame.boxes["groups"].bottom + gap
-    p.frame.boxes["reason"] = draw_text(s, reason_font, reason, fg, x, y)
 
 
-def _chips_layout(p: _Painter, groups: tuple[str, ...], width: int, max_rows: int = 2
-                  ) -> list[tuple[str, pygame.Rect]]:
-    """Group names as pills in at most `max_rows` rows; what does not fit becomes a "+N" pill."""
-    font = fonts().get(p.px(22), True)
-    pad, gap, height = p.px(16), p.px(10), font.get_height() + p.px(10)
+_small_panels: set[tuple[int, int, float]] = set()
 
-    def pill(label: str) -> int:
-        return font.size(label)[0] + 2 * pad
 
-    placed: list[tuple[str, pygame.Rect]] = []
-    x = y = row = 0
-    for name in groups:
-        label = _ellipsize(font, name, width - 2 * pad)
-        w = pill(label)
-        if x and x + w > width:
-            if row + 1 >= max_rows:
-                break
-            row, x, y = row + 1, 0, y + height + gap
-        placed.append((label, pygame.Rect(x, y, w, height)))
-        x += w + gap
-    hidden = len(groups) - len(placed)
-    while hidden:
-        label, last = placed[-1]
-        w = pill(f"+{hidden}")
-        if last.right + gap + w <= width:
-            placed.append((f"+{hidden}", pygame.Rect(last.right + gap, last.y, w, height)))
-        elif last.x == 0:  # alone on its row: cut it shorter to make room
-            room = width - gap - w - 2 * pad
-            placed[-1] = (_ellipsize(font, label.rstrip("…"), room), last)
-            placed[-1][1].width = pill(placed[-1][0])
-            continue
-        else:
-            placed.pop()
-            hidden += 1
-            continue
-        break
-    return placed
+def _instruction(p: _Painter, words: str, area: pygame.Rect, fg) -> int:
+    """Draw the instruction with its capitals' top at `area.y`; returns the y below it."""
+    least = p.mm_px("instruction")
+    size = fonts().size_for_cap(max(least, p.h * 0.26), True, True)
+    font, lines = fit(words, area.width, size, bold=True, narrow=True, min_size=fonts().size_for_cap(least, True, True))
+    if lines[0].endswith("…") and not words.endswith("…"):  # too narrow a panel: smaller beats cut off
+        key = (p.w, p.h, p.scene.diagonal_in)
+        if key not in _small_panels:
+            _small_panels.add(key)
+            log.warning("a %dx%d panel of %s\" is too small for %.0f mm instructions: drawn smaller",
+                        p.w, p.h, p.scene.diagonal_in, MIN_MM["instruction"])
+        font, lines = fit(words, area.width, size, bold=True, narrow=True, min_size=p.px(24), max_lines=2)
+    cap = font.size_px * fonts().cap_ratio(True, True)
+    y = area.y - int(font.get_ascent() - cap)  # the space above the capitals is for accents: none in these words
+    p.frame.boxes["instruction"] = draw_text(p.surface, font, lines, fg, area.x, y, align="center", width=area.width)
+    return y + text_height(font, lines) + int(p.ppmm * 2)
 
 
 def _pin(p: _Painter) -> None:
@@ -566,7 +585,7 @@ def _staff(p: _Painter) -> None:
         msg("staff.sync_unavailable")
     p.button(pygame.Rect(col.x, col.y, col.width, bh), sync_label, "sync", color=BLUE if p.scene.can_sync else BUTTON)
     p.button(pygame.Rect(col.x, col.y + bh + gap, col.width, bh), msg("staff.admit"), "goto:reasons",
-             color=TONES[GO])
+             color=TONES[GO][0])
     p.button(pygame.Rect(col.x, col.y + 2 * (bh + gap), col.width, bh), msg("staff.recent"), "goto:recent")
 
 
@@ -608,10 +627,10 @@ def _recent(p: _Painter) -> None:
         cy = y + row_h // 2
         local = scan.at.astimezone(p.scene.tz) if scan.at.tzinfo else scan.at
         draw_text(s, font, [local.strftime("%H:%M:%S")], MUTED, area.x + p.px(10), cy - font.get_height() // 2)
-        tone = GO if scan.verdict == "admit" else WARN if scan.verdict in ("repeat", "snapshot_stale") else STOP
+        look = LOOKS.get(scan.verdict, SEE_STAFF)
         dot = min(row_h - p.px(6), p.px(22))
         x = area.x + p.px(22) + time_w
-        s.blit(icon(tone, dot, TONES[tone], WHITE if tone != WARN else INK), (x, cy - dot // 2))
+        s.blit(icon(look.shape, dot, *TONES[look.tone]), (x, cy - dot // 2))
         x += dot + p.px(12)
         label = msg("staff.staff_admit") if scan.source == "staff" else verdict_label(scan.verdict, msg)
         name_w = area.right - x - verdict_w - p.px(10)

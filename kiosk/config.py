@@ -197,6 +197,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "fullscreen": Key(True, BOOL),
         "size": Key([], LIST, lambda v: None if not v else _size(v)),
         "fps": Key(30, INT, _between(1, 120)),
+        "diagonal_in": Key(7, NUM, _between(2, 100)),
+        "show_photo": Key(False, BOOL),
     },
     "staff": {
         "pin_hash": Key("", STR, lambda v: _pin_hash(v) if v else None),

@@ -57,37 +57,81 @@ def verify_pin(pin: str, stored: str) -> bool:
 
 # -- what a result says ------------------------------------------------------------------
 
-GO, STOP, WARN = "go", "stop", "warn"  # tones: green + tick, red + cross, amber + exclamation mark
+# What the member is asked to do decides the colour (tone) and the shape; the instruction says it
+# in a few words large enough to read at three metres. Verdicts that ask different things never
+# share a colour and shape (tests/kiosk/test_display.py checks every pair).
+GO, STOP, WARN, RETRY, LATER, LEAVE = "go", "stop", "warn", "retry", "later", "leave"  # tones
+TICK, CROSS, BANG, SCAN, REFRESH, CLOCK, HOURGLASS, EXIT = (
+    "tick", "cross", "bang", "scan", "refresh", "clock", "hourglass", "exit")  # shapes
 
-_TONES = {Verdict.ADMIT: GO, Verdict.REPEAT: WARN, Verdict.SNAPSHOT_STALE: WARN}
+
+@dataclass(frozen=True)
+class Look:
+    ask: str  # what the member should do; same ask, same tone
+    tone: str
+    shape: str
+    instruction: str  # message key
+
+
+SEE_STAFF = Look("see_staff", STOP, CROSS, "do.see_staff")
+COME_BACK = Look("come_back", LATER, CLOCK, "do.back_at")
+# Keyed by the verdict's code, so verdicts added elsewhere get their look as soon as they exist.
+LOOKS: dict[str, Look] = {
+    "admit": Look("go_in", GO, TICK, "do.go_in"),
+    "repeat": Look("go_in", GO, TICK, "do.go_ahead"),  # admitted a moment ago: the door is theirs
+    "not_in_group": SEE_STAFF,
+    "inactive": SEE_STAFF,
+    "expired": SEE_STAFF,
+    "card_revoked": SEE_STAFF,
+    "card_unassigned": SEE_STAFF,
+    "snapshot_stale": Look("see_staff", STOP, BANG, "do.see_staff"),  # the kiosk's fault, not theirs
+    "not_recognised": Look("scan_again", RETRY, SCAN, "do.try_again"),
+    "code_expired": Look("refresh_pass", RETRY, REFRESH, "do.refresh"),
+    "outside_hours": COME_BACK,
+    "limit_reached": COME_BACK,
+    "full": Look("wait", WARN, HOURGLASS, "do.wait"),
+    "already_inside": Look("exit_first", LEAVE, EXIT, "do.exit_first"),
+}
+STAFF_ADMIT = Look("go_in", GO, TICK, "do.go_in")
+EXIT_BUTTON = Look("go_out", GO, EXIT, "do.goodbye")
 
 
 @dataclass(frozen=True)
 class ResultText:
     tone: str
-    title: str
+    shape: str
+    instruction: str  # for the member, large
+    title: str  # for staff: what happened, then `reason` the detail
     name: str
-    groups: tuple[str, ...]
     reason: str
+
+
+def look_of(decision: Decision) -> Look:
+    """The look for a decision: its verdict's, or "see staff" where there is no time to come back at."""
+    look = LOOKS.get(decision.verdict.value, SEE_STAFF)
+    if look is COME_BACK and getattr(decision, "next_at", None) is None:  # no hours ahead, punch card used up
+        return SEE_STAFF
+    return look
 
 
 def describe(decision: Decision, msg: Messages, *, selected_groups: tuple[str, ...] = (),
              tz: tzinfo | None = None) -> ResultText:
     """The words for a decision, from its verdict and fields (never from `decision.reason`, which is English)."""
     v = decision.verdict
-    tone = _TONES.get(v, STOP)
-    groups = decision.groups
     if decision.source == "staff":
-        return ResultText(GO, msg("title.staff_admit"), decision.name, groups, staff_reason_text(decision.reason, msg))
+        return ResultText(GO, TICK, msg(STAFF_ADMIT.instruction), msg("title.staff_admit"), decision.name,
+                          staff_reason_text(decision.reason, msg))
     if decision.source == "exit_button":
-        return ResultText(GO, msg("title.exit"), "", (), msg("reason.exit"))
+        return ResultText(GO, EXIT, msg(EXIT_BUTTON.instruction), msg("title.exit"), "", msg("reason.exit"))
+    look = look_of(decision)
     title_key = f"title.{v.value}"
     if v is Verdict.ADMIT:
         matched = decision.matched_groups
         reason = msg("reason.admit_stale") if decision.stale else (
             msg("reason.admit", groups=msg.names(matched)) if matched else msg("reason.admit_plain"))
     elif v is Verdict.NOT_IN_GROUP:
-        reason = msg("reason.not_in_group", groups=msg.names(selected_groups) or "-")
+        reason = msg("reason.not_in_group", groups=msg.names(decision.groups) or msg("reason.no_groups"),
+                     gate=msg.names(selected_groups) or "-")
     elif v is Verdict.EXPIRED:
         today = decision.at.astimezone(tz).date()
         if decision.valid_until is not None and today > decision.valid_until:
@@ -99,8 +143,18 @@ def describe(decision: Decision, msg: Messages, *, selected_groups: tuple[str, .
     elif f"reason.{v.value}" in msg:
         reason = msg(f"reason.{v.value}")
     else:  # a verdict newer than this catalogue: say the safe thing
-        title_key, reason = "title.snapshot_stale", msg("reason.unknown")
-    return ResultText(tone, msg(title_key), decision.name, groups, reason)
+        title_key, reason = "title.unknown", msg("reason.unknown")
+    return ResultText(look.tone, look.shape, instruction(look, decision, msg, tz), msg(title_key), decision.name,
+                      reason)
+
+
+def instruction(look: Look, decision: Decision, msg: Messages, tz: tzinfo | None = None) -> str:
+    """The member's words: "Go in", "See staff", or for "come back" the time: "At 07:00", "At 1 Dec 07:00"."""
+    if look is not COME_BACK:
+        return msg(look.instruction)
+    moment, now = decision.next_at.astimezone(tz), decision.at.astimezone(tz)
+    when = f"{moment:%H:%M}" if moment.date() == now.date() else f"{msg.day(moment.date(), now.date())} {moment:%H:%M}"
+    return msg(look.instruction, when=when)
 
 
 def staff_reason_text(note: str, msg: Messages) -> str:

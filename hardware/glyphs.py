@@ -1,0 +1,196 @@
+"""Text in any script for the screen: a chain of fonts tried in order, right-to-left runs shaped.
+
+SDL_ttf draws one font at a time and (in pygame 2.x, which has `Font.set_script` but no
+`set_direction`) lays every run out left to right, so Arabic and Hebrew come out mirrored.
+`ChainFont` splits a text into runs by the first font of the chain that has their glyphs, draws
+left-to-right runs with pygame and right-to-left runs with Pillow's raqm layout (FriBiDi +
+HarfBuzz: joined letters in reading order), and joins them on one baseline. A character no font
+has is left out and logged once per text: never drawn as a box.
+
+A font "has" a character when its rendering differs from the font's notdef glyph (pygame has no
+cmap query; SDL_ttf draws notdef for a missing glyph).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import unicodedata
+from functools import lru_cache
+
+import pygame
+
+log = logging.getLogger(__name__)
+
+FONT_DIRS = ("/usr/share/fonts/truetype/liberation", "/usr/share/fonts/truetype/dejavu",
+             "/usr/share/fonts/truetype/noto", "/usr/share/fonts/opentype/noto", "/usr/share/fonts/TTF",
+             "/usr/share/fonts/dejavu", "/usr/share/fonts/noto", "/usr/share/fonts/noto-cjk",
+             "/usr/local/share/fonts", "/Library/Fonts")
+
+# The scripts a name may be in (Debian: fonts-dejavu-core, fonts-noto-core, fonts-noto-cjk).
+# Each entry: (regular, bold).
+CHAIN = (("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"),
+         ("NotoSans-Regular.ttf", "NotoSans-Bold.ttf"),
+         ("NotoSansArabic-Regular.ttf", "NotoSansArabic-Bold.ttf"),
+         ("NotoSansHebrew-Regular.ttf", "NotoSansHebrew-Bold.ttf"),
+         ("NotoSansCJK-Regular.ttc", "NotoSansCJK-Bold.ttc"))
+
+NOT_A_CHARACTER = "\U0010ffff"  # never in a font: renders as the notdef glyph
+_RTL = ("R", "AL")
+_logged: set[str] = set()
+_LOGGED_MAX = 1000
+
+
+def find_font(name: str) -> str | None:
+    for folder in FONT_DIRS:
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+# The result screen's narrow face (fonts-liberation): the member's instruction must reach 25 mm
+# letters on a 154 mm wide panel.
+NARROW = ("LiberationSansNarrow-Regular.ttf", "LiberationSansNarrow-Bold.ttf")
+
+
+@lru_cache(maxsize=4)
+def chain_paths(bold: bool, narrow: bool = False) -> tuple[str, ...]:
+    """The installed fonts of the chain, in order."""
+    names = ((NARROW,) if narrow else ()) + CHAIN
+    return tuple(p for p in (find_font(pair[bold]) for pair in names) if p)
+
+
+@lru_cache(maxsize=64)
+def _probe(path: str) -> pygame.font.Font:
+    return pygame.font.Font(path, 24)
+
+
+@lru_cache(maxsize=64)
+def notdef(path: str) -> bytes:
+    return _bitmap(_probe(path), NOT_A_CHARACTER)
+
+
+def _bitmap(font: pygame.font.Font, text: str) -> bytes:
+    image = font.render(text, False, (255, 255, 255), (0, 0, 0))
+    return bytes(image.get_size()) + pygame.image.tobytes(image, "RGB")
+
+
+@lru_cache(maxsize=20000)
+def has_glyph(path: str, ch: str) -> bool:
+    if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Mn"):
+        return True  # blank or joining marks: no picture to compare, the run's font shapes them
+    return _bitmap(_probe(path), ch) != notdef(path)
+
+
+def is_rtl(text: str) -> bool:
+    return any(unicodedata.bidirectional(ch) in _RTL for ch in text)
+
+
+def _log_missing(text: str, missing: str) -> None:
+    if text in _logged:
+        return
+    if len(_logged) >= _LOGGED_MAX:
+        _logged.clear()
+    _logged.add(text)
+    log.warning("no installed font has %s in %r: left out (install fonts-noto-core and fonts-noto-cjk)",
+                " ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(missing)), text)
+
+
+class ChainFont:
+    """Quacks like `pygame.font.Font` for what the renderer uses: size, render, heights."""
+
+    def __init__(self, paths: tuple[str, ...], size: int, fallback: pygame.font.Font | None = None):
+        self.paths = paths
+        self.size_px = size
+        self.fonts = [pygame.font.Font(p, size) for p in paths] or [fallback or pygame.font.Font(None, size)]
+        self.first = self.fonts[0]
+        self._runs: dict[str, list[tuple[int, str]]] = {}
+
+    # -- metrics of the first font: lines keep one pitch whatever the script ----------------
+    def get_height(self) -> int:
+        return self.first.get_height()
+
+    def get_linesize(self) -> int:
+        return self.first.get_linesize()
+
+    def get_ascent(self) -> int:
+        return self.first.get_ascent()
+
+    def runs(self, text: str) -> list[tuple[int, str]]:
+        """(font index, text) pieces in reading order of the line; characters no font has dropped."""
+        cached = self._runs.get(text)
+        if cached is not None:
+            return cached
+        runs: list[tuple[int, str]] = []
+        missing = ""
+        for ch in text:
+            index = next((i for i, p in enumerate(self.paths) if has_glyph(p, ch)), None) if self.paths else 0
+            if index is None:
+                missing += ch
+                continue
+            if runs and (runs[-1][0] == index or ch.isspace() or unicodedata.category(ch) == "Mn"):
+                runs[-1] = (runs[-1][0], runs[-1][1] + ch)
+            else:
+                runs.append((index, ch))
+        if missing:
+            _log_missing(text, missing)
+        first_strong = next((unicodedata.bidirectional(c) for c in text if unicodedata.bidirectional(c) in
+                             ("L", "R", "AL")), "L")
+        if first_strong in _RTL:  # a right-to-left line: its runs read from the right
+            runs.reverse()
+        if len(self._runs) > 256:
+            self._runs.clear()
+        self._runs[text] = runs
+        return runs
+
+    def size(self, text: str) -> tuple[int, int]:
+        runs = self.runs(text)
+        if len(runs) == 1 and runs[0][0] == 0 and not is_rtl(text):
+            return self.first.size(runs[0][1])
+        return sum(self._run_image(i, t, (0, 0, 0)).get_width() for i, t in runs), self.get_height()
+
+    def render(self, text: str, antialias: bool, color) -> pygame.Surface:
+        color = tuple(color)
+        runs = self.runs(text)
+        if len(runs) <= 1 and (not runs or runs[0][0] == 0) and not is_rtl(text):
+            return self.first.render(runs[0][1] if runs else "", antialias, color)
+        images = [(self._run_image(i, t, color), self.fonts[i].get_ascent()) for i, t in runs]
+        ascent = max([a for _, a in images] + [self.get_ascent()])
+        height = max([ascent - a + img.get_height() for img, a in images] + [self.get_height()])
+        out = pygame.Surface((max(1, sum(img.get_width() for img, _ in images)), height), pygame.SRCALPHA)
+        x = 0
+        for image, a in images:
+            out.blit(image, (x, ascent - a))
+            x += image.get_width()
+        return out
+
+    @lru_cache(maxsize=128)
+    def _run_image(self, index: int, text: str, color: tuple) -> pygame.Surface:
+        if not is_rtl(text) or not _raqm():
+            return self.fonts[index].render(text, True, color)
+        return _shaped(self.paths[index], self.size_px, text, color, self.fonts[index].get_ascent(),
+                       self.fonts[index].get_height())
+
+
+@lru_cache(maxsize=1)
+def _raqm() -> bool:
+    from PIL import features
+
+    ok = bool(features.check("raqm"))
+    if not ok:
+        log.warning("Pillow has no raqm layout: right-to-left names are drawn unshaped (install libraqm0)")
+    return ok
+
+
+def _shaped(path: str, size: int, text: str, color, ascent: int, height: int) -> pygame.Surface:
+    """A right-to-left run laid out by raqm, as a pygame surface with alpha, baseline at `ascent`."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.RAQM)
+    width = max(1, int(font.getlength(text, direction="rtl")) + 2)
+    image = Image.new("RGBA", (width, height), (*color[:3], 0))
+    mask = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(mask).text((0, ascent), text, font=font, fill=255, anchor="ls", direction="rtl")
+    image.putalpha(mask)
+    return pygame.image.frombytes(image.tobytes(), image.size, "RGBA")

@@ -1,12 +1,15 @@
+import itertools
+import re
 from dataclasses import replace
 from datetime import date, datetime, timezone
 
 import pytest
 
 from kiosk.cli_screen import demo_decisions
-from kiosk.display import (DISABLED, GO, IDLE, PIN, REASONS, RECENT, RESULT, STAFF, STOP, WARN, Command, Display,
-                           Status, describe, fault_text, hash_pin, pin_hash_problem, verify_pin)
-from kiosk.i18n import Messages
+from kiosk.display import (BANG, CROSS, DISABLED, EXIT, EXIT_BUTTON, GO, IDLE, LOOKS, PIN, REASONS, RECENT,
+                           REFRESH, RESULT, RETRY, SCAN, STAFF, STAFF_ADMIT, STOP, TICK, Command, Display, Status,
+                           describe, fault_text, hash_pin, instruction, look_of, pin_hash_problem, verify_pin)
+from kiosk.i18n import LOCALES, Messages
 from kiosk.model import Decision, Verdict
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
@@ -41,40 +44,87 @@ def test_bad_pins_and_bad_hashes_are_refused():
 
 # -- words -------------------------------------------------------------------------------
 
-EXPECTED_EN = {
-    Verdict.ADMIT: (GO, "Welcome", "Member of Members"),
-    Verdict.NOT_IN_GROUP: (STOP, "No access", "Not in the selected group: Members"),
-    Verdict.CARD_REVOKED: (STOP, "Card blocked", "Card revoked"),
-    Verdict.INACTIVE: (STOP, "No access", "Account inactive"),
-    Verdict.NOT_RECOGNISED: (STOP, "Not recognised", "Barcode not recognised"),
-    Verdict.REPEAT: (WARN, "Already admitted", "Already admitted 3 s ago"),
-    Verdict.EXPIRED: (STOP, "Membership expired", "Membership expired on 13 Oct"),
-    Verdict.CARD_UNASSIGNED: (STOP, "Unknown card", "This card is not linked to a member"),
-    Verdict.SNAPSHOT_STALE: (WARN, "Please ask staff", "Member list out of date"),
-    Verdict.CODE_EXPIRED: (STOP, "Code expired", "Refresh the pass on your phone"),
+EXPECTED_EN = {  # tone, shape, the member's instruction, then for staff: title and reason
+    Verdict.ADMIT: (GO, TICK, "Go in", "Welcome", "Member of Members"),
+    Verdict.NOT_IN_GROUP: (STOP, CROSS, "See staff", "Wrong group", "Member of: none; this gate: Members"),
+    Verdict.CARD_REVOKED: (STOP, CROSS, "See staff", "Card blocked", "Revoked in the member records"),
+    Verdict.INACTIVE: (STOP, CROSS, "See staff", "Account inactive", "Switched off in the member records"),
+    Verdict.NOT_RECOGNISED: (RETRY, SCAN, "Try again", "Not recognised", "Not a card or pass of this venue"),
+    Verdict.REPEAT: (GO, TICK, "Go ahead", "Already admitted", "3 s ago"),
+    Verdict.EXPIRED: (STOP, CROSS, "See staff", "Membership expired", "Last valid day 13 Oct"),
+    Verdict.CARD_UNASSIGNED: (STOP, CROSS, "See staff", "Unknown card", "Not linked to a member"),
+    Verdict.SNAPSHOT_STALE: (STOP, BANG, "See staff", "Member list too old", "Scans refused until the next sync"),
+    Verdict.CODE_EXPIRED: (RETRY, REFRESH, "Refresh", "Code expired", "Refresh the pass on your phone"),
 }
 
 
 @pytest.mark.parametrize("verdict", list(Verdict))
 def test_each_verdict_reads_in_plain_words(decisions, verdict):
     text = describe(decisions[verdict], Messages("en"), selected_groups=("Members",), tz=timezone.utc)
-    assert (text.tone, text.title, text.reason) == EXPECTED_EN[verdict]
+    assert (text.tone, text.shape, text.instruction, text.title, text.reason) == EXPECTED_EN[verdict]
     dutch = describe(decisions[verdict], Messages("nl"), selected_groups=("Members",), tz=timezone.utc)
-    assert dutch.tone == text.tone and dutch.name == text.name
+    assert (dutch.tone, dutch.shape, dutch.name) == (text.tone, text.shape, text.name)
     assert dutch.title not in ("", text.title) and dutch.reason not in ("", text.reason)
+    assert dutch.instruction not in ("", text.instruction)
+
+
+def test_verdicts_that_ask_different_things_never_look_alike():
+    """The picture (colour and shape) says what to do; the words say it too. Two looks that ask
+    different things differ in colour or shape, and in words, in every language."""
+    looks = {**LOOKS, "(staff admit)": STAFF_ADMIT, "(exit button)": EXIT_BUTTON}
+    assert {v.value for v in Verdict} <= set(LOOKS)
+    for locale in LOCALES:
+        msg = Messages(locale)
+        for (a, look_a), (b, look_b) in itertools.combinations(looks.items(), 2):
+            words_a, words_b = msg(look_a.instruction, when="07:00"), msg(look_b.instruction, when="07:00")
+            if look_a.ask == look_b.ask:
+                assert look_a.tone == look_b.tone, f"{a} and {b} ask the same: same colour"
+                continue
+            assert (look_a.tone, look_a.shape) != (look_b.tone, look_b.shape), f"{a} and {b} look alike"
+            assert words_a != words_b, f"{a} and {b} ask different things in the same words ({locale})"
+    # the issue's case: "already in, go ahead" and "ask staff" were both amber with "!"
+    assert (LOOKS["repeat"].tone, LOOKS["repeat"].shape) != (LOOKS["snapshot_stale"].tone, LOOKS["snapshot_stale"].shape)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_member_line_is_short_and_plain_and_titles_do_not_repeat_the_reason(decisions, locale):
+    msg = Messages(locale)
+    for verdict, decision in decisions.items():
+        text = describe(decision, msg, selected_groups=("Members",), tz=timezone.utc)
+        assert len(text.instruction.split()) <= 2, text.instruction
+        assert "Members" not in text.instruction and "group" not in text.instruction.lower()
+        title_words = {w.lower() for w in re.findall(r"\w{4,}", text.title)}
+        reason_words = {w.lower() for w in re.findall(r"\w{4,}", text.reason)}
+        assert not title_words & reason_words, f"{verdict.value}: {text.title!r} repeats in {text.reason!r}"
+
+
+def test_come_back_gives_the_time_and_without_one_says_see_staff():
+    """A look keyed by a verdict code that may not exist in this checkout yet (access rules)."""
+    decision = Decision(Verdict.NOT_IN_GROUP, at=NOW)
+    look = LOOKS["outside_hours"]
+    later = type("Later", (), {"next_at": datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc), "at": NOW})()
+    assert instruction(look, later, Messages("en"), timezone.utc) == "At 12:00"
+    assert instruction(look, later, Messages("nl"), timezone.utc) == "Om 12:00"
+    tomorrow = type("Later", (), {"next_at": datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc), "at": NOW})()
+    assert instruction(look, tomorrow, Messages("en"), timezone.utc) == "At 23 Nov 07:00"
+    assert look_of(decision) is LOOKS["not_in_group"]
 
 
 def test_words_come_from_the_fields_not_the_english_reason(decisions):
     d = replace(decisions[Verdict.ADMIT], reason="something else", matched_groups=("Members", "Patrons"))
     assert describe(d, Messages("nl")).reason == "Lid van Members en Patrons"
     assert describe(replace(d, stale=True), Messages("en")).reason == "Member list out of date: please tell staff"
+    assert describe(replace(d, stale=True), Messages("en")).instruction == "Go in"
     old = replace(decisions[Verdict.EXPIRED], valid_until=date(2025, 1, 31))
-    assert describe(old, Messages("en"), tz=timezone.utc).reason == "Membership expired on 31 Jan 2025"
-    assert describe(old, Messages("nl"), tz=timezone.utc).reason == "Lidmaatschap verlopen op 31 jan 2025"
+    assert describe(old, Messages("en"), tz=timezone.utc).reason == "Last valid day 31 Jan 2025"
+    assert describe(old, Messages("nl"), tz=timezone.utc).reason == "Laatste geldige dag 31 jan 2025"
     future = replace(decisions[Verdict.EXPIRED], valid_until=None)
     assert describe(future, Messages("en")).title == "Not yet valid"
     repeat = replace(decisions[Verdict.REPEAT], repeat_of_s=12.4)
-    assert describe(repeat, Messages("nl")).reason == "12 s geleden al binnengelaten"
+    assert describe(repeat, Messages("nl")).reason == "12 s geleden"
+    patron = replace(decisions[Verdict.NOT_IN_GROUP], groups=("Patrons", "Alumni"))
+    assert describe(patron, Messages("en"), selected_groups=("Members",)).reason == \
+        "Member of: Patrons and Alumni; this gate: Members"
 
 
 def test_staff_admits_and_exit_presses_say_what_they_are():
@@ -82,8 +132,11 @@ def test_staff_admits_and_exit_presses_say_what_they_are():
     assert describe(staff, Messages("nl")).title == "Toegelaten door medewerker"
     assert describe(staff, Messages("nl")).reason == "Gast van een lid"
     assert describe(replace(staff, reason="typed by hand"), Messages("nl")).reason == "typed by hand"
+    assert describe(staff, Messages("nl")).instruction == "Ga door"
     exit_press = Decision(Verdict.ADMIT, at=NOW, source="exit_button", reason="Manual admit")
     assert describe(exit_press, Messages("en")).title == "Door open"
+    assert (describe(exit_press, Messages("en")).instruction, describe(exit_press, Messages("en")).shape) == \
+        ("Goodbye", EXIT)
 
 
 def test_faults_are_translated_when_known():
@@ -235,4 +288,4 @@ def test_the_expiry_date_is_read_in_the_gates_zone():
     d = Decision(Verdict.EXPIRED, at=late, name="X", valid_until=date(2026, 1, 31))
     from zoneinfo import ZoneInfo
 
-    assert describe(d, Messages("en"), tz=ZoneInfo("Europe/Amsterdam")).reason == "Membership expired on 31 Jan"
+    assert describe(d, Messages("en"), tz=ZoneInfo("Europe/Amsterdam")).reason == "Last valid day 31 Jan"

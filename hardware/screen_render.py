@@ -407,7 +407,8 @@ def _idle(p: _Painter) -> None:
     p.frame.boxes["prompt"] = draw_text(s, prompt_font, prompt, WHITE, p.margin, y, align="center",
                                         width=p.w - 2 * p.margin)
     y += text_height(prompt_font, prompt) + p.px(12)
-    draw_text(s, hint_font, hint, MUTED, p.margin, y, align="center", width=p.w - 2 * p.margin)
+    p.frame.boxes["hint"] = draw_text(s, hint_font, hint, MUTED, p.margin, y, align="center",
+                                      width=p.w - 2 * p.margin)
     _status_line(p, pygame.Rect(0, p.h - status_h, p.w, status_h))
 
 
@@ -445,10 +446,12 @@ def _result(p: _Painter) -> None:
     pygame.draw.rect(s, shade, (0, p.h - footer, p.w, footer))
     small = fonts().get(p.px(20), True)
     clock = p.clock_text()
-    draw_text(s, small, [clock], fg, p.w - p.margin - small.size(clock)[0], p.h - footer + (footer - small.get_height()) // 2)
+    p.frame.boxes["clock"] = draw_text(s, small, [clock], fg, p.w - p.margin - small.size(clock)[0],
+                                       p.h - footer + (footer - small.get_height()) // 2)
     gate_font, gate = fit(scene.gate_name, p.w - 3 * p.margin - small.size(clock)[0], p.px(20), bold=True,
                           min_size=p.px(12))
-    draw_text(s, gate_font, gate, fg, p.margin, p.h - footer + (footer - gate_font.get_height()) // 2)
+    p.frame.boxes["gate"] = draw_text(s, gate_font, gate, fg, p.margin,
+                                      p.h - footer + (footer - gate_font.get_height()) // 2)
 
     pad = max(p.px(8), int(p.ppmm * 2))
     area = pygame.Rect(pad, top + pad, p.w - 2 * pad, p.h - top - footer - 2 * pad)

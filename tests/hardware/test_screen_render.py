@@ -6,6 +6,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import itertools  # noqa: E402
+from collections import Counter  # noqa: E402
 import math  # noqa: E402
 from dataclasses import replace  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
@@ -108,6 +109,55 @@ def test_every_shape_is_its_own_picture():
         differing = masks[a].overlap_area(masks[b], (0, 0))
         union = masks[a].count() + masks[b].count() - differing
         assert union - differing > 0.25 * union, f"{a} and {b} look alike"
+
+
+def luminance(rgb) -> float:
+    """WCAG 2 relative luminance."""
+    def channel(c: int) -> float:
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (channel(c) for c in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a, b) -> float:
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def text_contrast(surface: pygame.Surface, box: pygame.Rect) -> tuple[float, tuple, tuple]:
+    """(ratio, text colour, background) read off the picture: the background is the box's commonest
+    colour, the text the colour of the glyphs' solid cores (the one furthest from the background
+    among colours common enough not to be anti-aliased edges)."""
+    region = surface.subsurface(box)
+    data = pygame.image.tobytes(region, "RGB")
+    counts = Counter(data[i:i + 3] for i in range(0, len(data), 3))
+    background = counts.most_common(1)[0][0]
+    common = [c for c, n in counts.items() if n >= max(4, len(data) // 3 // 2000) and c != background]
+    assert common, f"no text in {box}"
+    text = max(common, key=lambda c: contrast(c, background))
+    return contrast(text, background), tuple(text), tuple(background)
+
+
+TEXT_BOXES = ("instruction", "name", "reason", "prompt", "hint", "clock", "gate", "status", "fault", "title",
+              "message") + tuple(f"row{i}" for i in range(5))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("screen", [v.value for v in Verdict] + ["idle", "fault", "staff", "disabled"])
+def test_every_text_meets_wcag_aa_contrast_on_the_saved_png(screen, locale, size, tmp_path):
+    frame = render(scene(demo_display(screen, NOW, t=T), locale), size)
+    png = tmp_path / f"{screen}.png"
+    pygame.image.save(frame.surface, str(png))
+    picture = pygame.image.load(str(png))
+    checked = 0
+    for name in TEXT_BOXES:
+        if name in frame.boxes:
+            ratio, text, background = text_contrast(picture, frame.boxes[name])
+            assert ratio >= 4.5, f"{screen} {name}: {text} on {background} is {ratio:.2f}:1"
+            checked += 1
+    assert checked >= 2
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -140,7 +140,8 @@ class Screen:
     def _scene(self, now: float) -> Any:
         return self._render.Scene(display=self.display, msg=self.msg, gate_name=self.app.config.gate.name, now=now,
                                   wall=self.app.clock(), tz=self.app.policy.tz, selected_groups=self._selected_groups(),
-                                  can_sync=self.app.sync_now is not None)
+                                  can_sync=self.app.sync_now is not None,
+                                  diagonal_in=float(self.app.config.screen.diagonal_in))
 
     def _selected_groups(self) -> tuple[str, ...]:
         """The names of the groups this gate lets in, for "Not in the selected group: ..."."""

@@ -125,7 +125,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     display = demo_display(args.verdict, now, result_s=float(cfg.screen.result_s))
     scene = screen_render.Scene(display=display, msg=Messages(args.locale or cfg.screen.locale),
                                 gate_name=cfg.gate.name, now=1000.0, wall=now, selected_groups=("Members",),
-                                can_sync=True)
+                                can_sync=True, diagonal_in=float(cfg.screen.diagonal_in))
     frame = screen_render.render(scene, args.size)
     import pygame
 

@@ -62,3 +62,24 @@ def test_hash_pin_refuses_a_pin_that_is_not_4_to_8_digits(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO("12ab\n"))
     assert main(["hash-pin"]) == 2
     assert "4 to 8 digits" in capsys.readouterr().err
+
+
+def test_screenshot_sizes_text_for_the_configured_panel_diagonal(tmp_path, monkeypatch):
+    """screen.diagonal_in: the same 800x480 on a 10" panel needs fewer pixels for 25 mm than on a 7" one."""
+    heights = {}
+    for diagonal in (7, 10):
+        config = tmp_path / f"k{diagonal}.toml"
+        config.write_text(f'[gate]\nname = "Front Door"\n[screen]\ndiagonal_in = {diagonal}\n')
+        monkeypatch.setenv("KIOSK_CONFIG", str(config))
+        out = tmp_path / f"{diagonal}.png"
+        assert main(["screenshot", "--verdict", "card_revoked", "--out", str(out)]) == 0
+        image = pygame.image.load(str(out))
+        red = image.get_at((3, 3))
+        rows = [y for y in range(image.get_height() // 2) if any(image.get_at((x, y)) != red for x in range(0, 800, 2))]
+        heights[diagonal] = len(rows)
+    assert heights[7] > heights[10] > 0
+
+
+def test_a_bad_diagonal_is_a_config_error_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="screen.diagonal_in"):
+        validate({"screen": {"diagonal_in": 0}}, "k.toml")

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from kiosk.display import STAFF, Command, Display, RecentScan, Status
-from kiosk.errors import OutputError
+from kiosk.errors import KioskError, OutputError
 from kiosk.i18n import Messages
 from kiosk.model import Decision
 from kiosk.ports import Scan
@@ -93,6 +93,8 @@ class Screen:
         self._drawn_at = float("-inf")
         self._status_at = float("-inf")
         self._last_view = ""
+        self.photos = self._photo_cache() if cfg.show_photo else None
+        self._photo_of: tuple[Decision | None, str] = (None, "")
         self._seed_recent()
 
     # -- Output ------------------------------------------------------------------------
@@ -100,6 +102,8 @@ class Screen:
         self.display.show(decision, self.monotonic())
 
     def close(self) -> None:
+        if self.photos is not None:
+            self.photos.close()
         self._pygame.display.quit()
 
     # -- main loop ---------------------------------------------------------------------
@@ -127,7 +131,7 @@ class Screen:
         self._last_view = view
         self.display.update(now)
         scene = self._scene(now)
-        key = self.display.frame_key(now) + (scene.wall.strftime("%H:%M"), self.window.get_size())
+        key = self.display.frame_key(now) + (scene.wall.strftime("%H:%M"), self.window.get_size(), scene.photo)
         if key != self._drawn_key and now - self._drawn_at >= self.min_frame_s:
             self.frame = self._render.render(scene, self.window.get_size())
             self.window.blit(self.frame.surface, (0, 0))
@@ -141,7 +145,40 @@ class Screen:
         return self._render.Scene(display=self.display, msg=self.msg, gate_name=self.app.config.gate.name, now=now,
                                   wall=self.app.clock(), tz=self.app.policy.tz, selected_groups=self._selected_groups(),
                                   can_sync=self.app.sync_now is not None,
-                                  diagonal_in=float(self.app.config.screen.diagonal_in))
+                                  diagonal_in=float(self.app.config.screen.diagonal_in), photo=self._photo(now))
+
+    def _photo(self, now: float) -> str | None:
+        """The result's member photo once the cache has it (asked for on the first frame of the result)."""
+        result = self.display.result
+        if self.photos is None or result is None or not result.customer_id or self.display.view(now) != "result":
+            return None
+        if self._photo_of[0] is not result:
+            try:
+                customer = self.app.snapshot.customer(result.customer_id)
+            except Exception:
+                log.exception("reading the member's photo reference failed")
+                customer = None
+            self._photo_of = (result, customer.photo if customer else "")
+            self.photos.want(self._photo_of[1])
+        path = self.photos.path(self._photo_of[1])
+        return str(path) if path else None
+
+    def _photo_cache(self) -> Any:
+        """The photo cache (kiosk/photos.py), or None (logged) when there is no upstream to fetch from."""
+        from kiosk.photos import PhotoCache
+        from kiosk.upstream.client import read_token
+
+        up = self.app.config.upstream
+        if not up.url:
+            log.warning("screen.show_photo is on but upstream.url is empty: no member photos")
+            return None
+        try:
+            token = read_token(up.token_file, self.app.config.source) if up.token_file else ""
+            return PhotoCache(self.app.state_dir / "photos", up.url, token=token, verify=up.ca_file or True,
+                              timeout_s=float(up.timeout_s))
+        except (KioskError, OSError) as exc:
+            log.warning("no member photos: %s", exc)
+            return None
 
     def _selected_groups(self) -> tuple[str, ...]:
         """The names of the groups this gate lets in, for "Not in the selected group: ..."."""

@@ -55,6 +55,7 @@ class Scene:
     selected_groups: tuple[str, ...] = ()
     can_sync: bool = False
     diagonal_in: float = 7.0  # the panel's visible diagonal (screen.diagonal_in): sizes in millimetres
+    photo: str | None = None  # the result's member photo (a checked thumbnail from kiosk/photos.py)
 
 
 @dataclass
@@ -463,6 +464,11 @@ def _result(p: _Painter) -> None:
     s.blit(icon(text.shape, diameter, fg, color), p.frame.boxes["icon"])
     x = row.x + diameter + int(p.ppmm * 4)
     width = row.right - x
+    picture = _photo_image(scene.photo, row.height, int(p.w * 0.25)) if scene.photo and text.name else None
+    if picture is not None:
+        p.frame.boxes["photo"] = s.blit(picture, (row.right - picture.get_width(),
+                                                  row.y + (row.height - picture.get_height()) // 2))
+        width -= picture.get_width() + int(p.ppmm * 3)
     detail = f"{text.title} · {text.reason}"
     name_cap, detail_cap = p.mm_px("name"), p.mm_px("detail")
     name_size = fonts().size_for_cap(max(name_cap, p.h * 0.11), True, True)
@@ -482,6 +488,27 @@ def _result(p: _Painter) -> None:
     for key, font, lines in parts:
         p.frame.boxes[key] = draw_text(s, font, lines, fg, x, y)
         y += text_height(font, lines) + gap
+
+
+_photo_cache: dict[tuple[str, int, int], pygame.Surface | None] = {}
+
+
+def _photo_image(path: str, height: int, max_width: int) -> pygame.Surface | None:
+    """The photo scaled into height x max_width; None (logged) if the file will not load."""
+    key = (path, height, max_width)
+    if key not in _photo_cache:
+        picture = None
+        try:
+            image = pygame.image.load(path)
+            scale = min(height / image.get_height(), max_width / image.get_width())
+            picture = pygame.transform.smoothscale(
+                image, (max(1, int(image.get_width() * scale)), max(1, int(image.get_height() * scale))))
+        except (pygame.error, OSError, ZeroDivisionError) as exc:
+            log.warning("member photo %s not shown: %s", path, exc)
+        if len(_photo_cache) >= 16:
+            _photo_cache.pop(next(iter(_photo_cache)))
+        _photo_cache[key] = picture
+    return _photo_cache[key]
 
 
 _small_panels: set[tuple[int, int, float]] = set()

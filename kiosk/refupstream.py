@@ -290,6 +290,7 @@ class RefUpstream:
                  pass_pages: PassPages | None = None):
         self.store = store
         self.pass_pages = pass_pages  # members' pass pages at /pass/<token>, when it issues passes
+        self.photos: dict[str, bytes] = {}  # members' photos at /photos/<name> (kiosk/photos.py: demo_photo)
         self.token = token
         self.slow_s = slow_s
         self.gzip_level = gzip_level
@@ -460,6 +461,9 @@ class _Handler(BaseHTTPRequestHandler):
             if path.startswith("pass/"):
                 self._pass_page(path[5:])
                 return
+            if path.startswith("photos/"):
+                self._photo(path[7:])
+                return
             if path != "snapshot":
                 self._json(404, {"error": f"no such resource {path!r}"})
                 return
@@ -577,6 +581,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _photo(self, name: str) -> None:
+        """A member's photo: behind the bearer token, like the snapshot that names it."""
+        go_on, _ = self._let_through("photos")
+        if not go_on:
+            return
+        data = self.ref.photos.get(name)
+        if data is None:
+            self._json(404, {"error": "no such photo"})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png" if data.startswith(b"\x89PNG") else "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -6,6 +6,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import logging  # noqa: E402
+import time  # noqa: E402
 
 import pygame  # noqa: E402
 import pytest  # noqa: E402
@@ -224,3 +225,50 @@ def test_no_display_means_no_screen_or_a_clear_error(app, monkeypatch, caplog):
     assert "running without the screen" in caplog.text
     with pytest.raises(OutputError, match='screen.enabled = "on" but the screen cannot open'):
         open_screen(app, required=True)
+
+
+def test_the_members_photo_appears_beside_the_name_when_show_photo_is_on(tmp_path, clock):
+    """A real reference upstream serves the photo; the screen asks for it on the result and shows it."""
+    from kiosk import demo
+    from kiosk.photos import demo_photo, photo_field
+    from kiosk.refupstream import RefStore, RefUpstream
+    from kiosk.snapshot import load_records
+
+    ref = RefUpstream(RefStore(tmp_path / "up.sqlite"), "tok").start()
+    photo = demo_photo("I-1001")
+    ref.photos["I-1001.png"] = photo
+    records = demo.records(clock().date())
+    for rec in records:
+        if rec.get("id") == "I-1001":
+            rec["photo"] = photo_field("photos/I-1001.png", photo)
+    (tmp_path / "state").mkdir()
+    load_records(tmp_path / "state" / "snapshot.sqlite", records,
+                 {"cursor": "t-1", "synced_at": clock().isoformat(), "source": "test"}, mode="full")
+    token = tmp_path / "token"
+    token.write_text("tok\n")
+    token.chmod(0o600)
+    values = {"state_dir": str(tmp_path / "state"),
+              "screen": {"size": [800, 480], "fullscreen": False, "show_photo": True},
+              "upstream": {"url": ref.url, "token_file": str(token), "sync_interval_s": 3600}}
+    app = App(Config(validate(values, "test.toml"), "test.toml"), simulate=True, clock=clock)
+    screen = open_screen(app, required=True)
+    screen.monotonic = Ticker()
+    app.gate.add_output(screen)
+    try:
+        app.gate.handle(Scan("I-1003", "stdin"))  # Bob has no photo: the screen is as without photos
+        step(screen)
+        assert screen.display.result.name == "Bob Jones" and "photo" not in screen.frame.boxes
+        app.gate.handle(Scan("I-1001", "stdin"))
+        for _ in range(400):  # until the background fetch lands (a state, not a time bound)
+            step(screen, 0.001)
+            if "photo" in screen.frame.boxes:
+                break
+            time.sleep(0.01)
+        boxes = screen.frame.boxes
+        assert screen.display.result.name == "Jane Smith"
+        assert "photo" in boxes and boxes["name"].right < boxes["photo"].left
+        assert list((tmp_path / "state" / "photos").glob("*.png"))
+    finally:
+        screen.close()
+        app.close()
+        ref.stop()

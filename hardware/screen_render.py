@@ -222,11 +222,17 @@ def icon(shape: str, diameter: int, disc, mark) -> pygame.Surface:
         stroke([(0.67, 0.33), (0.33, 0.67)])
     elif shape == SCAN:
         _scan_glyph(s, (big // 2, big // 2), int(big * 0.5), mark)
-    elif shape == REFRESH:  # an open ring with an arrow head: "do it again, new"
-        ring = pygame.Rect(0, 0, int(big * 0.52), int(big * 0.52))
-        ring.center = (big // 2, big // 2)
-        pygame.draw.arc(s, mark, ring, math.radians(100), math.radians(400), int(w * 0.85))
-        pygame.draw.polygon(s, mark, [at(0.52, 0.14), at(0.52, 0.36), at(0.34, 0.25)])
+    elif shape == REFRESH:  # a phone with a ring chasing its own arrow head: "refresh the pass on your phone"
+        phone = pygame.Rect(at(0.33, 0.19), (int(big * 0.34), int(big * 0.62)))
+        pygame.draw.rect(s, mark, phone, int(w * 0.6), border_radius=int(big * 0.06))
+        r, end = 0.1, math.radians(35)
+        stroke([(0.5 + r * math.cos(t), 0.5 - r * math.sin(t))
+                for t in (math.radians(d) for d in range(95, 396, 20))], int(w * 0.4))
+        ex, ey = 0.5 + r * math.cos(end), 0.5 - r * math.sin(end)
+        tx, ty = -math.sin(end), -math.cos(end)  # the way the ring runs at its end, on screen
+        nx, ny = math.cos(end), -math.sin(end)
+        pygame.draw.polygon(s, mark, [at(ex + tx * 0.08, ey + ty * 0.08), at(ex + nx * 0.07, ey + ny * 0.07),
+                                      at(ex - nx * 0.07, ey - ny * 0.07)])
     elif shape == CLOCK:
         pygame.draw.circle(s, mark, (big // 2, big // 2), int(big * 0.3), int(w * 0.7))
         stroke([(0.5, 0.31), (0.5, 0.5), (0.64, 0.58)], int(w * 0.7))
@@ -455,7 +461,7 @@ def _result(p: _Painter) -> None:
                                       p.h - footer + (footer - gate_font.get_height()) // 2)
 
     pad = max(p.px(8), int(p.ppmm * 2))
-    area = pygame.Rect(pad, top + pad, p.w - 2 * pad, p.h - top - footer - 2 * pad)
+    area = pygame.Rect(pad, top + int(pad * 1.5), p.w - 2 * pad, p.h - top - footer - int(pad * 2.5))
     y = _instruction(p, text.instruction, area, fg)
 
     row = pygame.Rect(area.x, y, area.width, area.bottom - y)

@@ -22,6 +22,7 @@ from .rules import Policy, decide
 from .snapshot import SnapshotStore, load_records
 
 SCREENS = ("idle", "fault", "staff", "pin", "recent", "reasons", "disabled")
+SHEET = "all"  # every verdict in every language on one contact sheet
 SIZE_RANGE = ((480, 320), (1920, 1080))
 DEMO_PIN = "2468"
 
@@ -121,21 +122,52 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     from hardware import screen_render
 
-    now = datetime.now().astimezone()
-    display = demo_display(args.verdict, now, result_s=float(cfg.screen.result_s))
-    scene = screen_render.Scene(display=display, msg=Messages(args.locale or cfg.screen.locale),
-                                gate_name=cfg.gate.name, now=1000.0, wall=now, selected_groups=("Members",),
-                                can_sync=True, diagonal_in=float(cfg.screen.diagonal_in))
-    frame = screen_render.render(scene, args.size)
     import pygame
 
+    now = datetime.now().astimezone()
+
+    def shot(screen: str, locale: str) -> pygame.Surface:
+        display = demo_display(screen, now, result_s=float(cfg.screen.result_s))
+        scene = screen_render.Scene(display=display, msg=Messages(locale), gate_name=cfg.gate.name, now=1000.0,
+                                    wall=now, selected_groups=("Members",), can_sync=True,
+                                    diagonal_in=float(cfg.screen.diagonal_in))
+        return screen_render.render(scene, args.size).surface
+
+    if args.verdict == SHEET:
+        image, what = contact_sheet(shot, args.size), f"{len(Verdict)} verdicts x {len(LOCALES)} languages"
+    else:
+        image, what = shot(args.verdict, args.locale or cfg.screen.locale), \
+            f"{args.verdict}, {args.locale or cfg.screen.locale}"
     out = Path(args.out)
     try:
-        pygame.image.save(frame.surface, str(out))
+        pygame.image.save(image, str(out))
     except (pygame.error, OSError) as exc:
         raise ConfigError("--out", "out", f"cannot write {out} ({exc})") from None
-    print(f"wrote {out} ({args.size[0]}x{args.size[1]}, {args.verdict}, {scene.msg.locale})")
+    print(f"wrote {out} ({image.get_width()}x{image.get_height()}, {what})")
     return 0
+
+
+def contact_sheet(shot: Callable, size: tuple[int, int], per_row: int = 2):
+    """Every verdict in every language, half size, labelled: two verdicts (EN, NL each) a row."""
+    import pygame
+
+    from hardware.screen_render import fonts
+
+    tile = (size[0] // 2, size[1] // 2)
+    label_h, gap = max(18, tile[1] // 10), 6
+    verdicts = [v.value for v in Verdict]
+    columns = per_row * len(LOCALES)
+    rows = (len(verdicts) + per_row - 1) // per_row
+    sheet = pygame.Surface((columns * (tile[0] + gap) + gap, rows * (tile[1] + label_h + gap) + gap))
+    sheet.fill((40, 40, 40))
+    font = fonts().get(int(label_h * 0.7), True)
+    for i, verdict in enumerate(verdicts):
+        for j, locale in enumerate(LOCALES):
+            column = (i % per_row) * len(LOCALES) + j
+            x, y = gap + column * (tile[0] + gap), gap + (i // per_row) * (tile[1] + label_h + gap)
+            sheet.blit(font.render(f"{verdict} · {locale}", True, (235, 235, 235)), (x, y))
+            sheet.blit(pygame.transform.smoothscale(shot(verdict, locale), tile), (x, y + label_h))
+    return sheet
 
 
 def cmd_hash_pin(args: argparse.Namespace) -> int:
@@ -162,8 +194,9 @@ def register(sub: argparse._SubParsersAction, common: Callable[[argparse.Argumen
     p = sub.add_parser("screenshot", help="render a screen with demo data to a PNG",
                        description="Render one screen with the demo data to a PNG (no display needed).")
     common(p)
-    p.add_argument("--verdict", required=True, choices=verdicts + list(SCREENS), metavar="SCREEN",
-                   help="a verdict (" + ", ".join(verdicts) + ") or " + ", ".join(SCREENS))
+    p.add_argument("--verdict", required=True, choices=verdicts + list(SCREENS) + [SHEET], metavar="SCREEN",
+                   help="a verdict (" + ", ".join(verdicts) + ") or " + ", ".join(SCREENS) +
+                   f", or {SHEET}: a contact sheet of every verdict in every language")
     p.add_argument("--locale", choices=LOCALES, help="default: the config's screen.locale")
     p.add_argument("--size", type=parse_size, default=(800, 480), metavar="WxH", help="default 800x480")
     p.add_argument("--out", required=True, metavar="FILE.png")

@@ -173,7 +173,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "reason.card_revoked": "Ingetrokken in de ledenadministratie",
         "reason.card_unassigned": "Aan geen lid gekoppeld",
         "reason.repeat": "{seconds} s geleden",
-        "reason.snapshot_stale": "Scans geweigerd tot de volgende synchronisatie",
+        "reason.snapshot_stale": "Scans geweigerd tot de volgende sync",
         "reason.exit": "Uitgangsknop",
         "reason.unknown": "Deze kiosk kent de uitkomst niet: werk hem bij",
         "verdict.admit": "Toegelaten",

@@ -83,3 +83,25 @@ def test_screenshot_sizes_text_for_the_configured_panel_diagonal(tmp_path, monke
 def test_a_bad_diagonal_is_a_config_error_naming_the_key(tmp_path):
     with pytest.raises(ConfigError, match="screen.diagonal_in"):
         validate({"screen": {"diagonal_in": 0}}, "k.toml")
+
+
+def test_the_contact_sheet_holds_every_verdict_in_every_language(tmp_path, capsys):
+    from kiosk.cli_screen import demo_decisions
+    from kiosk.display import describe
+    from kiosk.i18n import LOCALES, Messages
+    from kiosk.model import Verdict
+    from hardware.screen_render import TONES
+    from datetime import datetime
+
+    out = tmp_path / "all.png"
+    assert main(["screenshot", "--verdict", "all", "--size", "480x320", "--out", str(out)]) == 0
+    assert f"{len(Verdict)} verdicts x {len(LOCALES)} languages" in capsys.readouterr().out
+    sheet = pygame.image.load(str(out))
+    tile, label, gap = (240, 160), 18, 6
+    decisions = demo_decisions(datetime.now().astimezone())
+    for i, verdict in enumerate(Verdict):
+        tone = describe(decisions[verdict], Messages("en")).tone
+        for j in range(len(LOCALES)):
+            x = gap + ((i % 2) * len(LOCALES) + j) * (tile[0] + gap)
+            y = gap + (i // 2) * (tile[1] + label + gap) + label
+            assert tuple(sheet.get_at((x + 2, y + 2)))[:3] == TONES[tone][0], (verdict, j)

@@ -132,7 +132,8 @@ def cmd_upstream(args: argparse.Namespace) -> int:
 
     load()
     server = RefUpstream(store, token, args.host, args.port, ssl_context=context, slow_s=args.slow_s,
-                         gzip_level=args.gzip_level, pass_pages=pass_pages(args.pass_key, args.rotation_secret))
+                         gzip_level=args.gzip_level, pass_pages=pass_pages(args.pass_key, args.rotation_secret),
+                         demo_photos=args.demo_photos)
     for kind, endpoint, times in args.fault or ():
         server.inject(kind, endpoint, times)
 
@@ -186,4 +187,6 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     p.add_argument("--pass-key", type=Path, metavar="FILE", help="issue member passes (POST admin/pass, pages at "
                    "/pass/<token>) with this `kiosk pass keygen` key")
     p.add_argument("--rotation-secret", type=Path, metavar="FILE", help="the venue rotation secret, for rotating passes")
+    p.add_argument("--demo-photos", action="store_true",
+                   help="serve a generated stand-in photo at photos/<customer id>.png (kiosk.photos.demo_photo)")
     p.set_defaults(func=cmd_upstream)

@@ -287,10 +287,11 @@ class RefUpstream:
 
     def __init__(self, store: RefStore, token: str, host: str = "127.0.0.1", port: int = 0, *,
                  ssl_context: ssl.SSLContext | None = None, slow_s: float = 2.0, gzip_level: int = 1,
-                 pass_pages: PassPages | None = None):
+                 pass_pages: PassPages | None = None, demo_photos: bool = False):
         self.store = store
         self.pass_pages = pass_pages  # members' pass pages at /pass/<token>, when it issues passes
-        self.photos: dict[str, bytes] = {}  # members' photos at /photos/<name> (kiosk/photos.py: demo_photo)
+        self.photos: dict[str, bytes] = {}  # members' photos at /photos/<name>
+        self.demo_photos = demo_photos  # /photos/<id>.png not in `photos`: a generated stand-in (demo_photo)
         self.token = token
         self.slow_s = slow_s
         self.gzip_level = gzip_level
@@ -591,6 +592,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not go_on:
             return
         data = self.ref.photos.get(name)
+        if data is None and self.ref.demo_photos and name.endswith(".png"):
+            from .photos import demo_photo
+
+            data = demo_photo(name[:-4])
         if data is None:
             self._json(404, {"error": "no such photo"})
             return

@@ -142,3 +142,16 @@ def test_the_cache_stays_under_its_byte_cap(tmp_path, ref):
         assert 0 < len(sizes) < 8 and sum(sizes) <= photos.max_cache_bytes
     finally:
         photos.close()
+
+
+def test_the_reference_upstream_serves_generated_demo_photos_that_match_their_references(tmp_path):
+    server = RefUpstream(RefStore(tmp_path / "up.sqlite"), TOKEN, demo_photos=True).start()
+    photos = PhotoCache(tmp_path / "photos", server.url, token=TOKEN)
+    try:
+        field = photo_field("photos/I-1002.png", demo_photo("I-1002"))
+        assert photos.fetch(parse_ref(field, server.url)).exists()
+        with pytest.raises(PhotoError, match="HTTP 404"):  # only .png names are generated
+            photos.fetch(parse_ref("photos/I-1002.jpg#sha256=" + "0" * 64, server.url))
+    finally:
+        photos.close()
+        server.stop()

@@ -263,10 +263,11 @@ def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]
 
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
         with fh:
-            line = 1
+            end = reader.line_num
             try:
                 for values in reader:
-                    line = reader.line_num
+                    # a quoted field may span lines: a row is reported by the line it starts on
+                    line, end = end + 1, reader.line_num
                     if not any(v.strip() for v in values):
                         continue
                     if len(values) != len(header):
@@ -279,10 +280,10 @@ def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]
                 raise ImportRejected(f"{path}:{reader.line_num}: cannot read this line ({exc}); "
                                      "save the file as UTF-8 CSV") from None
             except csv.Error as exc:
-                if reader.line_num > line and "end of data" in str(exc):
-                    raise ImportRejected(f"{path}:{line + 1}: a quoted field starts here and is never closed "
+                if "end of data" in str(exc):
+                    raise ImportRejected(f"{path}:{end + 1}: a quoted field in the row that starts here is never closed "
                                          "(a stray or missing \")") from None
-                raise ImportRejected(f"{path}:{reader.line_num}: cannot read this line ({exc})") from None
+                raise ImportRejected(f"{path}:{end + 1}: cannot read the row that starts here ({exc})") from None
 
     return kind, rows()
 

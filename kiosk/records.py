@@ -160,7 +160,8 @@ def check_customer(rec: dict) -> tuple:
         customer_key(cid), cid, kind, first, last, name, 1 if _bool(rec, "active", True) else 0,
         _json_list(_strings(rec, "groups", MAX_ID)), valid_from, valid_until, email, postcode,
         _str(rec, "photo", MAX_PHOTO), _json_list(_strings(rec, "tags", MAX_TAG)),
-        last.casefold(), first.casefold(), email.casefold(), normalise_postcode(postcode),
+        # the name key `find` searches: the surname, or an organisation's (or single-field) name
+        (last or name).casefold(), first.casefold(), email.casefold(), normalise_postcode(postcode),
     )
 
 

@@ -329,3 +329,41 @@ def test_a_screen_that_cannot_draw_is_a_fault_logged_once_and_the_gate_keeps_dec
     finally:
         screen.close()
         app.close()
+
+
+# -- the terminal -----------------------------------------------------------------------------------
+
+def _kiosk(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "kiosk.cli", *args], capture_output=True, text=True)
+
+
+def test_find_and_journal_print_nothing_unprintable_from_an_old_snapshot_or_journal(state_dir):
+    path = state_dir / "snapshot.sqlite"
+    db = sqlite3.connect(path)
+    with db:  # written as a snapshot from before the record checks could hold it
+        db.execute("UPDATE customers SET first_name = ?, email = ? WHERE key = 'I-1001'",
+                   ("Ja\x1b]0;owned\x07ne\u202e", "jane\x1b[2J@example.org"))
+        db.execute("UPDATE cards SET batch = ? WHERE customer_key = 'I-1001'", ("\x9b31m",))
+    db.close()
+    for args in (("find", "Smith"), ("find", "Smith", "--json")):
+        done = _kiosk(*args, "--state-dir", str(state_dir))
+        assert done.returncode == 0 and "I-1001" in done.stdout, done.stderr
+        assert not has_unsafe(done.stdout.replace("\n", "")), done.stdout
+    assert json.loads(_kiosk("find", "Smith", "--json", "--state-dir", str(state_dir)).stdout)[0]["name"].startswith("Ja\ufffd")
+    journal = Journal(state_dir / "journal.sqlite")
+    journal.append(at=NOW, gate="g\x1b[31m", source="stdin\u202e", raw="I-1001\u202egpj.exe", credential="",
+                   verdict="not_recognised", customer_id="I-1\x1b[2J", groups=(), cursor="")
+    journal.close()
+    done = _kiosk("journal", "--state-dir", str(state_dir))
+    assert done.returncode == 0 and "gpj.exe" in done.stdout
+    assert not has_unsafe(done.stdout.replace("\n", "")), done.stdout
+
+
+def test_journal_csv_to_a_missing_directory_is_one_clear_line(state_dir):
+    Journal(state_dir / "journal.sqlite").close()
+    done = _kiosk("journal", "--state-dir", str(state_dir), "--csv", "/nonexistent/x.csv")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "wrote" not in done.stdout
+    assert done.stderr.strip().splitlines() == ["kiosk: cannot write /nonexistent/x.csv: No such file or directory"]

@@ -21,10 +21,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .credential import card_key
+from .credential import card_key, customer_key
 from .errors import ImportRejected
 from .records import RecordError, check_customer
 from .snapshot import LoadResult, SnapshotBuilder, SnapshotStore
+from .text import safe_text
 
 csv.field_size_limit(1 << 20)
 
@@ -118,6 +119,11 @@ def detect_kind(header: list[str]) -> str:
                      + "; ".join(f"{k} need {rule}" for k, rule in KIND_RULES.items()))
 
 
+def _shown(value: str) -> str:
+    """A cell as an error message may quote it: printable and short (a cell may hold a megabyte)."""
+    return safe_text(repr(value), 60)
+
+
 def _bool(value: str, default: bool, column: str) -> bool:
     v = value.strip().lower()
     if not v:
@@ -126,7 +132,7 @@ def _bool(value: str, default: bool, column: str) -> bool:
         return True
     if v in ("false", "no", "n", "0", "inactive", "nee", "onwaar", "revoked", "disabled", "blocked"):
         return False
-    raise RecordError(f"{column!r} must be true or false (or yes/no, 1/0), got {value!r}")
+    raise RecordError(f"{column!r} must be true or false (or yes/no, 1/0), got {_shown(value)}")
 
 
 def _date(value: str, column: str) -> str | None:
@@ -143,7 +149,7 @@ def _date(value: str, column: str) -> str | None:
             return datetime.strptime(v[:10], fmt).date().isoformat()
         except ValueError:
             continue
-    raise RecordError(f"{column!r} must be a date such as 2027-01-31 or 31/01/2027, got {value!r}")
+    raise RecordError(f"{column!r} must be a date such as 2027-01-31 or 31/01/2027, got {_shown(value)}")
 
 
 def _split_name(full: str) -> tuple[str, str]:
@@ -208,7 +214,7 @@ def _card(row: dict[str, str]) -> dict[str, Any]:
     if not code and url:
         code = card_key(url)
         if code == url:
-            raise RecordError(f"no card UUID found in the URL {url!r}")
+            raise RecordError(f"no card UUID found in the URL {_shown(url)}")
     if not code:
         raise RecordError("row has no card code or URL")
     revoked = row.get("revoked", "").strip().lower()
@@ -365,6 +371,30 @@ class _Seen:
         self.db.close()
 
 
+def _id_of(kind: str, record: dict[str, Any]) -> str:
+    """The key a record is stored under, as _Seen files it (ids match whatever their case)."""
+    if kind == "customers":
+        return "customer:" + customer_key(record["id"])
+    if kind == "cards":
+        return "card:" + card_key(record["code"])
+    return "group:" + record["id"].strip()
+
+
+def _name_duplicate(paths: list[str]) -> None:
+    """Read the files again to name the lines of an id read twice (runs only when the counts said so)."""
+    opened = _open_in_order(paths)
+    seen = _Seen([path for path, _, _ in opened])
+    try:
+        for file, (_path, kind, rows) in enumerate(opened):
+            for line, record in rows:
+                seen.add(_id_of(kind, record), file, line)
+        seen.check()
+    finally:
+        seen.close()
+    raise ImportRejected("the files hold an id twice, but a second reading found none; did a file change "
+                         "during the import? Import again")
+
+
 def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, replace: bool, now: datetime) -> ImportSummary:
     paths = [str(p) for p in paths]
     opened = _open_in_order(paths)
@@ -373,7 +403,9 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
     except sqlite3.DatabaseError as exc:
         raise ImportRejected(f"{snapshot_path}: cannot merge into the snapshot held ({exc}); "
                              "import with --replace to start a new one") from None
-    seen = _Seen([path for path, _, _ in opened])
+    # A replace starts from empty tables, so an id read twice shows as a row count short of the rows
+    # read: checked once at the end for free. A merge updates rows already held, so it files each id.
+    seen = None if replace else _Seen([path for path, _, _ in opened])
     created: list[str] = []
     try:
         named: set[str] = set()
@@ -384,14 +416,17 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
                         row = check_customer(record)
                         builder.add_customer(row)
                         named.update(record["groups"])
-                        seen.add("customer:" + row[0], file, line)
                     else:
                         builder.apply(record)
-                        seen.add("card:" + card_key(record["code"]) if kind == "cards" else "group:" + record["id"],
-                                 file, line)
                 except RecordError as exc:
                     raise ImportRejected(f"{path}:{line}: {exc}") from None
-        seen.check()
+                if seen is not None:
+                    seen.add(_id_of(kind, record), file, line)
+        if seen is not None:
+            seen.check()
+        elif builder.totals() != {"customers": builder.result.customers, "groups": builder.result.groups,
+                                  "cards": builder.result.cards}:
+            _name_duplicate(paths)
         # in a merge, groups the held snapshot defines count as defined
         for g in sorted(named - builder.group_ids()):
             builder.apply(named_group(g))
@@ -410,5 +445,6 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
         builder.abort()
         raise
     finally:
-        seen.close()
+        if seen is not None:
+            seen.close()
     return ImportSummary(paths, result, created, {p: k for p, k, _ in sorted(opened, key=lambda item: paths.index(item[0]))}, totals, replace)

@@ -367,3 +367,21 @@ def test_journal_csv_to_a_missing_directory_is_one_clear_line(state_dir):
     done = _kiosk("journal", "--state-dir", str(state_dir), "--csv", "/nonexistent/x.csv")
     assert done.returncode == 2 and "Traceback" not in done.stderr and "wrote" not in done.stdout
     assert done.stderr.strip().splitlines() == ["kiosk: cannot write /nonexistent/x.csv: No such file or directory"]
+
+
+def test_kiosk_run_logs_every_decision_at_info_with_a_screen_too(state_dir, tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[screen]\nenabled = "on"\nfullscreen = false\nsize = [480, 320]\n')
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    done = subprocess.run([sys.executable, "-m", "kiosk.cli", "run", "--source", "stdin", "--config", str(config),
+                           "--state-dir", str(state_dir)], input="I-1001\nHELLO\x1b[2J\n", capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "screen 480x320 via SDL dummy driver" in done.stderr  # the screen was there
+    lines = [line for line in done.stderr.splitlines() if " INFO kiosk.outputs: " in line]
+    assert len(lines) == 2, done.stderr
+    assert "ADMIT Jane Smith (I-1001)" in lines[0] and "NOT_RECOGNISED" in lines[1]
+    assert not has_unsafe(done.stderr.replace("\n", ""))

@@ -117,25 +117,20 @@ def _strings(rec: dict, key: str, cap: int) -> tuple[str, ...]:
     if len(value) > MAX_ITEMS:
         raise RecordError(f"{key!r} holds {len(value):,} entries; at most {MAX_ITEMS} are allowed")
     try:
-        return _checked_list(key, cap, tuple(value))
-    except TypeError:  # an unhashable entry (a list, an object) is no string either
+        return _checked_list(key, cap, tuple(item.strip() for item in value))
+    except (AttributeError, TypeError):  # an entry that is no string (a number, a list, an object)
         raise RecordError(f"{key!r} must be a list of strings, got {_shown(value)}") from None
 
 
 @functools.lru_cache(maxsize=4096)
 def _checked_list(key: str, cap: int, items: tuple) -> tuple[str, ...]:
-    """Group and tag lists repeat across customers: check each distinct one once. The cap applies
-    before trimming too, so only short lists are ever held in the cache."""
-    out = []
+    """Group and tag lists repeat across customers: check each distinct (trimmed) one once."""
     for item in items:
-        if not isinstance(item, str):
+        if item.__class__ is not str:
             raise RecordError(f"{key!r} must be a list of strings, got an entry {_shown(item)}")
         if len(item) > cap or has_unsafe(item):
             raise _bad_text(f"{key} entry", item, cap)
-        item = item.strip()
-        if item:
-            out.append(item)
-    return tuple(out)
+    return tuple(item for item in items if item)
 
 
 def check_group(rec: dict) -> tuple:

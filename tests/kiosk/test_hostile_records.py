@@ -374,7 +374,8 @@ def test_kiosk_run_logs_every_decision_at_info_with_a_screen_too(state_dir, tmp_
     import sys
 
     config = tmp_path / "kiosk.toml"
-    config.write_text('[screen]\nenabled = "on"\nfullscreen = false\nsize = [480, 320]\n')
+    # the demo snapshot is dated by the test clock, days before the wall clock: stale, so say how to treat it
+    config.write_text('[gate]\nstale_policy = "warn"\n[screen]\nenabled = "on"\nfullscreen = false\nsize = [480, 320]\n')
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
     done = subprocess.run([sys.executable, "-m", "kiosk.cli", "run", "--source", "stdin", "--config", str(config),
                            "--state-dir", str(state_dir)], input="I-1001\nHELLO\x1b[2J\n", capture_output=True,

@@ -180,7 +180,7 @@ def check_customer(rec: dict) -> tuple:
 
 def check_card(rec: dict) -> tuple:
     code = _str(rec, "code", MAX_CODE, required=True)
-    owner = _str(rec, "customer_id", MAX_ID) if rec.get("customer_id") is not None else ""
+    owner = _str(rec, "customer_id", MAX_ID)  # null or empty: an unassigned card
     card_type = (_str(rec, "card_type", MAX_ID) or "ID").upper()
     if card_type not in CARD_TYPES:
         raise RecordError(f"'card_type' must be one of {', '.join(CARD_TYPES)}, got {card_type!r}")

@@ -10,6 +10,9 @@ that is slow to fit shows here. Cases:
                 the snapshot file directly, as a snapshot from before the record checks could hold it
 
 Prints p50 / p99 / max in ms and each case's p50 and p99 as a multiple of the plain case's.
+
+`--find SNAPSHOT` times `SnapshotStore.find` instead, on a snapshot already built (e.g. the 1M-customer
+one `./scripts/bench core --only import` leaves in its workdir: customers Last<i>, First<i % 997>).
 """
 
 from __future__ import annotations
@@ -99,11 +102,35 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+FIND_QUERIES = ("Last123456, First825", "First825 Last123456", "Last123456 First825", "Last12345", "last99999",
+                "m123456@example.org", "I-0123456", "1234 AB", "Nobody Here")
+
+
+def bench_find(path: Path, runs: int) -> None:
+    store = SnapshotStore(path)
+    print(f"\n`SnapshotStore.find` on {path} ({store.counts()['customers']:,} customers), {runs} calls per query")
+    print("\n| query | found | p50 ms | p99 ms | max ms |")
+    print("|---|---:|---:|---:|---:|")
+    for query in FIND_QUERIES:
+        found = len(store.find(query))
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            store.find(query)
+            times.append((time.perf_counter() - started) * 1000)
+        print(f"| `{query}` | {found} | {pct(times, 50):.3f} | {pct(times, 99):.3f} | {max(times):.3f} |")
+    store.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scans", type=int, default=300, help="timed scans per case")
     parser.add_argument("--size", default="800x480", help="screen size the frames are drawn at")
+    parser.add_argument("--find", metavar="SNAPSHOT", help="time `find` on this snapshot instead")
     args = parser.parse_args()
+    if args.find:
+        bench_find(Path(args.find), max(args.scans, 1))
+        return 0
     size = tuple(int(v) for v in args.size.split("x"))
     print(f"# {platform.node()}: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"pygame {pygame.version.ver}; {args.scans} scans per case, frames {size[0]}x{size[1]}")

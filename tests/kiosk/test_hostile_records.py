@@ -37,7 +37,7 @@ from kiosk.importer import import_files  # noqa: E402
 from kiosk.journal import Journal  # noqa: E402
 from kiosk.model import Decision, Verdict  # noqa: E402
 from kiosk.outputs import DecisionLog, EventPrinter  # noqa: E402
-from kiosk.ports import Faults, Scan  # noqa: E402
+from kiosk.ports import Scan  # noqa: E402
 from kiosk.records import MAX_EMAIL, MAX_ID, MAX_NAME  # noqa: E402
 from kiosk.rules import Policy  # noqa: E402
 from kiosk.snapshot import SnapshotStore  # noqa: E402

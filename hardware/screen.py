@@ -133,11 +133,18 @@ class Screen:
         scene = self._scene(now)
         key = self.display.frame_key(now) + (scene.wall.strftime("%H:%M"), self.window.get_size(), scene.photo)
         if key != self._drawn_key and now - self._drawn_at >= self.min_frame_s:
-            self.frame = self._render.render(scene, self.window.get_size())
-            self.window.blit(self.frame.surface, (0, 0))
-            pg.display.flip()
-            self.frames += 1
             self._drawn_key, self._drawn_at = key, now
+            try:
+                self.frame = self._render.render(scene, self.window.get_size())
+                self.window.blit(self.frame.surface, (0, 0))
+                pg.display.flip()
+            except Exception as exc:  # a frame that cannot be drawn must not stop the gate: log once, show a fault
+                if "screen" not in self.app.faults.active():
+                    log.exception("drawing the screen failed; the gate keeps deciding")
+                self.app.faults.set("screen", f"Screen cannot draw: {type(exc).__name__}")
+                return True
+            self.frames += 1
+            self.app.faults.clear("screen")
         return True
 
     # -- internals ---------------------------------------------------------------------

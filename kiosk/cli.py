@@ -122,6 +122,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
+    from .text import safe_text
+
     app = make_app(args)
     try:
         found = app.snapshot.find(args.query, limit=args.limit)
@@ -129,16 +131,19 @@ def cmd_find(args: argparse.Namespace) -> int:
         rows = []
         for c in found:
             cards = app.snapshot.cards_of(c.id)
-            rows.append({"id": c.id, "name": c.display_name, "active": c.active, "email": c.email,
-                         "postcode": c.postcode, "groups": [groups[g].name if g in groups else g for g in c.groups],
+            # a snapshot written before the record checks (or by hand) may hold any text: print none of it raw
+            rows.append({"id": safe_text(c.id), "name": safe_text(c.display_name), "active": c.active,
+                         "email": safe_text(c.email), "postcode": safe_text(c.postcode),
+                         "groups": [safe_text(groups[g].name if g in groups else g) for g in c.groups],
                          "valid_until": c.valid_until.isoformat() if c.valid_until else None,
-                         "cards": [{"code": k.code, "type": k.card_type, "revoked": k.revoked} for k in cards]})
+                         "cards": [{"code": safe_text(k.code, 256), "type": safe_text(k.card_type),
+                                    "revoked": k.revoked} for k in cards]})
     finally:
         app.close()
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
     elif not rows:
-        print(f"no customer matches {args.query!r}")
+        print(f"no customer matches {safe_text(args.query)!r}")
     for r in rows if not args.json else ():
         flags = "" if r["active"] else " [inactive]"
         until = f" until {r['valid_until']}" if r["valid_until"] else ""
@@ -187,6 +192,7 @@ def _outcome(outcome: Any) -> str:
 
 def cmd_journal(args: argparse.Namespace) -> int:
     from .journal import Journal, write_csv
+    from .text import safe_text
 
     cfg = load_config(args)
     path = cfg.state_path / "journal.sqlite"
@@ -198,18 +204,24 @@ def cmd_journal(args: argparse.Namespace) -> int:
         since = _parse_since(args.since) if args.since else None
         events = journal.events(since=since)
         if args.csv:
-            out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8")
             try:
-                n = write_csv(events, out)
-            finally:
-                if out is not sys.stdout:
-                    out.close()
+                out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8")
+                try:
+                    n = write_csv(events, out)
+                finally:
+                    if out is not sys.stdout:
+                        out.close()
+            except OSError as exc:  # no such directory, no permission, disk full: say so, never "wrote"
+                print(f"kiosk: cannot write {args.csv}: {exc.strerror or exc}", file=sys.stderr)
+                return 2
             if args.csv != "-":
                 print(f"wrote {n} events to {args.csv}")
             return 0
         for e in events:
-            who = e["customer_id"] or "-"
-            print(f"{e['at']}  {e['source']:<8} {e['verdict']:<16} {who:<10} {e['state']:<8} {e['raw']}")
+            # the journal holds what scanners sent and what the snapshot said: print it only made printable
+            who, raw = safe_text(e["customer_id"] or "-"), safe_text(e["raw"], 256)
+            print(f"{e['at']}  {safe_text(e['source']):<8} {safe_text(e['verdict']):<16} {who:<10} "
+                  f"{safe_text(e['state']):<8} {raw}")
     finally:
         journal.close()
     return 0

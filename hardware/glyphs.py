@@ -183,11 +183,18 @@ def _raqm() -> bool:
     return ok
 
 
+@lru_cache(maxsize=16)
+def _pil_font(path: str, size: int):
+    from PIL import ImageFont
+
+    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.RAQM)
+
+
 def _shaped(path: str, size: int, text: str, color, ascent: int, height: int) -> pygame.Surface:
     """A right-to-left run laid out by raqm, as a pygame surface with alpha, baseline at `ascent`."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
-    font = ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.RAQM)
+    font = _pil_font(path, size)
     width = max(1, int(font.getlength(text, direction="rtl")) + 2)
     image = Image.new("RGBA", (width, height), (*color[:3], 0))
     mask = Image.new("L", (width, height), 0)

@@ -1,7 +1,9 @@
 """Text in any script for the screen: a chain of fonts tried in order, right-to-left runs shaped.
 
-SDL_ttf draws one font at a time and (in pygame 2.x, which has `Font.set_script` but no
-`set_direction`) lays every run out left to right, so Arabic and Hebrew come out mirrored.
+SDL_ttf draws one font at a time and pygame lays every run out left to right: pygame 2.6 has
+`Font.set_script` (HarfBuzz joins Arabic letters) but no `set_direction`, so Arabic and Hebrew
+come out mirrored; Debian Bookworm's python3-pygame 2.1.2 has neither (`set_script` is new in
+2.2.0), though its SDL_ttf 2.20 is built with HarfBuzz.
 `ChainFont` splits a text into runs by the first font of the chain that has their glyphs, draws
 left-to-right runs with pygame and right-to-left runs with Pillow's raqm layout (FriBiDi +
 HarfBuzz: joined letters in reading order), and joins them on one baseline. A character no font
@@ -165,7 +167,7 @@ class ChainFont:
             x += image.get_width()
         return out
 
-    @lru_cache(maxsize=128)
+    @lru_cache(maxsize=32)  # names in other scripts only; a run at 1920x1080 can be a megabyte
     def _run_image(self, index: int, text: str, color: tuple) -> pygame.Surface:
         if not is_rtl(text) or not _raqm():
             return self.fonts[index].render(text, True, color)

@@ -50,15 +50,23 @@ class ProgressBar:
 def cmd_sync(args: argparse.Namespace) -> int:
     from .cli import make_app
     from .upstream import Upstream
+    from .upstream.sync import accept_pending
 
     app = make_app(args)
     report: dict[str, Any] = {}
     try:
         upstream = Upstream.from_app(app)
         try:
+            if args.accept_shrink:
+                accepted = accept_pending(app.snapshot_path)
+                report["accepted_pending"] = accepted
+                if accepted:
+                    app.snapshot.reload()
+                if not args.json:
+                    print("applied the held-back snapshot" if accepted else "no held-back snapshot to apply")
             bar = ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
             try:
-                result = upstream.sync_once(bar)
+                result = upstream.sync_once(bar, accept_shrink=args.accept_shrink)
                 report["sync"] = {"ok": True, "kind": result.kind, "cursor": result.cursor,
                                   "changed": result.changed(), "seconds": round(result.seconds, 2)}
                 text = f"sync: {result.summary()}"
@@ -164,6 +172,8 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
                                    "Exit status 1 if either failed.")
     common(p)
     p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    p.add_argument("--accept-shrink", action="store_true",
+                   help="apply a held-back snapshot, and let this sync drop more customers than upstream.max_shrink")
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("upstream", help="run the reference upstream server",

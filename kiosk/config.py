@@ -204,6 +204,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "timeout_s": Key(5, NUM, _positive),
         "heartbeat_s": Key(60, NUM, _positive),
         "retry_max_s": Key(300, NUM, _positive),
+        "sync_deadline_s": Key(600, NUM, _positive),
+        "max_snapshot_mb": Key(1024, NUM, _positive),
+        "max_records": Key(5_000_000, INT, _positive),
+        "max_shrink": Key(0.5, NUM, _between(0, 1)),
     },
     "journal": {
         "keep_days": Key(90, INT, _positive),

@@ -21,6 +21,7 @@ import httpx
 
 from .. import __version__
 from ..errors import ConfigError, SyncError
+from .limits import Deadline
 
 log = logging.getLogger(__name__)
 # httpx logs every request at INFO: a kiosk syncing every minute would fill the journal with them.
@@ -147,21 +148,31 @@ class UpstreamClient:
 
     # -- requests ----------------------------------------------------------------------
     @contextlib.contextmanager
-    def snapshot(self, since: str = "", etag: str = "") -> Iterator[httpx.Response]:
+    def snapshot(self, since: str = "", etag: str = "", deadline: Deadline | None = None) -> Iterator[httpx.Response]:
         """GET /snapshot, streamed. Yields the response (200 or 304); the body is read by the caller.
 
-        httpx errors raised while the caller reads the body are mapped here too.
+        httpx errors raised while the caller reads the body are mapped here too. With a `deadline`, the
+        connection is shut when it passes, even mid-read, and SyncDeadline is raised.
         """
         headers = {"If-None-Match": etag} if etag else {}
+        extensions = None
+        if deadline is not None:
+            # A new connection per snapshot, so the deadline's watchdog always holds its socket.
+            headers["Connection"] = "close"
+            extensions = {"trace": deadline.trace}
         params = {"since": since} if since else None
-        try:
-            with self.http.stream("GET", "snapshot", params=params, headers=self._auth(headers)) as response:
-                if response.status_code not in (200, 304):
-                    response.read()
-                    raise _status_error("snapshot", response)
-                yield response
-        except httpx.HTTPError as exc:
-            raise SyncError(describe(exc)) from exc
+        with deadline.armed() if deadline is not None else contextlib.nullcontext():
+            try:
+                with self.http.stream("GET", "snapshot", params=params, headers=self._auth(headers),
+                                      extensions=extensions) as response:
+                    if response.status_code not in (200, 304):
+                        response.read()
+                        raise _status_error("snapshot", response)
+                    yield response
+            except httpx.HTTPError as exc:
+                if deadline is not None and deadline.expired.is_set():
+                    raise deadline.error() from exc
+                raise SyncError(describe(exc)) from exc
 
     def post_scans(self, scans: list[dict[str, Any]]) -> list[str]:
         """POST /scans; the ids the upstream says it stored."""

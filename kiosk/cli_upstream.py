@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import signal
@@ -138,8 +139,12 @@ def cmd_upstream(args: argparse.Namespace) -> int:
             log.info("serving %s at cursor %s", ", ".join(args.data), cursor)
 
     load()
-    server = RefUpstream(store, token, args.host, args.port, ssl_context=context, slow_s=args.slow_s,
-                         gzip_level=args.gzip_level)
+    try:
+        server = RefUpstream(store, token, args.host, args.port, ssl_context=context, slow_s=args.slow_s,
+                             gzip_level=args.gzip_level)
+    except OSError as exc:
+        reason = "another program uses it" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise KioskError(f"cannot listen on {args.host}:{args.port} ({reason}); choose another with --port") from None
     for kind, endpoint, times in args.fault or ():
         server.inject(kind, endpoint, times)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
 import json
+import socket
 import subprocess
 import sys
 import tomllib
@@ -227,3 +229,37 @@ def test_config_prints_the_effective_config(tmp_path):
     assert printed["staff"]["pin_hash"] == "********"
     assert secret.split("$")[-1] not in result.stdout
     assert printed["relay"]["pulse_ms"] == 1000
+
+
+# -- the first five minutes -------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def taken_port():
+    """A port something else listens on (and answers nothing)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_upstream_on_a_taken_port_says_so_in_one_line(tmp_path, taken_port):
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
+    token.chmod(0o600)
+    done = kiosk("upstream", "--port", str(taken_port), "--token-file", str(token), "--db", str(tmp_path / "up.sqlite"))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"kiosk: cannot listen on 127.0.0.1:{taken_port} (another program uses it); "
+                                        "choose another with --port"]
+
+
+def test_demo_with_its_upstream_port_taken_stops_and_says_so(tmp_path, taken_port):
+    env = {**os.environ, "KIOSK_UPSTREAM_PORT": str(taken_port), "KIOSK_DEMO_STATE": str(tmp_path / "demo")}
+    done = subprocess.run([str(ROOT / "scripts" / "demo"), "--upstream", "--headless", "--limit", "1"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("demo: the reference upstream did not start") and f"127.0.0.1:{taken_port}" in line
+    assert "another program uses it" in line and "KIOSK_UPSTREAM_PORT" in line

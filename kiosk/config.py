@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -94,6 +95,19 @@ def _sources(v: Any) -> str | None:
     for s in v:
         if s not in ("camera", "serial", "hid"):
             return f"{s!r} is not a source; use any of 'camera', 'serial', 'hid'"
+    return None
+
+
+def _http_url(v: str) -> str | None:
+    if not v:
+        return None
+    try:
+        parts = urlsplit(v)
+        host, _ = parts.hostname, parts.port  # .port raises ValueError when it is not a number
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    if parts.scheme not in ("http", "https") or not host:
+        return 'must be an http(s) URL with a host, e.g. "https://hub.example.org/kiosk/v1"'
     return None
 
 
@@ -197,7 +211,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "long_press_s": Key(2, NUM, _positive),
     },
     "upstream": {
-        "url": Key("", STR, lambda v: None if not v or v.startswith(("https://", "http://")) else "must be an http(s) URL"),
+        "url": Key("", STR, _http_url),
         "token_file": Key("", STR),
         "ca_file": Key("", STR),
         "sync_interval_s": Key(60, NUM, _positive),
@@ -372,8 +386,23 @@ def resolve_state_dir(configured: str) -> Path:
     return Path(base) / "kiosk"
 
 
+_URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@]*@")
+
+
+def redact_url(text: str) -> str:
+    """`text` with the user name and password of a URL (scheme://user:pass@host) replaced by ********."""
+    return _URL_USERINFO.sub(lambda m: m.group(1) + "********@", text, count=1)
+
+
 def masked(config: Config) -> dict[str, dict[str, Any]]:
+    """The effective config for printing: secrets, and credentials inside any URL, masked."""
     out = config.as_dict()
+    for keys in out.values():
+        for key, value in keys.items():
+            if isinstance(value, str):
+                keys[key] = redact_url(value)
+            elif isinstance(value, list):
+                keys[key] = [redact_url(v) if isinstance(v, str) else v for v in value]
     for dotted in SECRET_KEYS:
         section, _, key = dotted.rpartition(".")
         if out[section].get(key):

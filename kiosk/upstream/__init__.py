@@ -26,7 +26,7 @@ from .. import __version__
 from ..errors import KioskError
 from ..journal import Journal, iso
 from ..rules import snapshot_age
-from .client import ClientSettings, UpstreamClient, UpstreamError, read_token
+from .client import ClientSettings, UpstreamClient, UpstreamError, read_token, url_warnings
 from .limits import SyncLimits
 from .sync import Progress, SnapshotHeldBack, SyncResult, SyncStopped, discard_pending, sync_snapshot
 from .uploader import UploadResult, upload_round
@@ -57,6 +57,8 @@ class Upstream:
         self.retry_base_s = min(5.0, sync_interval_s)
         self.rng = rng or random.Random()
         read_token(settings.token_file, settings.config_file)  # refuse to start on a bad token file
+        for warning in url_warnings(settings.url):
+            log.warning("%s", warning)
         # The reporter's own connection to the journal, for reads and checkpoints: WAL readers never
         # block the gate. Its writes go through app.journal in short transactions, so a scan being
         # journalled waits at most for one of them, on the journal's lock (not SQLite's busy sleep).

@@ -7,6 +7,7 @@ never an httpx exception.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -64,16 +65,53 @@ def read_token(path: str, config_file: str = "<config>") -> str:
         if st.st_mode & (stat.S_IRGRP | stat.S_IROTH):
             raise ConfigError(config_file, key, f"{path} is readable by group or others "
                               f"(mode {stat.filemode(st.st_mode)}); run: chmod 600 {path}")
-        token = Path(path).read_text(encoding="utf-8").strip()
+        # utf-8-sig: an editor's byte order mark is not part of the token; nor is a trailing newline or space.
+        text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(config_file, key, f"{path} does not exist") from None
     except PermissionError:
         raise ConfigError(config_file, key, f"{path}: permission denied; make it readable by the kiosk user") from None
+    except IsADirectoryError:
+        raise ConfigError(config_file, key, f"{path} is a directory; name the file holding the token") from None
     except UnicodeDecodeError:
         raise ConfigError(config_file, key, f"{path} is not a UTF-8 text file") from None
+    problem = token_problem(text.strip())
+    if problem:
+        raise ConfigError(config_file, key, f"{path} {problem}")
+    return text.strip()
+
+
+def token_problem(token: str) -> str | None:
+    """What is wrong with a bearer token (it travels in an HTTP header: printable ASCII, no spaces), or None."""
     if not token or any(c.isspace() for c in token):
-        raise ConfigError(config_file, key, f"{path} must hold one token on one line")
-    return token
+        return "must hold one token on one line"
+    bad = next((i for i, c in enumerate(token) if not "!" <= c <= "~"), None)
+    if bad is not None:
+        return (f"holds a character a bearer token cannot have (U+{ord(token[bad]):04X} at position {bad + 1}); "
+                "a token is printable ASCII: letters, digits and - . _ ~ + / =")
+    return None
+
+
+def url_warnings(url: str) -> list[str]:
+    """What is risky about an upstream URL that still works: said at start and by `kiosk doctor`."""
+    parts = httpx.URL(url)
+    warnings = []
+    if parts.scheme == "http" and not _loopback(parts.host):
+        warnings.append(f"upstream.url is plain http:// to {parts.host}: the token and the scans cross the network "
+                        "unencrypted; use https://")
+    if parts.userinfo:
+        warnings.append("upstream.url holds a user name or password; they are not sent (the kiosk authenticates "
+                        "with the bearer token in upstream.token_file); remove them")
+    return warnings
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _verify(settings: ClientSettings) -> ssl.SSLContext | bool:
@@ -126,6 +164,8 @@ class UpstreamClient:
             headers={"Kiosk-Device": settings.device, "User-Agent": f"kiosk/{__version__}",
                      "Accept-Encoding": "gzip"},
             follow_redirects=False,
+            # No auth from the URL's user:password: httpx would send it as Basic in place of the bearer token.
+            auth=httpx.Auth(),
         )
 
     def _load_token(self) -> None:

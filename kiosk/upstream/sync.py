@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from ..config import redact_url
 from ..errors import SnapshotError, SyncError
 from ..records import RecordError
 from ..snapshot import LoadResult, SnapshotBuilder, _fsync_dir, writer_lock
@@ -126,7 +127,7 @@ class _LineTooLong(Exception):
 
 def held_basis(meta: dict[str, str], url: str) -> tuple[str, str]:
     """(cursor, etag) to send: only for a snapshot that came from this upstream, else ask for a full one."""
-    if meta.get("source") == "upstream" and meta.get("upstream") == url:
+    if meta.get("source") == "upstream" and meta.get("upstream") == redact_url(url):
         return meta.get("cursor", ""), meta.get("etag", "")
     return "", ""
 
@@ -214,7 +215,7 @@ def _apply(chunks: Iterable[bytes], path: Path, since: str, now: datetime, url: 
                 raise SnapshotRejected(f"the end marker counts {end.get('records')!r} records but {count} arrived")
             meta = {"cursor": header["cursor"], "synced_at": now.isoformat(timespec="seconds"), "etag": etag}
             if full:
-                meta.update(source="upstream", upstream=url)
+                meta.update(source="upstream", upstream=redact_url(url))  # the snapshot file holds no password
             elif held is not None and not accept_shrink:
                 _check_shrink(held, builder.totals()["customers"], limits, "a delta", "not applied")
             loaded = builder.commit(meta)

@@ -231,6 +231,18 @@ def test_config_prints_the_effective_config(tmp_path):
     assert printed["relay"]["pulse_ms"] == 1000
 
 
+def test_config_masks_credentials_inside_urls(tmp_path):
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[upstream]\nurl = "https://gate:s3cret-pw@hub.example.org/kiosk/v1"\n'
+                      '[serial]\nurl = "rfc2217://op:hunter2@10.0.0.5:2217"\n')
+    result = kiosk("config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    printed = tomllib.loads(result.stdout)
+    assert printed["upstream"]["url"] == "https://********@hub.example.org/kiosk/v1"
+    assert printed["serial"]["url"] == "rfc2217://********@10.0.0.5:2217"
+    assert "s3cret-pw" not in result.stdout and "hunter2" not in result.stdout
+
+
 # -- the first five minutes -------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[2]

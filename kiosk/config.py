@@ -356,8 +356,15 @@ def load_file(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(file, "-", "file not found; pass an existing file with --config or $KIOSK_CONFIG") from None
     except PermissionError:
         raise ConfigError(file, "-", "permission denied; make it readable by the kiosk user") from None
+    except IsADirectoryError:
+        raise ConfigError(file, "-", "is a directory; pass the config file itself, e.g. /etc/kiosk/kiosk.toml") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, "-", f"not UTF-8 text (byte {exc.start + 1} is 0x{exc.object[exc.start]:02x}); "
+                          "save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "-", f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(file, "-", f"cannot be read ({exc.strerror or exc})") from None
     return Config(validate(data, file), file)
 
 

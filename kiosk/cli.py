@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
@@ -60,6 +61,9 @@ def make_app(args: argparse.Namespace, *, simulate: bool = False):
 def cmd_run(args: argparse.Namespace) -> int:
     from .app import run
 
+    folder = (args.source or "").removeprefix("images:")
+    if args.source and args.source.startswith("images:") and not os.path.isdir(folder):
+        raise ConfigError("--source", "images:DIR", f"{folder} is not a folder of images")
     app = make_app(args, simulate=args.simulate)
     try:
         return run(app, source=args.source, headless=args.headless, events=args.events, limit=args.limit)
@@ -322,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if args.command in ("import",) else 1
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file or folder named on the command line that cannot be used: one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kiosk: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

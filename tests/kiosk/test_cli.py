@@ -275,3 +275,13 @@ def test_demo_with_its_upstream_port_taken_stops_and_says_so(tmp_path, taken_por
     (line,) = done.stderr.splitlines()
     assert line.startswith("demo: the reference upstream did not start") and f"127.0.0.1:{taken_port}" in line
     assert "another program uses it" in line and "KIOSK_UPSTREAM_PORT" in line
+
+
+def test_a_path_that_cannot_be_used_is_one_line_not_a_traceback(state, tmp_path):
+    assert kiosk("run", "--source", "stdin", "--headless", "--state-dir", str(state), input="I-1001\n").returncode == 0
+    done = kiosk("journal", "--csv", "/nonexistent/x.csv", "--state-dir", str(state))
+    assert (done.returncode, done.stderr) == (1, "kiosk: /nonexistent/x.csv: No such file or directory\n")
+    done = kiosk("run", "--source", f"images:{tmp_path / 'nowhere'}", "--headless", "--state-dir", str(state))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"kiosk: config error: --source: images:DIR: {tmp_path / 'nowhere'} "
+                                        "is not a folder of images"]

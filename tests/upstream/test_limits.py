@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk import demo
 from kiosk.errors import SyncError
@@ -148,6 +150,28 @@ def test_streamed_gunzip_reads_several_members_and_refuses_a_cut_one():
         b"".join(decoded([two[:-20]], "gzip", len(data)))
     with pytest.raises(SyncError, match="encoded as 'br'"):
         b"".join(decoded([data], "br", len(data)))
+
+
+# random bytes (gzip cannot shrink them) and runs that inflate far past the 64 KiB step from one chunk
+MEMBER = st.one_of(st.binary(max_size=100_000),
+                   st.builds(lambda b, n: b * n, st.binary(min_size=1, max_size=40), st.integers(1, 30_000)))
+
+
+@given(members=st.lists(MEMBER, min_size=1, max_size=4),
+       cuts=st.lists(st.integers(min_value=1, max_value=70_000), max_size=20), level=st.integers(0, 9))
+@settings(max_examples=60, deadline=None)
+def test_streamed_gunzip_equals_gzip_whatever_the_chunking(members, cuts, level):
+    wire = b"".join(gzip.compress(m, compresslevel=level) for m in members)
+    chunks, at = [], 0
+    for cut in cuts:
+        chunks.append(wire[at:at + cut])
+        at += cut
+    chunks.append(wire[at:])
+    data = b"".join(members)
+    assert b"".join(decoded(chunks, "gzip", len(data))) == data
+    if data:
+        with pytest.raises(SyncTooLarge):
+            b"".join(decoded(chunks, "gzip", len(data) - 1))
 
 
 # -- time -----------------------------------------------------------------------------------

@@ -123,14 +123,13 @@ def _gunzip(raw: Iterable[bytes]) -> Iterator[bytes]:
     try:
         for data in raw:
             while data:
+                if inflater.eof:  # the previous member ended: what follows is the next one
+                    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 out = inflater.decompress(data, STEP)
                 if out:
                     yield out
-                data = inflater.unconsumed_tail
-                if inflater.eof:
-                    data = inflater.unused_data + data
-                    if data:
-                        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                # At a member's end all the input left is in unused_data (unconsumed_tail may repeat part of it).
+                data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
         while not inflater.eof and (out := inflater.decompress(b"", STEP)):
             yield out
     except zlib.error as exc:

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kiosk import demo
@@ -159,6 +159,7 @@ MEMBER = st.one_of(st.binary(max_size=100_000),
 
 @given(members=st.lists(MEMBER, min_size=1, max_size=4),
        cuts=st.lists(st.integers(min_value=1, max_value=70_000), max_size=20), level=st.integers(0, 9))
+@example(members=[b"\0" * 65541, b"\0"], cuts=[], level=0)  # a member ending past one 64 KiB step: found by Hypothesis
 @settings(max_examples=60, deadline=None)
 def test_streamed_gunzip_equals_gzip_whatever_the_chunking(members, cuts, level):
     wire = b"".join(gzip.compress(m, compresslevel=level) for m in members)

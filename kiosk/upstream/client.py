@@ -75,10 +75,10 @@ def read_token(path: str, config_file: str = "<config>") -> str:
         raise ConfigError(config_file, key, f"{path} is a directory; name the file holding the token") from None
     except UnicodeDecodeError:
         raise ConfigError(config_file, key, f"{path} is not a UTF-8 text file") from None
-    problem = token_problem(text.strip())
-    if problem:
+    token = text.strip()
+    if problem := token_problem(token):
         raise ConfigError(config_file, key, f"{path} {problem}")
-    return text.strip()
+    return token
 
 
 def token_problem(token: str) -> str | None:

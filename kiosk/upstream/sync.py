@@ -71,6 +71,8 @@ def accept_pending(path: Path) -> bool:
 
 def discard_pending(path: Path) -> None:
     """A sync succeeded without it: a held-back snapshot is moot."""
+    if not pending_path(path).exists():
+        return  # the usual case: no need to wait for the writer lock (an import may hold it for a while)
     with writer_lock(path):
         with contextlib.suppress(FileNotFoundError):
             pending_path(path).unlink()

@@ -119,6 +119,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "date.day_month": "{day} {month}",
         "date.day_month_year": "{day} {month} {year}",
         "list.and": "{first} and {last}",
+        # upstream limits (issue 9)
+        "fault.snapshot_pending": "New member list held back: ask staff",
     },
     "nl": {
         "idle.prompt": "Scan je lidmaatschapskaart",
@@ -218,6 +220,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "date.day_month": "{day} {month}",
         "date.day_month_year": "{day} {month} {year}",
         "list.and": "{first} en {last}",
+        # upstream limits (issue 9)
+        "fault.snapshot_pending": "Nieuwe ledenlijst tegengehouden: vraag personeel",
     },
 }
 

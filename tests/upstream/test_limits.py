@@ -19,7 +19,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kiosk import demo
+from kiosk.display import fault_text
 from kiosk.errors import SyncError
+from kiosk.i18n import Messages
 from kiosk.upstream import Upstream
 from kiosk.upstream.limits import SyncDeadline, SyncTooLarge, decoded
 from kiosk.upstream.sync import SnapshotHeldBack, pending_path
@@ -212,6 +214,7 @@ def test_an_empty_full_snapshot_is_held_back_until_accepted(tmp_path, make_app, 
             up.sync_once()
         assert pending_path(app.snapshot_path).exists()
         assert "held back" in app.faults.active()["snapshot_pending"]
+        assert fault_text("snapshot_pending", "", Messages("nl")).startswith("Nieuwe ledenlijst tegengehouden")
         assert app.snapshot.cursor == "demo-1" and verdict(app, "I-1001") == "admit"
     finally:
         up.stop()

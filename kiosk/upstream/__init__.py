@@ -47,7 +47,7 @@ def backoff_delay(failures: int, base_s: float, cap_s: float, rng: random.Random
 
 class Upstream:
     def __init__(self, app: Any, settings: ClientSettings, *, sync_interval_s: float, heartbeat_s: float,
-                 retry_max_s: float, rng: random.Random | None = None, limits: SyncLimits = SyncLimits()):
+                 retry_max_s: float, limits: SyncLimits, rng: random.Random | None = None):
         self.app = app
         self.settings = settings
         self.limits = limits
@@ -99,7 +99,7 @@ class Upstream:
 
         try:
             result = sync_snapshot(self._sync_client, app.snapshot_path, app.snapshot.meta(), now, watch,
-                                   self.limits, accept_shrink)
+                                   limits=self.limits, accept_shrink=accept_shrink)
         except SyncStopped:
             raise  # shutting down: not a failure worth a fault or a status entry
         except KioskError as exc:

@@ -24,10 +24,12 @@ STEP = 64 * 1024  # bytes inflated at a time: memory stays at one step per chunk
 
 @dataclass(frozen=True)
 class SyncLimits:
-    deadline_s: float = 600.0
-    max_bytes: int = 1024 * 1024 * 1024
-    max_records: int = 5_000_000
-    max_shrink: float = 0.5  # a sync may drop at most this share of the customers held; 1 = no check
+    """The [upstream] limits (their defaults live in the config schema, documented in config/kiosk.toml)."""
+
+    deadline_s: float
+    max_bytes: int
+    max_records: int
+    max_shrink: float  # a sync may drop at most this share of the customers held; 1 = no check
 
     @classmethod
     def from_config(cls, up: Any) -> "SyncLimits":

@@ -135,8 +135,7 @@ def held_basis(meta: dict[str, str], url: str) -> tuple[str, str]:
 
 
 def sync_snapshot(client: UpstreamClient, path: Path, held_meta: dict[str, str], now: datetime,
-                  progress: Progress | None = None, limits: SyncLimits = SyncLimits(),
-                  accept_shrink: bool = False) -> SyncResult:
+                  progress: Progress | None = None, *, limits: SyncLimits, accept_shrink: bool = False) -> SyncResult:
     """One snapshot sync. Returns what changed; raises SyncError (the held snapshot untouched) otherwise."""
     started = time.monotonic()
     url = client.settings.url

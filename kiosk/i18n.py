@@ -123,6 +123,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "title.code_expired": "Code expired",
         "reason.code_expired": "Refresh the pass on your phone",
         "verdict.code_expired": "Code expired",
+        # upstream limits (issue 9)
+        "fault.snapshot_pending": "New member list held back: ask staff",
         # the member's instruction, large (issue 16); the title and reason below are for staff
         "do.go_in": "Go in",
         "do.go_ahead": "Go ahead",
@@ -238,6 +240,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "title.code_expired": "Code verlopen",
         "reason.code_expired": "Ververs de pas op je telefoon",
         "verdict.code_expired": "Code verlopen",
+        # upstream limits (issue 9)
+        "fault.snapshot_pending": "Nieuwe ledenlijst tegengehouden: vraag personeel",
         "do.go_in": "Ga door",
         "do.go_ahead": "Ga maar",
         "do.see_staff": "Naar balie",

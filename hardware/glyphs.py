@@ -82,7 +82,10 @@ def _bitmap(font: pygame.font.Font, text: str) -> bytes:
 def has_glyph(path: str, ch: str) -> bool:
     if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Mn"):
         return True  # blank or joining marks: no picture to compare, the run's font shapes them
-    return _bitmap(_probe(path), ch) != notdef(path)
+    try:
+        return _bitmap(_probe(path), ch) != notdef(path)
+    except pygame.error:  # "Text has zero width": an unassigned or invisible code point
+        return False
 
 
 def is_rtl(text: str) -> bool:
@@ -156,7 +159,7 @@ class ChainFont:
         color = tuple(color)
         runs = self.runs(text)
         if len(runs) <= 1 and (not runs or runs[0][0] == 0) and not is_rtl(text):
-            return self.first.render(runs[0][1] if runs else "", antialias, color)
+            return _render(self.first, runs[0][1] if runs else "", color)
         images = [(self._run_image(i, t, color), self.fonts[i].get_ascent()) for i, t in runs]
         ascent = max([a for _, a in images] + [self.get_ascent()])
         height = max([ascent - a + img.get_height() for img, a in images] + [self.get_height()])
@@ -170,9 +173,16 @@ class ChainFont:
     @lru_cache(maxsize=32)  # names in other scripts only; a run at 1920x1080 can be a megabyte
     def _run_image(self, index: int, text: str, color: tuple) -> pygame.Surface:
         if not is_rtl(text) or not _raqm():
-            return self.fonts[index].render(text, True, color)
+            return _render(self.fonts[index], text, color)
         return _shaped(self.paths[index], self.size_px, text, color, self.fonts[index].get_ascent(),
                        self.fonts[index].get_height())
+
+
+def _render(font: pygame.font.Font, text: str, color) -> pygame.Surface:
+    try:
+        return font.render(text, True, color)
+    except pygame.error:  # only zero-width characters (marks with nothing to sit on): nothing to draw
+        return pygame.Surface((0, font.get_height()), pygame.SRCALPHA)
 
 
 @lru_cache(maxsize=1)

@@ -125,3 +125,11 @@ def test_the_result_screen_shows_the_name_in_its_script_at_full_size(script, loc
              if any(frame.surface.get_at((x, y))[:3] != green for x in range(box.left, box.right, 2))]
     assert inked and (inked[-1] - inked[0] + 1) / (math.hypot(*size) / (7 * 25.4)) >= 12
     assert not [r for r in caplog.records if "no installed font" in r.getMessage()]
+
+
+@pytest.mark.parametrize("text", ["\U000e01f0", "\u0301", "Ann \U000e01f0\u0301Lee"])
+def test_unassigned_and_zero_width_characters_draw_without_raising(text):
+    """SDL_ttf refuses text of zero width ("Text has zero width"): such names still draw."""
+    font = fonts().get(40, True, narrow=True)
+    image = font.render(text, True, (255, 255, 255))
+    assert image.get_height() > 0 and font.size(text)[0] == image.get_width()

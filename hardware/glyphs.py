@@ -174,8 +174,12 @@ class ChainFont:
     def _run_image(self, index: int, text: str, color: tuple) -> pygame.Surface:
         if not is_rtl(text) or not _raqm():
             return _render(self.fonts[index], text, color)
-        return _shaped(self.paths[index], self.size_px, text, color, self.fonts[index].get_ascent(),
-                       self.fonts[index].get_height())
+        try:
+            return _shaped(self.paths[index], self.size_px, text, color, self.fonts[index].get_ascent(),
+                           self.fonts[index].get_height())
+        except (OSError, ValueError) as exc:  # Pillow could not lay it out: unshaped beats nothing
+            log.warning("right-to-left text %r drawn unshaped: %s", text, exc)
+            return _render(self.fonts[index], text, color)
 
 
 def _render(font: pygame.font.Font, text: str, color) -> pygame.Surface:

@@ -480,12 +480,12 @@ def _result(p: _Painter) -> None:
     y = _instruction(p, text.instruction, area, fg)
 
     row = pygame.Rect(area.x, y, area.width, area.bottom - y)
-    diameter = max(p.px(40), min(row.height, int(p.w * 0.22)))
+    picture = _photo_image(scene.photo, row.height, int(p.w * 0.13)) if scene.photo and text.name else None
+    diameter = max(p.px(40), min(row.height, int(p.w * (0.12 if picture is not None else 0.22))))
     p.frame.boxes["icon"] = pygame.Rect(row.x, row.y + (row.height - diameter) // 2, diameter, diameter)
     s.blit(icon(text.shape, diameter, fg, color), p.frame.boxes["icon"])
     x = row.x + diameter + int(p.ppmm * 4)
     width = row.right - x
-    picture = _photo_image(scene.photo, row.height, int(p.w * 0.25)) if scene.photo and text.name else None
     if picture is not None:
         p.frame.boxes["photo"] = s.blit(picture, (row.right - picture.get_width(),
                                                   row.y + (row.height - picture.get_height()) // 2))
@@ -495,7 +495,8 @@ def _result(p: _Painter) -> None:
     name_size = fonts().size_for_cap(max(name_cap, p.h * 0.11), True, True)
     detail_size = fonts().size_for_cap(max(detail_cap, p.h * 0.05), False, True)
     gap = int(p.ppmm * 2)
-    for name_lines, detail_lines in ((2, 2), (1, 2), (2, 1), (1, 1)):
+    fitting = []
+    for name_lines, detail_lines in ((2, 2), (2, 1), (1, 2), (1, 1)):  # the whole name first
         parts = []
         if text.name:
             parts.append(("name", *fit(text.name, width, name_size, bold=True, narrow=True, max_lines=name_lines,
@@ -504,7 +505,10 @@ def _result(p: _Painter) -> None:
                                      min_size=fonts().size_for_cap(detail_cap, False, True))))
         height = sum(text_height(f, ls) for _, f, ls in parts) + gap * (len(parts) - 1)
         if height <= row.height:
-            break
+            fitting.append((height, parts))
+    # the first layout that fits and cuts nothing, else the first that fits, else the smallest
+    whole = [c for c in fitting if not any(line.endswith("…") for _, _, lines in c[1] for line in lines)]
+    height, parts = (whole or fitting or [(height, parts)])[0]
     y = row.y + max(0, (row.height - height) // 2)
     for key, font, lines in parts:
         p.frame.boxes[key] = draw_text(s, font, lines, fg, x, y)

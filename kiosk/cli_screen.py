@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .i18n import LOCALES, Messages
 from .model import Decision, Verdict
 from .pass_keys import demo_stale_code
+from .photos import demo_photo, thumbnail
 from .rules import Policy, decide
 from .snapshot import SnapshotStore, load_records
 
@@ -125,12 +126,17 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     import pygame
 
     now = datetime.now().astimezone()
+    photos = tempfile.TemporaryDirectory(prefix="kiosk-photos-")
 
     def shot(screen: str, locale: str) -> pygame.Surface:
         display = demo_display(screen, now, result_s=float(cfg.screen.result_s))
+        photo = None
+        if args.photo and display.result is not None and display.result.customer_id:
+            photo = Path(photos.name) / f"{display.result.customer_id}.png"
+            photo.write_bytes(thumbnail(demo_photo(display.result.customer_id)))
         scene = screen_render.Scene(display=display, msg=Messages(locale), gate_name=cfg.gate.name, now=1000.0,
                                     wall=now, selected_groups=("Members",), can_sync=True,
-                                    diagonal_in=float(cfg.screen.diagonal_in))
+                                    diagonal_in=float(cfg.screen.diagonal_in), photo=str(photo) if photo else None)
         return screen_render.render(scene, args.size).surface
 
     if args.verdict == SHEET:
@@ -138,6 +144,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     else:
         image, what = shot(args.verdict, args.locale or cfg.screen.locale), \
             f"{args.verdict}, {args.locale or cfg.screen.locale}"
+    photos.cleanup()
     out = Path(args.out)
     try:
         pygame.image.save(image, str(out))
@@ -200,6 +207,8 @@ def register(sub: argparse._SubParsersAction, common: Callable[[argparse.Argumen
     p.add_argument("--locale", choices=LOCALES, help="default: the config's screen.locale")
     p.add_argument("--size", type=parse_size, default=(800, 480), metavar="WxH", help="default 800x480")
     p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--photo", action="store_true",
+                   help="a generated stand-in photo beside the member's name, as with screen.show_photo")
     p.set_defaults(func=cmd_screenshot)
 
     p = sub.add_parser("hash-pin", help="read a staff PIN, print the value for staff.pin_hash",

@@ -212,3 +212,24 @@ def test_long_names_stay_on_screen_at_full_size(size):
     assert frame.boxes["name"].right <= size[0] - 5
     mm = px_per_mm(size)
     assert ink_height(frame.surface, frame.boxes["name"], TONES[GO][0]) / mm >= 12
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_a_member_photo_stands_beside_the_name_and_the_sizes_hold(size, tmp_path):
+    from kiosk.photos import demo_photo, thumbnail
+
+    photo = tmp_path / "p.png"
+    photo.write_bytes(thumbnail(demo_photo("I-1002")))
+    display = demo_display("admit", NOW, t=T)
+    frame = render(replace(scene(display), photo=str(photo)), size)
+    boxes, green, mm = frame.boxes, TONES[GO][0], px_per_mm(size)
+    assert inside(boxes["photo"], size) and boxes["name"].right < boxes["photo"].left
+    assert boxes["icon"].right < boxes["name"].left
+    assert ink_height(frame.surface, boxes["name"], green) / mm >= 12
+    assert ink_height(frame.surface, boxes["instruction"], green) / mm >= 25
+    assert color_at(frame.surface, *boxes["photo"].center) != green
+    # a photo that will not load: the screen is as without one
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    plain = render(replace(scene(display), photo=str(tmp_path / "bad.png")), size)
+    assert "photo" not in plain.boxes
+    assert plain.boxes["icon"] == render(scene(display), size).boxes["icon"]

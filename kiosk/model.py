@@ -19,6 +19,11 @@ class Verdict(str, enum.Enum):
     CARD_UNASSIGNED = "card_unassigned"
     REPEAT = "repeat"
     SNAPSHOT_STALE = "snapshot_stale"
+    # access rules (kiosk/access.py)
+    OUTSIDE_HOURS = "outside_hours"
+    LIMIT_REACHED = "limit_reached"
+    FULL = "full"
+    ALREADY_INSIDE = "already_inside"
 
     def __str__(self) -> str:
         return self.value
@@ -85,6 +90,8 @@ class Card:
     card_type: str = "ID"
     revoked: bool = False
     batch: str = ""
+    entries: int | None = None  # a PUNCH card's entries left, as counted upstream at `entries_at`
+    entries_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,11 @@ class Decision:
     event_id: str = ""  # the journal's id for this decision, set once it is journalled
     source: str = ""
     timings: dict = field(default_factory=dict, compare=False)
+    # access rules: entries counted / people inside / punches left, the limit, and when the
+    # group may enter next or the limit resets (the screen words these itself)
+    count: int | None = None
+    limit: int | None = None
+    next_at: datetime | None = None
 
     @property
     def admitted(self) -> bool:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Mapping, Protocol
 
+from . import access
+from .counts import Counts
 from .model import Card, Credential, CredentialKind, Customer, Decision, Group, Verdict
 
 
@@ -35,6 +37,7 @@ class Policy:
     stale_policy: str = "warn"  # or "deny"
     id_patterns: tuple[re.Pattern[str], ...] = field(default=())
     tz: tzinfo | None = None  # where validity dates are read; None is the system's zone
+    access: access.AccessRules = field(default_factory=access.AccessRules)  # [rules]: hours, limits, capacity...
 
     @classmethod
     def from_config(cls, gate) -> "Policy":
@@ -45,6 +48,9 @@ class Policy:
                    max_snapshot_age_h=float(gate.max_snapshot_age_h), stale_policy=gate.stale_policy,
                    id_patterns=tuple(re.compile(p) for p in gate.id_patterns),
                    tz=ZoneInfo(gate.timezone) if gate.timezone else None)
+
+
+_NO_COUNTS = Counts(access.AccessRules())  # nothing counted: every view method answers zero/none
 
 
 def repeat_key(decision: Decision) -> str:
@@ -63,8 +69,9 @@ def snapshot_age(meta: Mapping[str, str], now: datetime) -> timedelta | None:
 
 
 def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: datetime,
-           recent_admits: Mapping[str, datetime] | None = None) -> Decision:
-    """The verdict on one credential. `recent_admits` maps repeat keys to the time of their last admit."""
+           recent_admits: Mapping[str, datetime] | None = None, counts: access.CountsView | None = None) -> Decision:
+    """The verdict on one credential. `recent_admits` maps repeat keys to the time of their last admit;
+    `counts` are the entries, occupancy and punch uses the access rules read (none given: all zero)."""
     meta = snapshot.meta()
     base = {"at": now, "raw": credential.raw, "credential": credential.value, "cursor": meta.get("cursor", "")}
 
@@ -110,12 +117,14 @@ def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: 
         return Decision(Verdict.EXPIRED, reason=f"Membership expired on {_day(customer.valid_until)}", **who)
 
     matched: tuple[str, ...] = ()
+    matched_ids = customer.groups  # the groups whose access rules apply
     if policy.mode == "verify_groups":
         if policy.groups == "all":
             verify = [g for g in groups.values() if g.scannable]
         else:
             verify = [groups.get(g) or Group(g, g) for g in policy.groups]
         matched = tuple(g.name for g in verify if g.id in customer.groups)
+        matched_ids = tuple(g.id for g in verify if g.id in customer.groups)
         if not matched:
             names = ", ".join(g.name for g in verify) or "none"
             return Decision(Verdict.NOT_IN_GROUP, reason=f"Not in the selected group: {names}", **who)
@@ -126,6 +135,18 @@ def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: 
         ago = (now - last).total_seconds()
         return Decision(Verdict.REPEAT, matched_groups=matched, repeat_of_s=ago,
                         reason=f"Already admitted {ago:.0f} s ago", **who)
+
+    # -- access rules (kiosk/access.py): the first failing rule names the verdict ------------------
+    if policy.access.active or (card is not None and card.entries is not None):
+        outcome = access.check(policy.access, customer=customer, card=card, group_ids=matched_ids, groups=groups,
+                               counts=_NO_COUNTS if counts is None else counts, now=now,
+                               tz=policy.tz)
+        if outcome is not None:
+            ruled = Decision(outcome.verdict, matched_groups=matched, reason=outcome.reason, count=outcome.count,
+                             limit=outcome.limit, next_at=outcome.next_at, **who)
+            if outcome.verdict is not Verdict.ADMIT:
+                return ruled
+            admitted = ruled
 
     age = snapshot_age(meta, now)
     if age is None or age > timedelta(hours=policy.max_snapshot_age_h):

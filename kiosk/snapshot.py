@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS customers (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cards (
     key TEXT PRIMARY KEY, code TEXT NOT NULL, customer_key TEXT, card_type TEXT NOT NULL,
-    revoked INTEGER NOT NULL, batch TEXT NOT NULL
+    revoked INTEGER NOT NULL, batch TEXT NOT NULL, entries INTEGER, entries_at TEXT
 ) WITHOUT ROWID;
 """
 _INDEXES = """
@@ -52,7 +52,10 @@ CREATE INDEX IF NOT EXISTS cards_by_customer ON cards (customer_key);
 """
 _CUSTOMER_COLS = "key, id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, email, postcode, photo, tags"
 _INSERT_CUSTOMER = ("INSERT OR REPLACE INTO customers VALUES (" + ",".join("?" * 18) + ")")
-_INSERT_CARD = "INSERT OR REPLACE INTO cards VALUES (?,?,?,?,?,?)"
+_INSERT_CARD = "INSERT OR REPLACE INTO cards VALUES (?,?,?,?,?,?,?,?)"
+_CARD_COLS = "key, code, customer_key, card_type, revoked, batch, entries, entries_at"
+# A file written before punch cards had a balance: the same columns, the balance read as none.
+_OLD_CARD_COLS = "key, code, customer_key, card_type, revoked, batch, NULL, NULL"
 _INSERT_GROUP = "INSERT OR REPLACE INTO groups VALUES (?,?,?)"
 _BATCH = 5000
 
@@ -131,6 +134,8 @@ class SnapshotBuilder:
         self.db.execute("PRAGMA synchronous=NORMAL" if self.mode == "delta" else "PRAGMA synchronous=OFF")
         self.db.execute("PRAGMA cache_size=-16000")  # 16 MB: bounded memory on a 1M-customer load
         self.db.executescript(_SCHEMA)
+        if "entries" not in {row[1] for row in self.db.execute("PRAGMA table_info(cards)")}:
+            self.db.executescript("ALTER TABLE cards ADD COLUMN entries INTEGER; ALTER TABLE cards ADD COLUMN entries_at TEXT;")
         self.db.execute("BEGIN IMMEDIATE")
 
     # -- records -----------------------------------------------------------------------
@@ -272,6 +277,7 @@ class SnapshotStore:
         self._groups: dict[str, Group] = {}
         self._meta: dict[str, str] = {}
         self._counts: dict[str, int] | None = None
+        self._card_cols = _CARD_COLS
 
     # -- connection --------------------------------------------------------------------
     def _connect(self) -> None:
@@ -302,6 +308,8 @@ class SnapshotStore:
         self._groups = {row[0]: group_from_row(row) for row in self._db.execute("SELECT id, name, scannable FROM groups")}
         self._meta = dict(self._db.execute("SELECT key, value FROM meta"))
         self._counts = None
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(cards)")}
+        self._card_cols = _CARD_COLS if "entries" in columns else _OLD_CARD_COLS
 
     def _ensure(self) -> sqlite3.Connection | None:
         now = time.monotonic()
@@ -344,7 +352,7 @@ class SnapshotStore:
             db = self._ensure()
             if db is None:
                 return None
-            row = db.execute("SELECT key, code, customer_key, card_type, revoked, batch FROM cards WHERE key = ?",
+            row = db.execute(f"SELECT {self._card_cols} FROM cards WHERE key = ?",
                              (card_key(code),)).fetchone()
         return card_from_row(row) if row else None
 
@@ -386,7 +394,7 @@ class SnapshotStore:
             db = self._ensure()
             if db is None:
                 return []
-            rows = db.execute("SELECT key, code, customer_key, card_type, revoked, batch FROM cards WHERE customer_key = ?",
+            rows = db.execute(f"SELECT {self._card_cols} FROM cards WHERE customer_key = ?",
                               (customer_key(customer_id),)).fetchall()
         return [card_from_row(r) for r in rows]
 

@@ -1,0 +1,196 @@
+"""The counts the access rules read: entries per customer, who is inside, occupancy, punch card uses.
+
+Built by the gate from the journal when it starts (so they survive a restart and a kill -9: every
+admit is journalled before the relay moves), then kept up to date in memory with each journalled
+decision. The rules only read them (kiosk.access.CountsView); the gate is the one writer.
+
+What counts: an `admit` at a gate with direction `in` or `none` is an entry of its customer (entry
+limits, minimum interval); at `in` it also puts them inside the zone (anti-passback, capacity);
+at `out`, or from the exit button, it takes one out. A staff admit at an `in` gate counts one in.
+An `occupancy_set` event (staff correcting the count) sets the number inside. At the daily reset
+time the zone is empty again. Totals reach back as far as the journal does (journal.keep_days).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import sqlite3
+from array import array
+from datetime import datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import Iterable
+
+from .access import AccessRules
+from .errors import JournalError
+
+log = logging.getLogger(__name__)
+
+OCCUPANCY_SET = "occupancy_set"  # the journal's verdict for a staff correction of the count; raw holds the number
+_KEEP_S = 40 * 86400  # per-customer entry times kept: a calendar month plus the day boundary, with room
+
+
+def _epoch(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+class Counts:
+    """The counts of one gate's zone. Read through the CountsView methods; written by `record`."""
+
+    def __init__(self, rules: AccessRules, tz: tzinfo | None = None):
+        self.rules = rules
+        self.tz = tz
+        self._entries: dict[str, array] = {}  # customer id -> entry times (epoch s), ascending, last ~40 days
+        self._totals: dict[str, int] = {}
+        self._inside: dict[str, float] = {}  # customer id -> when they entered
+        self._occupancy = 0
+        self._period = (float("-inf"), float("-inf"))  # the occupancy's day: [start, end) in epoch s
+        self._punch: dict[str, array] = {}  # card key -> use times
+        self.events = 0  # events applied, for status and the benchmark
+
+    # -- reading (kiosk.access.CountsView) ------------------------------------------------------
+    def entries(self, customer_id: str, since: datetime) -> int:
+        times = self._entries.get(customer_id)
+        return len(times) - bisect.bisect_left(times, _epoch(since)) if times else 0
+
+    def total_entries(self, customer_id: str) -> int:
+        return self._totals.get(customer_id, 0)
+
+    def last_entry(self, customer_id: str) -> datetime | None:
+        times = self._entries.get(customer_id)
+        return _at(times[-1]) if times else None
+
+    def inside_since(self, customer_id: str, now: datetime) -> datetime | None:
+        entered = self._inside.get(customer_id)
+        if entered is None or _epoch(now) >= self._period[1]:
+            return None
+        return _at(entered)
+
+    def occupancy(self, now: datetime) -> int:
+        return 0 if _epoch(now) >= self._period[1] else self._occupancy
+
+    def punch_uses(self, card_key: str, since: datetime | None) -> int:
+        times = self._punch.get(card_key)
+        if not times:
+            return 0
+        return len(times) if since is None else len(times) - bisect.bisect_right(times, _epoch(since))
+
+    def inside(self, now: datetime) -> list[str]:
+        """Who is inside (by customer id), for status and tests."""
+        return [] if _epoch(now) >= self._period[1] else sorted(self._inside)
+
+    def recent_admits(self, since: datetime) -> dict[str, datetime]:
+        """Customers' entries at or after `since`: the repeat window's memory after a restart."""
+        cut = _epoch(since)
+        return {cid: _at(t[-1]) for cid, t in self._entries.items() if t and t[-1] >= cut}
+
+    # -- writing --------------------------------------------------------------------------------
+    def record(self, *, at: datetime, verdict: str, source: str, customer_id: str | None, credential: str = "",
+               punch: bool = False, raw: str = "") -> None:
+        """Apply one journalled decision (the gate calls this after the journal write succeeded)."""
+        self._apply(_epoch(at), verdict, source, customer_id, credential if punch else None, raw)
+
+    def _apply(self, t: float, verdict: str, source: str, customer_id: str | None, punch_key: str | None,
+               raw: str) -> None:
+        self.events += 1
+        if t >= self._period[1]:
+            self._new_period(t)
+        if verdict == OCCUPANCY_SET:
+            try:
+                self._occupancy = max(0, int(raw))
+            except ValueError:
+                log.warning("ignored an occupancy_set event with a bad count %r", raw)
+            return
+        if verdict != "admit":
+            return
+        direction = self.rules.direction
+        if source == "exit_button" or (direction == "out" and customer_id):
+            if customer_id:
+                self._inside.pop(customer_id, None)
+            self._occupancy = max(0, self._occupancy - 1)
+            return
+        if not customer_id:
+            if source == "staff" and direction == "in":
+                self._occupancy += 1
+            return
+        times = self._entries.get(customer_id)
+        if times is None:
+            times = self._entries[customer_id] = array("d")
+        if times and times[-1] > t:
+            bisect.insort(times, t)
+        else:
+            times.append(t)
+        if times[0] < t - _KEEP_S:
+            del times[:bisect.bisect_left(times, t - _KEEP_S)]
+        self._totals[customer_id] = self._totals.get(customer_id, 0) + 1
+        if punch_key:
+            self._punch.setdefault(punch_key, array("d")).append(t)
+        if direction == "in":
+            if customer_id not in self._inside:  # a timed-passback re-entry is not a second person
+                self._occupancy += 1
+            self._inside[customer_id] = t
+
+    def _new_period(self, t: float) -> None:
+        """The zone empties at the daily reset time."""
+        reset = self.rules.occupancy_reset
+        local = datetime.fromtimestamp(t, timezone.utc).astimezone(self.tz)  # tz None: the system's zone
+        day = (local.replace(tzinfo=None) - timedelta(hours=reset.hour, minutes=reset.minute)).date()
+        start = datetime.combine(day, reset, tzinfo=local.tzinfo)
+        self._period = (start.timestamp(), datetime.combine(day + timedelta(days=1), reset,
+                                                            tzinfo=local.tzinfo).timestamp())
+        self._occupancy = 0
+        self._inside.clear()
+
+    # -- building -------------------------------------------------------------------------------
+    @classmethod
+    def from_events(cls, rules: AccessRules, tz: tzinfo | None, events: Iterable[tuple],
+                    punch_cards: frozenset[str] | set[str] = frozenset()) -> "Counts":
+        """From (at ISO, verdict, source, customer_id, credential, raw) rows in journal order."""
+        counts = cls(rules, tz)
+        parse = datetime.fromisoformat
+        for at, verdict, source, customer_id, credential, raw in events:
+            try:
+                t = parse(at).timestamp()
+            except ValueError:
+                log.warning("ignored a journal event with a bad time %r", at)
+                continue
+            counts._apply(t, verdict, source, customer_id, credential if credential in punch_cards else None, raw)
+        return counts
+
+    @classmethod
+    def rebuild(cls, journal_path: str | Path, rules: AccessRules, tz: tzinfo | None,
+                punch_cards: frozenset[str] | set[str] = frozenset()) -> "Counts":
+        """From the journal file (read-only, its own connection): every admit and occupancy correction."""
+        path = Path(journal_path)
+        if not path.exists():
+            return cls(rules, tz)
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                rows = db.execute("SELECT at, verdict, source, customer_id, credential, raw FROM events"
+                                  " WHERE verdict IN ('admit', ?) ORDER BY seq", (OCCUPANCY_SET,))
+                return cls.from_events(rules, tz, rows, punch_cards)
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise JournalError(f"{path}: cannot read the journal to count entries ({exc})") from exc
+
+
+def punch_cards(snapshot_path: str | Path) -> frozenset[str]:
+    """The keys of the snapshot's PUNCH cards: whose admits in the journal are punches."""
+    path = Path(snapshot_path)
+    if not path.exists():
+        return frozenset()
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return frozenset(row[0] for row in db.execute("SELECT key FROM cards WHERE card_type = 'PUNCH'"))
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        log.warning("%s: cannot list punch cards (%s); punch card uses start from zero", path, exc)
+        return frozenset()

@@ -288,7 +288,7 @@ def parse_dates(items: list[str]) -> list[date]:
 
 def _group_and_rest(item: str, example: str) -> tuple[str, str]:
     group, sep, rest = item.partition(":")
-    if not sep or not group.strip() or not rest.strip():
+    if not sep or not group.strip() or len(group.split()) != 1 or not rest.strip():
         raise ValueError(f"{item!r} must look like {example!r}")
     return group.strip(), rest.strip()
 

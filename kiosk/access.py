@@ -350,3 +350,12 @@ def parse_limits(items: list[str]) -> tuple[Limit, ...]:
                              + ", ".join(PERIODS))
         out.append(Limit(group, int(m.group(1)), m.group(2)))
     return tuple(out)
+
+
+def policy_of(config):
+    """The gate's Policy with its access rules, from the whole config (the App and `kiosk replay` use it)."""
+    import dataclasses
+
+    from .rules import Policy  # here, not at the top: kiosk.rules imports this module
+
+    return dataclasses.replace(Policy.from_config(config.gate), access=AccessRules.from_config(config.rules))

@@ -6,7 +6,6 @@ because choosing adapters is its job. Nothing else reads the config file.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 import threading
@@ -19,9 +18,9 @@ from .config import Config
 from .gate import Gate, utc_now
 from .journal import Journal
 from .ports import Faults, Output, ScanSource
-from .access import AccessRules
+from .access import policy_of
 from .counts import Counts, punch_cards
-from .rules import Policy, snapshot_age
+from .rules import snapshot_age
 from .snapshot import SnapshotStore
 from .state import open_state
 
@@ -53,7 +52,7 @@ class App:
         self.journal = Journal(self.state_dir / "journal.sqlite", keep_days=j.keep_days, max_events=j.max_events,
                                sync=j.sync)
         self.state = open_state(self.state_dir / "state.sqlite")
-        self.policy = dataclasses.replace(Policy.from_config(config.gate), access=AccessRules.from_config(config.rules))
+        self.policy = policy_of(config)
         self.counts = Counts.rebuild(self.journal.path, self.policy.access, self.policy.tz,
                                      punch_cards(self.snapshot_path))
         self.gate = Gate(gate_id=config.gate.id, snapshot=self.snapshot, journal=self.journal, policy=self.policy,

@@ -23,6 +23,7 @@ from typing import Iterable
 
 from .access import AccessRules
 from .errors import JournalError
+from .journal import iso
 
 log = logging.getLogger(__name__)
 
@@ -163,16 +164,20 @@ class Counts:
 
     @classmethod
     def rebuild(cls, journal_path: str | Path, rules: AccessRules, tz: tzinfo | None,
-                punch_cards: frozenset[str] | set[str] = frozenset()) -> "Counts":
-        """From the journal file (read-only, its own connection): every admit and occupancy correction."""
+                punch_cards: frozenset[str] | set[str] = frozenset(), until: datetime | None = None) -> "Counts":
+        """From the journal file (read-only, its own connection): every admit and occupancy correction
+        (`until`: only those at or before it, for `kiosk check --at`)."""
         path = Path(journal_path)
         if not path.exists():
             return cls(rules, tz)
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
-                rows = db.execute("SELECT at, verdict, source, customer_id, credential, raw FROM events"
-                                  " WHERE verdict IN ('admit', ?) ORDER BY seq", (OCCUPANCY_SET,))
+                sql = "SELECT at, verdict, source, customer_id, credential, raw FROM events WHERE verdict IN ('admit', ?)"
+                args: tuple = (OCCUPANCY_SET,)
+                if until is not None:
+                    sql, args = sql + " AND at <= ?", (*args, iso(until))
+                rows = db.execute(sql + " ORDER BY seq", args)
                 return cls.from_events(rules, tz, rows, punch_cards)
             finally:
                 db.close()

@@ -51,7 +51,7 @@ class Counts:
         self._occupancy = 0
         self._period = (float("-inf"), float("-inf"))  # the occupancy's day: [start, end) in epoch s
         self._punch: dict[str, array] = {}  # card key -> use times
-        self.events = 0  # events applied, for status and the benchmark
+        self.events = 0  # admits and corrections applied
 
     # -- reading (kiosk.access.CountsView) ------------------------------------------------------
     def entries(self, customer_id: str, since: datetime) -> int:
@@ -97,6 +97,8 @@ class Counts:
 
     def _apply(self, t: float, verdict: str, source: str, customer_id: str | None, punch_key: str | None,
                raw: str) -> None:
+        if verdict != "admit" and verdict != OCCUPANCY_SET:
+            return  # denials change no count
         self.events += 1
         if t >= self._period[1]:
             self._new_period(t)
@@ -105,8 +107,6 @@ class Counts:
                 self._occupancy = max(0, int(raw))
             except ValueError:
                 log.warning("ignored an occupancy_set event with a bad count %r", raw)
-            return
-        if verdict != "admit":
             return
         direction = self.rules.direction
         if source == "exit_button" or (direction == "out" and customer_id):

@@ -147,7 +147,7 @@ def check(rules: AccessRules, *, customer: Customer, card: Card | None, group_id
         if last is not None and timedelta(0) <= now - last < gap:
             again = last + gap
             return Outcome(Verdict.LIMIT_REACHED, f"One entry per {_duration(gap)}; again from "
-                           f"{when_text(again.astimezone(tz), local)}", count=1, limit=1, next_at=again)
+                           f"{when_text(again.astimezone(tz), local)}", next_at=again)
 
     if rules.limits and group_ids:
         over = [_over_limit(rules, g, customer.id, counts, local) for g in group_ids]

@@ -18,7 +18,7 @@ from .config import Config
 from .gate import Gate, utc_now
 from .journal import Journal
 from .ports import Faults, Output, ScanSource
-from .access import policy_of
+from .access import AccessRules, policy_of
 from .counts import Counts, punch_cards
 from .rules import snapshot_age
 from .snapshot import SnapshotStore
@@ -65,7 +65,7 @@ class App:
         source = held.meta().get("source") if held.exists() else None
         held.close()
         if source in (None, "demo"):
-            demo.seed(self.snapshot_path, self.clock())
+            demo.seed(self.snapshot_path, self.clock(), rules=AccessRules.from_config(self.config.rules).active)
 
     # -- status ------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -120,7 +120,8 @@ def build_sources(app: App, source: str | None) -> list[ScanSource]:
     from hardware import factory
 
     names = [source] if source else list(app.config.gate.sources)
-    return factory.make_sources(app.config, app.faults, names=names, simulate=app.simulate, demo_scans=demo.SCANS)
+    scans = demo.SCANS + (demo.RULE_SCANS if app.policy.access.active else [])
+    return factory.make_sources(app.config, app.faults, names=names, simulate=app.simulate, demo_scans=scans)
 
 
 def build_devices(app: App) -> list[Output]:

@@ -7,7 +7,7 @@ import getpass
 import os
 import sys
 import tempfile
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -35,7 +35,7 @@ def demo_decisions(now: datetime) -> dict[Verdict, Decision]:
     """One real decision per verdict: the demo snapshot through the real rules."""
     with tempfile.TemporaryDirectory(prefix="kiosk-screenshot-") as tmp:
         path = Path(tmp) / "snapshot.sqlite"
-        demo.seed(path, now)
+        demo.seed(path, now, rules=True)
         fresh = SnapshotStore(path)
         stale_path = Path(tmp) / "stale.sqlite"
         load_records(stale_path, demo.records(now.date()), {"cursor": "demo-0", "source": "demo",
@@ -49,6 +49,9 @@ def demo_decisions(now: datetime) -> dict[Verdict, Decision]:
                     else (fresh, policy)
                 recent = {"I-1001": now - timedelta(seconds=3)} if verdict is Verdict.REPEAT else None
                 out[verdict] = decide(parse(text), snapshot, rules, now, recent)
+            for verdict, (text, access_rules, counts) in demo.rule_cases(now).items():
+                rules = Policy(groups=("members", "alumni"), access=access_rules, tz=timezone.utc)
+                out[verdict] = decide(parse(text), fresh, rules, now, None, counts)
         finally:
             fresh.close()
             stale.close()

@@ -348,3 +348,34 @@ def test_rules_from_config():
     assert rules.day_starts == time(4) and rules.occupancy_reset == time(4)  # reset defaults to the day start
     assert rules.hours["members"].weekly[0] == ((420, 1380),) and rules.hours["members"].weekly[5] == ()
     assert not AccessRules.from_config(Config(validate({}, "x.toml"), "x.toml").rules).active
+
+
+# -- the screen's words (EN + NL) ------------------------------------------------------------------
+
+def test_rule_verdicts_in_the_screens_languages(store):
+    from kiosk.display import STOP, WARN, describe
+    from kiosk.i18n import Messages
+
+    en, nl = Messages("en"), Messages("nl")
+    hours = policy(hours=parse_hours(["members: mon-fri 07:00-23:00"]))
+    d = check("I-1", store, hours, local(2026, 11, 28, 12))  # Saturday: next Monday
+    assert describe(d, en, tz=AMS).reason == "Members: from Mon 07:00"
+    assert describe(d, nl, tz=AMS).reason == "Members: vanaf ma 07:00"
+    assert describe(d, nl, tz=AMS).title == "Nu gesloten"
+    d = check("I-1", store, hours, local(2026, 11, 23, 6))
+    assert describe(d, nl, tz=AMS).reason == "Members: vanaf 07:00"
+    limit = policy(limits=parse_limits(["members: 2/month"]))
+    d = check("I-1", store, limit, local(2026, 11, 20, 12),
+              counted(limit.access, (local(2026, 11, 2), "I-1"), (local(2026, 11, 3), "I-1")))
+    text = describe(d, en, tz=AMS)
+    assert (text.tone, text.title, text.reason) == (STOP, "Limit reached", "2 of 2 entries used; again from 1 Dec 00:00")
+    assert describe(d, nl, tz=AMS).reason == "2 van 2 keer gebruikt; weer vanaf 1 dec 00:00"
+    gap = policy(min_interval_s=3600)
+    d = check("I-1", store, gap, local(2026, 11, 23, 10, 30), counted(gap.access, (local(2026, 11, 23, 10), "I-1")))
+    assert describe(d, en, tz=AMS).reason == "Next entry from 11:00"
+    full = policy(capacity=1)
+    d = check("I-1", store, full, local(2026, 11, 23, 10, 30), counted(full.access, (local(2026, 11, 23, 10), "I-2")))
+    assert (describe(d, nl, tz=AMS).tone, describe(d, nl, tz=AMS).reason) == (WARN, "1 mensen binnen: even wachten")
+    d = check(PUNCH, store, policy(), local(2026, 11, 23, 12))
+    assert describe(d, en, tz=AMS).reason == "1 entries left on your card"
+    assert describe(d, nl, tz=AMS).reason == "Nog 1 keer op je kaart"

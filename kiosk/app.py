@@ -191,6 +191,7 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             now = time.monotonic()
             if now - last_status >= 10:
                 last_status = now
+                app.counts.follow(app.journal.path)  # `kiosk occupancy set N` from a shell, meanwhile
                 app.watch_staleness()
                 notifier.status(app.status_line())
             if now - last_purge >= 3600:

@@ -42,6 +42,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_occupancy(args: argparse.Namespace) -> int:
     from .cli import make_app
+    from .counts import CLI_SOURCE
 
     if args.action == "set" and args.count is None:
         print("kiosk occupancy: usage: kiosk occupancy set N (the number of people inside)", file=sys.stderr)
@@ -50,9 +51,9 @@ def cmd_occupancy(args: argparse.Namespace) -> int:
     try:
         now = app.clock()
         if args.action == "set":
-            event_id = app.gate.set_occupancy(args.count)
-            print(f"zone {app.policy.access.zone}: occupancy set to {args.count} (journalled as {event_id}); "
-                  "a running kiosk counts from it after its next start")
+            event_id = app.gate.set_occupancy(args.count, source=CLI_SOURCE)
+            print(f"zone {app.policy.access.zone}: occupancy set to {args.count} (journalled as {event_id}; "
+                  "a running kiosk picks it up within 10 s)")
             return 0
         inside = app.counts.inside(now)
         if args.json:

@@ -28,6 +28,7 @@ from .journal import iso
 log = logging.getLogger(__name__)
 
 OCCUPANCY_SET = "occupancy_set"  # the journal's verdict for a staff correction of the count; raw holds the number
+CLI_SOURCE = "cli"  # the source of a correction made with `kiosk occupancy set`
 _KEEP_S = 40 * 86400  # per-customer entry times kept: a calendar month plus the day boundary, with room
 
 
@@ -52,6 +53,7 @@ class Counts:
         self._period = (float("-inf"), float("-inf"))  # the occupancy's day: [start, end) in epoch s
         self._punch: dict[str, array] = {}  # card key -> use times
         self.events = 0  # admits and corrections applied
+        self._seq = 0  # the journal's last row this view has read (rebuild, follow)
 
     # -- reading (kiosk.access.CountsView) ------------------------------------------------------
     def entries(self, customer_id: str, since: datetime) -> int:
@@ -177,12 +179,33 @@ class Counts:
                 args: tuple = (OCCUPANCY_SET,)
                 if until is not None:
                     sql, args = sql + " AND at <= ?", (*args, iso(until))
-                rows = db.execute(sql + " ORDER BY seq", args)
-                return cls.from_events(rules, tz, rows, punch_cards)
+                last = db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+                counts = cls.from_events(rules, tz, db.execute(sql + " AND seq <= ? ORDER BY seq", (*args, last)),
+                                         punch_cards)
+                counts._seq = last
+                return counts
             finally:
                 db.close()
         except sqlite3.Error as exc:
             raise JournalError(f"{path}: cannot read the journal to count entries ({exc})") from exc
+
+    def follow(self, journal_path: str | Path) -> int:
+        """Apply the count corrections another process journalled since we last read (`kiosk occupancy set`
+        from a shell while the kiosk runs); our own events are counted as they are made. Returns how many."""
+        try:
+            db = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True)
+            try:
+                rows = db.execute("SELECT seq, at, raw FROM events WHERE seq > ? AND verdict = ? AND source = ?"
+                                  " ORDER BY seq", (self._seq, OCCUPANCY_SET, CLI_SOURCE)).fetchall()
+                self._seq = db.execute("SELECT max(seq) FROM events").fetchone()[0] or self._seq
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.warning("%s: cannot look for occupancy corrections (%s)", journal_path, exc)
+            return 0
+        for _seq, at, raw in rows:
+            self._apply(datetime.fromisoformat(at).timestamp(), OCCUPANCY_SET, CLI_SOURCE, None, None, raw)
+        return len(rows)
 
 
 def punch_cards(snapshot_path: str | Path) -> frozenset[str]:

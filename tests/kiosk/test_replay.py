@@ -181,7 +181,7 @@ def test_occupancy_set_is_journalled_and_counted_after_a_restart(state, tmp_path
     reader = Journal(state / "journal.sqlite", readonly=True)
     (event,) = reader.events()
     reader.close()
-    assert (event["verdict"], event["raw"], event["source"]) == ("occupancy_set", "3", "staff")
+    assert (event["verdict"], event["raw"], event["source"]) == ("occupancy_set", "3", "cli")
 
 
 def test_counts_survive_kill_9(state, tmp_path):
@@ -265,3 +265,27 @@ def test_the_demo_config_shows_the_rule_verdicts(tmp_path):
     alumni_open = local.weekday() == 6 and (6, 0) <= (local.hour, local.minute) < (6, 30)
     assert verdicts[8:] == ["full", "not_recognised", "admit" if alumni_open else "outside_hours", "limit_reached"]
     assert {"outside_hours", "limit_reached", "full"} <= set(verdicts) or alumni_open
+
+
+def test_a_running_gate_follows_corrections_made_from_a_shell(state, tmp_path, capsys):
+    cfg = config(tmp_path, "k.toml", "capacity = 2")
+    journal = Journal(state / "journal.sqlite")
+    snapshot = SnapshotStore(state / "snapshot.sqlite")
+    rules = AccessRules(capacity=2)
+    policy = Policy(tz=AMS, max_snapshot_age_h=1e6, access=rules)
+    counts = Counts.rebuild(state / "journal.sqlite", rules, AMS)
+    gate = Gate(gate_id="g", snapshot=snapshot, journal=journal, policy=policy, counts=counts)
+    try:
+        assert gate.handle(Scan(raw="I-1001", source="camera")).verdict.value == "admit"
+        assert main(["occupancy", "set", "2", "--config", cfg, "--state-dir", str(state)]) == 0  # another process
+        assert gate.handle(Scan(raw="O-2001", source="camera")).verdict.value == "admit"  # not seen yet
+        assert counts.follow(state / "journal.sqlite") == 1
+        assert counts.follow(state / "journal.sqlite") == 0  # each correction once
+        assert gate.handle(Scan(raw="I-1002", source="camera")).verdict.value == "full"
+        gate.set_occupancy(0)  # the gate's own correction counts at once, and is not followed again
+        assert counts.follow(state / "journal.sqlite") == 0
+        assert gate.handle(Scan(raw="I-1002", source="camera")).verdict.value == "admit"
+    finally:
+        journal.close()
+        snapshot.close()
+    assert "picks it up within 10 s" in capsys.readouterr().out

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Mapping, Protocol
 
+from .credential import card_key
 from .model import Card, Customer, Group, Verdict
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -161,8 +162,6 @@ def check(rules: AccessRules, *, customer: Customer, card: Card | None, group_id
 
     punch_left = None
     if card is not None and card.card_type == "PUNCH" and card.entries is not None:
-        from .credential import card_key
-
         punch_left = card.entries - counts.punch_uses(card_key(card.code), card.entries_at)
         if punch_left <= 0:
             return Outcome(Verdict.LIMIT_REACHED, "Punch card used up", count=0)

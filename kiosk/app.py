@@ -14,12 +14,12 @@ from datetime import datetime
 from typing import Any, Callable
 
 from . import demo
+from .access import AccessRules, policy_of
 from .config import Config
+from .counts import Counts, punch_cards
 from .gate import Gate, utc_now
 from .journal import Journal
 from .ports import Faults, Output, ScanSource
-from .access import AccessRules, policy_of
-from .counts import Counts, punch_cards
 from .rules import snapshot_age
 from .snapshot import SnapshotStore
 from .state import open_state

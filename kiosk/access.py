@@ -30,7 +30,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Mapping, Protocol
 
 from .credential import card_key
-from .model import Card, Customer, Group, Verdict
+from .model import Card, Customer, Decision, Group, Verdict
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PERIODS = ("day", "week", "month", "total")
@@ -85,11 +85,13 @@ class AccessRules:
     direction: str = "in"
     passback: bool = False
     passback_min: float = 0.0  # 0: until they exit; else only this many minutes after entering
+    guests: Mapping[str, int] = field(default_factory=dict)  # group -> guests a member may bring per visit
+    guest_key: str = ""  # the text a scanner sends for "+1 guest" ("" = none)
 
     @property
     def active(self) -> bool:
         return bool(self.hours or self.limits or self.min_interval_s or self.capacity or self.passback
-                    or self.direction == "out")
+                    or self.guests or self.direction == "out")
 
     @classmethod
     def from_config(cls, section) -> "AccessRules":
@@ -99,7 +101,8 @@ class AccessRules:
                    limits=parse_limits(section.limits), min_interval_s=float(section.min_interval_min) * 60,
                    day_starts=parse_clock(section.day_starts), zone=section.zone, capacity=int(section.capacity),
                    occupancy_reset=parse_clock(reset), direction=section.direction, passback=section.passback,
-                   passback_min=float(section.passback_min))
+                   passback_min=float(section.passback_min), guests=parse_guests(section.guests),
+                   guest_key=section.guest_key.strip())
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class Outcome:
     count: int | None = None
     limit: int | None = None
     next_at: datetime | None = None
+    guests: int = 0
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -172,11 +176,37 @@ def check(rules: AccessRules, *, customer: Customer, card: Card | None, group_id
             return Outcome(Verdict.FULL, f"Full: {inside} of {rules.capacity} inside; please wait",
                            count=inside, limit=rules.capacity)
 
+    guests = max((rules.guests.get(g, 0) for g in group_ids), default=0)
     if punch_left is not None:
         left = punch_left - 1  # this entry uses one
         return Outcome(Verdict.ADMIT, f"Welcome ({left} entr{'y' if left == 1 else 'ies'} left on the card)",
-                       count=left)
+                       count=left, guests=guests)
+    if guests:
+        return Outcome(Verdict.ADMIT, f"Welcome (may bring {guests} guest{'' if guests == 1 else 's'})", guests=guests)
     return None
+
+
+GUEST_SOURCE = "guest"  # the journal's source of a guest's admit; raw is "guest:<member's id>"
+GUEST_WINDOW = timedelta(minutes=2)  # how long after a member's admit "+1 guest" still counts for them
+
+
+def guest_decision(host: Decision | None, used: int, rules: AccessRules, counts: CountsView, now: datetime,
+                   cursor: str = "") -> Decision:
+    """"+1 guest" for the member admitted last: admit while they have guests left and the zone has room."""
+    if host is None or not host.guests or not timedelta(0) <= now - host.at <= GUEST_WINDOW:
+        return Decision(Verdict.NOT_RECOGNISED, at=now, raw="guest", cursor=cursor,
+                        reason="+1 guest: scan the member's card first")
+    base = {"at": now, "raw": f"guest:{host.customer_id}", "credential": "", "cursor": cursor,
+            "name": f"Guest of {host.name}", "limit": host.guests}
+    if used >= host.guests:
+        return Decision(Verdict.LIMIT_REACHED, count=used, reason=f"{host.name} may bring {host.guests} "
+                        f"guest{'' if host.guests == 1 else 's'}; all came in", **base)
+    if rules.capacity and rules.direction == "in" and counts.occupancy(now) >= rules.capacity:
+        inside = counts.occupancy(now)
+        return Decision(Verdict.FULL, count=inside, reason=f"Full: {inside} of {rules.capacity} inside; please wait",
+                        **{**base, "limit": rules.capacity})
+    return Decision(Verdict.ADMIT, count=used + 1, reason=f"Guest {used + 1} of {host.guests} of {host.name}",
+                    **base)
 
 
 def _over_limit(rules: AccessRules, group: str, customer_id: str, counts: CountsView,
@@ -336,6 +366,17 @@ def parse_hours(items: list[str]) -> dict[str, GroupHours]:
                 weekly[group][d].extend(spans)
     return {g: GroupHours(tuple(tuple(sorted(day)) for day in weekly[g]),
                           {d: tuple(sorted(s)) for d, s in dated[g].items()}) for g in weekly}
+
+
+def parse_guests(items: list[str]) -> dict[str, int]:
+    """["members: 2"]: how many guests a member of the group may bring per visit."""
+    out = {}
+    for item in items:
+        group, rest = _group_and_rest(item, "members: 2")
+        if not rest.isdigit() or not 0 < int(rest) <= 20:
+            raise ValueError(f"{item!r} must look like \"members: 2\": a number of guests from 1 to 20")
+        out[group] = int(rest)
+    return out
 
 
 def parse_limits(items: list[str]) -> tuple[Limit, ...]:

@@ -138,6 +138,8 @@ def _rules_section() -> dict[str, Key]:
         "direction": Key("in", STR, _one_of(*access.DIRECTIONS)),
         "passback": Key(False, BOOL),
         "passback_min": Key(0, NUM, _at_least(0)),
+        "guests": Key([], LIST, _rule(access.parse_guests), item=str),
+        "guest_key": Key("", STR),
     }
 
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Iterable
 
-from .access import AccessRules
+from .access import GUEST_SOURCE, AccessRules
 from .errors import JournalError
 from .journal import iso
 
@@ -117,7 +117,7 @@ class Counts:
             self._occupancy = max(0, self._occupancy - 1)
             return
         if not customer_id:
-            if source == "staff" and direction == "in":
+            if source in ("staff", GUEST_SOURCE) and direction == "in":  # someone let in without a card
                 self._occupancy += 1
             return
         times = self._entries.get(customer_id)

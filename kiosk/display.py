@@ -121,6 +121,8 @@ def _rule_reason(decision: Decision, msg: Messages, tz: tzinfo | None) -> str:
         return msg("reason.full", count=decision.count or 0)
     if v is Verdict.ALREADY_INSIDE:
         return msg("reason.already_inside")
+    if decision.source == "guest":
+        return msg("reason.guests_used", limit=decision.limit)
     if decision.limit is None:  # a punch card used up, or the minimum time between entries
         return msg("reason.limit_next", when=when) if when else msg("reason.punch_used_up")
     if when:

@@ -140,6 +140,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "weekdays": "Mon Tue Wed Thu Fri Sat Sun",
         "when.weekday": "{day} {time}",
         "when.date": "{date} {time}",
+        "reason.guests_used": "All {limit} guests are in",
     },
     "nl": {
         "idle.prompt": "Scan je lidmaatschapskaart",
@@ -259,6 +260,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "weekdays": "ma di wo do vr za zo",
         "when.weekday": "{day} {time}",
         "when.date": "{date} {time}",
+        "reason.guests_used": "Alle {limit} gasten zijn binnen",
     },
 }
 

@@ -121,6 +121,7 @@ class Decision:
     count: int | None = None
     limit: int | None = None
     next_at: datetime | None = None
+    guests: int = 0  # how many guests this admitted member may bring ("+1 guest")
 
     @property
     def admitted(self) -> bool:

@@ -143,7 +143,7 @@ def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: 
                                tz=policy.tz)
         if outcome is not None:
             ruled = Decision(outcome.verdict, matched_groups=matched, reason=outcome.reason, count=outcome.count,
-                             limit=outcome.limit, next_at=outcome.next_at, **who)
+                             limit=outcome.limit, next_at=outcome.next_at, guests=outcome.guests, **who)
             if outcome.verdict is not Verdict.ADMIT:
                 return ruled
             admitted = ruled

@@ -379,3 +379,68 @@ def test_rule_verdicts_in_the_screens_languages(store):
     d = check(PUNCH, store, policy(), local(2026, 11, 23, 12))
     assert describe(d, en, tz=AMS).reason == "1 entries left on your card"
     assert describe(d, nl, tz=AMS).reason == "Nog 1 keer op je kaart"
+
+
+# -- guests ----------------------------------------------------------------------------------------
+
+def test_a_member_brings_guests_counted_for_capacity_and_journalled(store, tmp_path):
+    from kiosk.gate import Gate
+    from kiosk.journal import Journal
+    from kiosk.ports import Scan
+
+    pol = policy(guests={"members": 2}, guest_key="+GUEST", capacity=4)
+    now = [local(2026, 11, 23, 20)]
+    journal = Journal(tmp_path / "j.sqlite")
+    gate = Gate(gate_id="g", snapshot=store, journal=journal, policy=pol, clock=lambda: now[0])
+    try:
+        lonely = gate.handle(Scan(raw="+GUEST", source="serial"))
+        assert (lonely.verdict, lonely.reason) == (Verdict.NOT_RECOGNISED, "+1 guest: scan the member's card first")
+        member = gate.handle(Scan(raw="I-1", source="camera"))
+        assert (member.verdict, member.guests, member.reason) == (Verdict.ADMIT, 2, "Welcome (may bring 2 guests)")
+        first = gate.handle(Scan(raw=" +GUEST\r", source="serial"))
+        second = gate.admit_guest()
+        third = gate.admit_guest()
+        assert [d.verdict for d in (first, second, third)] == [Verdict.ADMIT, Verdict.ADMIT, Verdict.LIMIT_REACHED]
+        assert first.name == "Guest of Mia Member" and first.reason == "Guest 1 of 2 of Mia Member"
+        assert third.reason == "Mia Member may bring 2 guests; all came in"
+        assert gate.counts.occupancy(now[0]) == 3
+        gate.handle(Scan(raw="I-2", source="camera"))  # a second member (2 guests too): the lounge holds 4
+        assert gate.admit_guest().verdict is Verdict.FULL
+        now[0] += timedelta(minutes=3)
+        assert gate.admit_guest().verdict is Verdict.NOT_RECOGNISED  # too long after the member
+        events = list(journal.events())
+        guests = [e for e in events if e["source"] == "guest" and e["verdict"] == "admit"]
+        assert [(e["raw"], e["customer_id"]) for e in guests] == [("guest:I-1", None), ("guest:I-1", None)]
+    finally:
+        journal.close()
+    rebuilt = Counts.rebuild(tmp_path / "j.sqlite", pol.access, AMS)
+    assert rebuilt.occupancy(now[0]) == 4  # Mia, two guests, Pat
+
+
+def test_no_guests_for_groups_without_them_and_bad_guest_config(store):
+    d = check("I-1", store, policy(guests={"patrons": 1}), local(2026, 11, 23, 20))
+    assert (d.verdict, d.guests, d.reason) == (Verdict.ADMIT, 0, "Welcome")
+    assert check("I-2", store, policy(guests={"patrons": 1}), local(2026, 11, 23, 20)).guests == 1
+    for bad in (["members: 0"], ["members: lots"], ["members 2"], ["members: 99"]):
+        with pytest.raises(ConfigError):
+            validate({"rules": {"guests": bad}}, "k.toml")
+
+
+def test_guest_limit_on_the_screen(store, tmp_path):
+    from kiosk.display import describe
+    from kiosk.gate import Gate
+    from kiosk.i18n import Messages
+    from kiosk.journal import Journal
+    from kiosk.ports import Scan
+
+    journal = Journal(tmp_path / "j.sqlite")
+    gate = Gate(gate_id="g", snapshot=store, journal=journal, policy=policy(guests={"members": 1}),
+                clock=lambda: local(2026, 11, 23, 20))
+    try:
+        gate.handle(Scan(raw="I-1", source="camera"))
+        guest, extra = gate.admit_guest(), gate.admit_guest()
+    finally:
+        journal.close()
+    assert describe(guest, Messages("en"), tz=AMS).name == "Guest of Mia Member"
+    assert describe(extra, Messages("en"), tz=AMS).reason == "All 1 guests are in"
+    assert describe(extra, Messages("nl"), tz=AMS).reason == "Alle 1 gasten zijn binnen"

@@ -289,3 +289,32 @@ def test_a_running_gate_follows_corrections_made_from_a_shell(state, tmp_path, c
         journal.close()
         snapshot.close()
     assert "picks it up within 10 s" in capsys.readouterr().out
+
+
+def test_replay_with_guests_from_the_scanner_key_and_from_an_export(state, tmp_path, capsys):
+    rules = 'guests = ["members: 1"]\nguest_key = "+GUEST"\ncapacity = 3\n'
+    day = [(at(10), "I-1001"), (at(10, 0, 20), "+GUEST"), (at(10, 0, 30), "+GUEST"), (at(10, 5), "O-2001"),
+           (at(10, 5, 10), "+GUEST")]
+    (tmp_path / "day.tsv").write_text(tsv(day))
+    cfg = config(tmp_path, "k.toml", rules)
+    assert main(["replay", str(tmp_path / "day.tsv"), "--config", cfg, "--state-dir", str(state)]) == 0
+    events = events_of(capsys.readouterr().out)
+    assert [(e["verdict"], e["source"]) for e in events] == [
+        ("admit", "replay"), ("admit", "guest"), ("limit_reached", "guest"), ("admit", "replay"), ("full", "guest")]
+    assert events[1]["name"] == "Guest of Jane Smith"
+    # the same day from a journal export: guest rows replay as guests
+    journal = Journal(state / "journal.sqlite")
+    now = [at(10)]
+    gate = Gate(gate_id="lounge-1", snapshot=SnapshotStore(state / "snapshot.sqlite"), journal=journal,
+                policy=Policy(tz=AMS, max_snapshot_age_h=1e6,
+                              access=AccessRules.from_config(_section(tmp_path, rules))), clock=lambda: now[0])
+    for moment, text in day:
+        now[0] = moment
+        gate.handle(Scan(raw=text, source="serial"))
+    gate.snapshot.close()
+    journal.close()
+    assert main(["journal", "--csv", str(tmp_path / "day.csv"), "--state-dir", str(state)]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(tmp_path / "day.csv"), "--config", cfg, "--state-dir", str(state)]) == 0
+    assert [e["verdict"] for e in events_of(capsys.readouterr().out)] == [
+        "admit", "admit", "limit_reached", "admit", "full"]

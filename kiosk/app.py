@@ -10,13 +10,13 @@ import logging
 import signal
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from . import demo
 from .access import AccessRules, policy_of
 from .config import Config
-from .counts import Counts, punch_cards
+from .counts import Counts, keep_seconds, needs_history, punch_cards
 from .gate import Gate, utc_now
 from .journal import Journal
 from .ports import Faults, Output, ScanSource
@@ -53,8 +53,10 @@ class App:
                                sync=j.sync)
         self.state = open_state(self.state_dir / "state.sqlite")
         self.policy = policy_of(config)
-        self.counts = Counts.rebuild(self.journal.path, self.policy.access, self.policy.tz,
-                                     punch_cards(self.snapshot_path))
+        punch = punch_cards(self.snapshot_path)
+        self.counts = Counts.rebuild(self.journal.path, self.policy.access, self.policy.tz, punch,
+                                     since=None if needs_history(self.policy.access, punch) else
+                                     clock() - timedelta(seconds=keep_seconds(self.policy.access)))
         self.gate = Gate(gate_id=config.gate.id, snapshot=self.snapshot, journal=self.journal, policy=self.policy,
                          clock=clock, faults=self.faults, counts=self.counts)
         self.sync_now: Callable[[], None] | None = None  # set when an upstream is configured

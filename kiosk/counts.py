@@ -29,7 +29,14 @@ log = logging.getLogger(__name__)
 
 OCCUPANCY_SET = "occupancy_set"  # the journal's verdict for a staff correction of the count; raw holds the number
 CLI_SOURCE = "cli"  # the source of a correction made with `kiosk occupancy set`
-_KEEP_S = 40 * 86400  # per-customer entry times kept: a calendar month plus the day boundary, with room
+# How long each customer's entry times are kept, by the longest period a rule looks back over (with room
+# for the day boundary and DST); at least an hour, the repeat window's memory after a restart.
+_KEEP_DAYS = {"day": 2, "week": 9, "month": 33}
+
+
+def keep_seconds(rules: AccessRules) -> float:
+    days = max((_KEEP_DAYS.get(limit.period, 0) for limit in rules.limits), default=0)
+    return max(3600.0, days * 86400.0, rules.min_interval_s)
 
 
 def _epoch(moment: datetime) -> float:
@@ -46,8 +53,9 @@ class Counts:
     def __init__(self, rules: AccessRules, tz: tzinfo | None = None):
         self.rules = rules
         self.tz = tz
-        self._entries: dict[str, array] = {}  # customer id -> entry times (epoch s), ascending, last ~40 days
-        self._totals: dict[str, int] = {}
+        self._entries: dict[str, array] = {}  # customer id -> entry times (epoch s), ascending, recent ones
+        self._keep_s = keep_seconds(rules)
+        self._totals: dict[str, int] | None = {} if any(lim.period == "total" for lim in rules.limits) else None
         self._inside: dict[str, float] = {}  # customer id -> when they entered
         self._occupancy = 0
         self._period = (float("-inf"), float("-inf"))  # the occupancy's day: [start, end) in epoch s
@@ -61,7 +69,7 @@ class Counts:
         return len(times) - bisect.bisect_left(times, _epoch(since)) if times else 0
 
     def total_entries(self, customer_id: str) -> int:
-        return self._totals.get(customer_id, 0)
+        return self._totals.get(customer_id, 0) if self._totals is not None else 0
 
     def last_entry(self, customer_id: str) -> datetime | None:
         times = self._entries.get(customer_id)
@@ -127,9 +135,10 @@ class Counts:
             bisect.insort(times, t)
         else:
             times.append(t)
-        if times[0] < t - _KEEP_S:
-            del times[:bisect.bisect_left(times, t - _KEEP_S)]
-        self._totals[customer_id] = self._totals.get(customer_id, 0) + 1
+        if times[0] < t - self._keep_s:
+            del times[:bisect.bisect_left(times, t - self._keep_s)]
+        if self._totals is not None:
+            self._totals[customer_id] = self._totals.get(customer_id, 0) + 1
         if punch_key:
             self._punch.setdefault(punch_key, array("d")).append(t)
         if direction == "in":
@@ -155,6 +164,7 @@ class Counts:
         """From (at ISO, verdict, source, customer_id, credential, raw) rows in journal order."""
         counts = cls(rules, tz)
         parse = datetime.fromisoformat
+        last = 0.0
         for at, verdict, source, customer_id, credential, raw in events:
             try:
                 t = parse(at).timestamp()
@@ -162,13 +172,19 @@ class Counts:
                 log.warning("ignored a journal event with a bad time %r", at)
                 continue
             counts._apply(t, verdict, source, customer_id, credential if credential in punch_cards else None, raw)
+            last = t
+        if counts.events:  # customers not seen within the kept time need no entry list at all
+            horizon = last - counts._keep_s
+            counts._entries = {cid: times for cid, times in counts._entries.items() if times[-1] >= horizon}
         return counts
 
     @classmethod
     def rebuild(cls, journal_path: str | Path, rules: AccessRules, tz: tzinfo | None,
-                punch_cards: frozenset[str] | set[str] = frozenset(), until: datetime | None = None) -> "Counts":
+                punch_cards: frozenset[str] | set[str] = frozenset(), until: datetime | None = None,
+                since: datetime | None = None) -> "Counts":
         """From the journal file (read-only, its own connection): every admit and occupancy correction
-        (`until`: only those at or before it, for `kiosk check --at`)."""
+        (`until`: only those at or before it, for `kiosk check --at`; `since`: only those from then on,
+        when no rule looks further back, see `needs_history`)."""
         path = Path(journal_path)
         if not path.exists():
             return cls(rules, tz)
@@ -179,6 +195,8 @@ class Counts:
                 args: tuple = (OCCUPANCY_SET,)
                 if until is not None:
                     sql, args = sql + " AND at <= ?", (*args, iso(until))
+                if since is not None:
+                    sql, args = sql + " AND at >= ?", (*args, iso(since))
                 last = db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
                 counts = cls.from_events(rules, tz, db.execute(sql + " AND seq <= ? ORDER BY seq", (*args, last)),
                                          punch_cards)
@@ -206,6 +224,12 @@ class Counts:
         for _seq, at, raw in rows:
             self._apply(datetime.fromisoformat(at).timestamp(), OCCUPANCY_SET, CLI_SOURCE, None, None, raw)
         return len(rows)
+
+
+def needs_history(rules: AccessRules, punch: frozenset[str] | set[str]) -> bool:
+    """Whether the counts need the whole journal: with no rule on and no punch card, only the repeat
+    window's memory is wanted, and a start-up reads just the last hour instead of a million events."""
+    return rules.active or bool(punch)
 
 
 def punch_cards(snapshot_path: str | Path) -> frozenset[str]:

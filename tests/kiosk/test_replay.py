@@ -318,3 +318,30 @@ def test_replay_with_guests_from_the_scanner_key_and_from_an_export(state, tmp_p
     assert main(["replay", str(tmp_path / "day.csv"), "--config", cfg, "--state-dir", str(state)]) == 0
     assert [e["verdict"] for e in events_of(capsys.readouterr().out)] == [
         "admit", "admit", "limit_reached", "admit", "full"]
+
+
+def test_with_rules_off_a_start_reads_only_the_recent_journal(state, tmp_path):
+    from datetime import timedelta
+
+    from kiosk.app import App
+    from kiosk.config import load_file
+
+    now = datetime.now(AMS)
+    journal = Journal(state / "journal.sqlite")
+    for who, ago in (("O-2001", timedelta(days=2)), ("I-1001", timedelta(seconds=2))):
+        journal.append(at=now - ago, gate="lounge-1", source="camera", raw=who, credential=who, verdict="admit",
+                       customer_id=who, groups=(), cursor="c-1")
+    journal.close()
+    off = App(load_file(config(tmp_path, "off.toml", "")).with_overrides(state_dir=str(state)))
+    try:
+        assert off.counts.last_entry("O-2001") is None  # two days back: not read
+        assert off.gate.handle(Scan(raw="I-1001", source="camera")).verdict.value == "repeat"
+    finally:
+        off.close()
+    on = App(load_file(config(tmp_path, "on.toml", "min_interval_min = 4320")).with_overrides(
+        state_dir=str(state)))
+    try:
+        assert on.counts.last_entry("O-2001") is not None
+        assert on.gate.handle(Scan(raw="O-2001", source="camera")).verdict.value == "limit_reached"
+    finally:
+        on.close()

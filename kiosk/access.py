@@ -30,7 +30,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Mapping, Protocol
 
 from .credential import card_key
-from .model import Card, Customer, Decision, Group, Verdict
+from .model import Card, Decision, Group, Verdict
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PERIODS = ("day", "week", "month", "total")
@@ -119,11 +119,11 @@ class Outcome:
 
 # -- checks -----------------------------------------------------------------------------------
 
-def check(rules: AccessRules, *, customer: Customer, card: Card | None, group_ids: tuple[str, ...],
+def check(rules: AccessRules, *, customer_id: str, card: Card | None, group_ids: tuple[str, ...],
           groups: Mapping[str, Group], counts: CountsView, now: datetime, tz: tzinfo | None) -> Outcome | None:
     """The first rule that fails, in the documented order; an ADMIT outcome to reword an admit; else None."""
     if rules.direction == "out":
-        if rules.passback and counts.inside_since(customer.id, now) is None:
+        if rules.passback and counts.inside_since(customer_id, now) is None:
             return Outcome(Verdict.ADMIT, "Goodbye (was not recorded as inside)")
         return Outcome(Verdict.ADMIT, "Goodbye")
     names = {g: (groups[g].name if g in groups else g) for g in group_ids}
@@ -140,14 +140,14 @@ def check(rules: AccessRules, *, customer: Customer, card: Card | None, group_id
             return Outcome(Verdict.OUTSIDE_HOURS, f"{names[ruled[0]]}: no opening hours ahead")
 
     if rules.direction == "in" and rules.passback:
-        since = counts.inside_since(customer.id, now)
+        since = counts.inside_since(customer_id, now)
         if since is not None and (not rules.passback_min or now - since < timedelta(minutes=rules.passback_min)):
             return Outcome(Verdict.ALREADY_INSIDE,
                            f"Already inside since {since.astimezone(tz):%H:%M}; please exit first", next_at=(
                                since + timedelta(minutes=rules.passback_min) if rules.passback_min else None))
 
     if rules.min_interval_s:
-        last = counts.last_entry(customer.id)
+        last = counts.last_entry(customer_id)
         gap = timedelta(seconds=rules.min_interval_s)
         if last is not None and timedelta(0) <= now - last < gap:
             again = last + gap
@@ -155,7 +155,7 @@ def check(rules: AccessRules, *, customer: Customer, card: Card | None, group_id
                            f"{when_text(again.astimezone(tz), local)}", next_at=again)
 
     if rules.limits and group_ids:
-        over = [_over_limit(rules, g, customer.id, counts, local) for g in group_ids]
+        over = [_over_limit(rules, g, customer_id, counts, local) for g in group_ids]
         if all(o is not None for o in over):
             limit, used, resets = over[0]  # type: ignore[misc]
             per = "in total" if limit.period == "total" else f"per {limit.period}"
@@ -396,6 +396,8 @@ def policy_of(config):
     """The gate's Policy with its access rules, from the whole config (the App and `kiosk replay` use it)."""
     import dataclasses
 
+    from .pass_keys import PassSettings
     from .rules import Policy  # here, not at the top: kiosk.rules imports this module
 
-    return dataclasses.replace(Policy.from_config(config.gate), access=AccessRules.from_config(config.rules))
+    policy = Policy.from_config(config.gate, PassSettings.from_config(config.passes, config.source))
+    return dataclasses.replace(policy, access=AccessRules.from_config(config.rules))

@@ -17,6 +17,7 @@ from .display import PIN, Display, Status, hash_pin
 from .errors import ConfigError
 from .i18n import LOCALES, Messages
 from .model import Decision, Verdict
+from .pass_keys import demo_stale_code
 from .rules import Policy, decide
 from .snapshot import SnapshotStore, load_records
 
@@ -49,6 +50,8 @@ def demo_decisions(now: datetime) -> dict[Verdict, Decision]:
                     else (fresh, policy)
                 recent = {"I-1001": now - timedelta(seconds=3)} if verdict is Verdict.REPEAT else None
                 out[verdict] = decide(parse(text), snapshot, rules, now, recent)
+            text, settings = demo_stale_code(now)  # a screenshot of a rotating pass, 10 minutes old
+            out[Verdict.CODE_EXPIRED] = decide(parse(text), fresh, Policy(passes=settings), now)
             for verdict, (text, access_rules, counts) in demo.rule_cases(now).items():
                 rules = Policy(groups=("members", "alumni"), access=access_rules, tz=timezone.utc)
                 out[verdict] = decide(parse(text), fresh, rules, now, None, counts)

@@ -70,7 +70,8 @@ class Gate:
         """Decide one scan, journal it, then let every output act on it. Never raises for bad input."""
         if scan.source in MANUAL_SOURCES:
             return self.admit_manually(scan.source, scan.note or "Manual admit")
-        if scan.source == GUEST_SOURCE or (self.policy.access.guest_key and scan.raw.strip() == self.policy.access.guest_key):
+        guest_key = self.policy.access.guest_key
+        if scan.source == GUEST_SOURCE or (guest_key and scan.raw.strip() == guest_key):
             return self.admit_guest()
         started = time.perf_counter()
         now = self.clock()
@@ -117,8 +118,11 @@ class Gate:
 
     def _remember_admit(self, decision: Decision) -> None:
         self._recent_admits[repeat_key(decision)] = decision.at
+        if decision.code_key:  # a rotating pass's code admits once while it is acceptable
+            self._recent_admits[decision.code_key] = decision.at
         if len(self._recent_admits) > 1000:
-            horizon = decision.at - timedelta(seconds=self.policy.repeat_window_s)
+            keep_s = max(self.policy.repeat_window_s, self.policy.passes.code_lifetime_s)
+            horizon = decision.at - timedelta(seconds=keep_s)
             self._recent_admits = {k: t for k, t in self._recent_admits.items() if t >= horizon}
 
     # -- after the decision ------------------------------------------------------------

@@ -51,6 +51,7 @@ EXPECTED_EN = {
     Verdict.EXPIRED: (STOP, "Membership expired", "Membership expired on 13 Oct"),
     Verdict.CARD_UNASSIGNED: (STOP, "Unknown card", "This card is not linked to a member"),
     Verdict.SNAPSHOT_STALE: (WARN, "Please ask staff", "Member list out of date"),
+    Verdict.CODE_EXPIRED: (STOP, "Code expired", "Refresh the pass on your phone"),
     # access rules (tests/kiosk/test_access.py has the rest)
     Verdict.OUTSIDE_HOURS: (STOP, "Closed now", "Alumni: from 12:00"),
     Verdict.LIMIT_REACHED: (STOP, "Limit reached", "Punch card used up"),

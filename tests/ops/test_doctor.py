@@ -288,7 +288,7 @@ def test_run_checks_all_good_means_exit_0(tmp_path: Path, upstream_url: str, mon
     checks = doctor.run_checks(str(_healthy_config(tmp_path, upstream_url)), env={})
     names = [c.name for c in checks]
     assert names == ["config", "token", "state dir", "disk", "camera", "scanner", "gpio", "display", "clock",
-                     "upstream"]
+                     "upstream", "passes"]
     assert [c.status for c in checks if c.status not in (OK, SKIP)] == []
     text, status = doctor.report(checks)
     assert status == 0 and text.endswith("all good")

@@ -53,6 +53,7 @@ CREATE INDEX IF NOT EXISTS customers_by_name ON customers (last_fold, first_fold
 CREATE INDEX IF NOT EXISTS customers_by_email ON customers (email_fold) WHERE email_fold != '';
 CREATE INDEX IF NOT EXISTS customers_by_postcode ON customers (postcode_norm) WHERE postcode_norm != '';
 CREATE INDEX IF NOT EXISTS cards_by_customer ON cards (customer_key);
+CREATE INDEX IF NOT EXISTS punch_cards ON cards (key) WHERE card_type = 'PUNCH';
 """
 _CUSTOMER_COLS = "key, id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, email, postcode, photo, tags"
 _INSERT_CUSTOMER = ("INSERT OR REPLACE INTO customers VALUES (" + ",".join("?" * 18) + ")")

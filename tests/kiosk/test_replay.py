@@ -345,3 +345,16 @@ def test_with_rules_off_a_start_reads_only_the_recent_journal(state, tmp_path):
         assert on.gate.handle(Scan(raw="O-2001", source="camera")).verdict.value == "limit_reached"
     finally:
         on.close()
+
+
+def test_replay_of_a_broken_csv_export_names_the_lines(state, tmp_path, capsys):
+    (tmp_path / "x.csv").write_text("id,at,gate,source,raw,credential,verdict\n"
+                                    f"1,{at(10).isoformat()},g,camera,I-1001,I-1001,admit\n"
+                                    "2,not-a-time,g,camera,I-1002\n3\n"
+                                    f"4,{at(11).isoformat()},g,door,,,door_forced\n")
+    assert main(["replay", str(tmp_path / "x.csv"), "--config", config(tmp_path, "k.toml", ""),
+                 "--state-dir", str(state)]) == 1
+    captured = capsys.readouterr()
+    assert [e["raw"] for e in events_of(captured.out)] == ["I-1001"]  # the alarm is not a scan
+    assert "x.csv:3: 'not-a-time' is not an ISO time" in captured.err and "x.csv:4: '' is not an ISO time" in \
+        captured.err

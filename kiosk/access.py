@@ -17,6 +17,10 @@ Order of checks (the first that fails names the verdict):
 A customer in several groups gets the most generous of them: open if any of their groups is
 open, within limits if any of their groups is. Groups without hours (staff) are always open.
 
+A member whose group allows guests is admitted with `guests` set; each "+1 guest" after it
+(`guest_decision`, within GUEST_WINDOW) admits one guest while the member has guests left and
+the zone has room.
+
 Rules are written as short strings in the config's `[rules]` section (see config/kiosk.toml):
   hours  = ["members: mon-fri 07:00-23:00", "members: sat,sun 10:00-02:00", "members: 2026-12-31 10:00-16:00"]
   limits = ["members: 1/day", "members: 3/week"]

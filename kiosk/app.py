@@ -10,13 +10,13 @@ import logging
 import signal
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Callable
 
 from . import demo
 from .access import AccessRules, policy_of
 from .config import Config
-from .counts import Counts, keep_seconds, needs_history, punch_cards
+from .counts import Counts, history_since, punch_cards
 from .gate import Gate, utc_now
 from .journal import Journal
 from .ports import Faults, Output, ScanSource
@@ -55,8 +55,7 @@ class App:
         self.policy = policy_of(config)
         punch = punch_cards(self.snapshot_path)
         self.counts = Counts.rebuild(self.journal.path, self.policy.access, self.policy.tz, punch,
-                                     since=None if needs_history(self.policy.access, punch) else
-                                     clock() - timedelta(seconds=keep_seconds(self.policy.access)))
+                                     since=history_since(self.policy.access, punch, clock()))
         self.gate = Gate(gate_id=config.gate.id, snapshot=self.snapshot, journal=self.journal, policy=self.policy,
                          clock=clock, faults=self.faults, counts=self.counts)
         self.sync_now: Callable[[], None] | None = None  # set when an upstream is configured

@@ -229,10 +229,13 @@ class Counts:
         return len(rows)
 
 
-def needs_history(rules: AccessRules, punch: frozenset[str] | set[str]) -> bool:
-    """Whether the counts need the whole journal: with no rule on and no punch card, only the repeat
-    window's memory is wanted, and a start-up reads just the last hour instead of a million events."""
-    return rules.active or bool(punch)
+def history_since(rules: AccessRules, punch: frozenset[str] | set[str], now: datetime) -> datetime | None:
+    """How far back a start must read the journal: everything for a `/total` limit or a punch card (their
+    uses may be older than any period), else just as far as the longest rule looks back (`keep_seconds`):
+    with no rule on, the last hour (the repeat window's memory) instead of a million events."""
+    if punch or any(limit.period == "total" for limit in rules.limits):
+        return None
+    return now - timedelta(seconds=keep_seconds(rules))
 
 
 def punch_cards(snapshot_path: str | Path) -> frozenset[str]:

@@ -358,3 +358,36 @@ def test_replay_of_a_broken_csv_export_names_the_lines(state, tmp_path, capsys):
     assert [e["raw"] for e in events_of(captured.out)] == ["I-1001"]  # the alarm is not a scan
     assert "x.csv:3: 'not-a-time' is not an ISO time" in captured.err and "x.csv:4: '' is not an ISO time" in \
         captured.err
+
+
+def test_a_start_reads_as_far_back_as_the_rules_look(state, tmp_path):
+    from datetime import timedelta
+
+    from kiosk.app import App
+    from kiosk.config import load_file
+
+    now = datetime.now(AMS)
+    # no punch card here: its uses could be older than any period, and then a start reads everything
+    load_records(state / "snapshot.sqlite", demo.records(DAY.date()), {"cursor": "c-2", "synced_at": DAY.isoformat()})
+    journal = Journal(state / "journal.sqlite")
+    journal.append(at=now - timedelta(days=5), gate="lounge-1", source="camera", raw="O-2001", credential="O-2001",
+                   verdict="admit", customer_id="O-2001", groups=(), cursor="c-1")
+    journal.close()
+    for rules, seen in (('limits = ["members: 1/day"]', False), ('limits = ["members: 1/week"]', True),
+                        ('limits = ["members: 9/total"]', True)):
+        app = App(load_file(config(tmp_path, "r.toml", rules)).with_overrides(state_dir=str(state)))
+        try:
+            assert (app.counts.last_entry("O-2001") is not None) is seen, rules
+        finally:
+            app.close()
+    load_records(state / "snapshot.sqlite", [{"type": "card", "code": PUNCH, "customer_id": "I-1002",
+                                              "card_type": "PUNCH", "entries": 5}], {"cursor": "c-3"}, mode="delta")
+    app = App(load_file(config(tmp_path, "r.toml", 'limits = ["members: 1/day"]')).with_overrides(state_dir=str(state)))
+    try:
+        assert app.counts.last_entry("O-2001") is not None  # a punch card's uses may be old: all is read
+    finally:
+        app.close()
+    # the journal itself keeps everything: only the start reads less
+    reader = Journal(state / "journal.sqlite", readonly=True)
+    assert reader.counts()["total"] == 1
+    reader.close()

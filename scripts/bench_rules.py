@@ -8,7 +8,8 @@ then, per run:
   - `decide()` for random customers with rules off (no [rules]) and rules on (hours, two limits, a
     minimum interval, capacity, anti-passback, all passing so the whole chain runs), the two
     interleaved call by call so both see the same machine;
-  - Counts.record, the per-decision update the gate does after journalling.
+  - Counts.record, the per-decision update the gate does after journalling;
+  - the whole scan, Gate.handle (parse, decide, journal, count), rules off and on, interleaved.
 BENCHMARKS.md records the figures.
 """
 
@@ -32,9 +33,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_core import build_lookup_snapshot, customer_id, machine, percentile  # noqa: E402
 
 from kiosk.access import AccessRules, parse_hours, parse_limits  # noqa: E402
-from kiosk.counts import Counts, keep_seconds, punch_cards  # noqa: E402
+from kiosk.counts import Counts, history_since, punch_cards  # noqa: E402
 from kiosk.credential import parse  # noqa: E402
+from kiosk.gate import Gate  # noqa: E402
 from kiosk.journal import Journal, iso, new_event_id  # noqa: E402
+from kiosk.ports import Scan  # noqa: E402
 from kiosk.rules import Policy, decide  # noqa: E402
 from kiosk.snapshot import SnapshotStore  # noqa: E402
 
@@ -78,18 +81,23 @@ def rss_mb() -> float:
 
 def run_once(run: int, snapshot: SnapshotStore, snapshot_path: Path, journal_path: Path, customers: int,
              samples: int) -> dict[str, float]:
-    # rules off, no punch cards: what `kiosk run` reads at start is the last hour (kiosk.counts.needs_history)
+    # what `kiosk run` reads at start (kiosk.counts.history_since): rules off, the last hour; a daily
+    # limit only, the last two days; RULES (a monthly limit), the last 33 days, here all of it
     started = time.perf_counter()
-    off_counts = Counts.rebuild(journal_path, AccessRules(), timezone.utc, punch_cards(snapshot_path),
-                                since=NOW - timedelta(seconds=keep_seconds(AccessRules())))
+    Counts.rebuild(journal_path, AccessRules(), timezone.utc, since=history_since(AccessRules(), set(), NOW))
     rebuild_off_s = time.perf_counter() - started
-    del off_counts
+    daily = AccessRules(limits=parse_limits(["members: 1/day"]))
+    started = time.perf_counter()
+    Counts.rebuild(journal_path, daily, timezone.utc, since=history_since(daily, set(), NOW))
+    rebuild_day_s = time.perf_counter() - started
     gc.collect()
     before = rss_mb()
     started = time.perf_counter()
-    counts = Counts.rebuild(journal_path, RULES, timezone.utc, punch_cards(snapshot_path))
+    punch = punch_cards(snapshot_path)
+    counts = Counts.rebuild(journal_path, RULES, timezone.utc, punch, since=history_since(RULES, punch, NOW))
     rebuild_s = time.perf_counter() - started
     grown = rss_mb() - before
+    rebuilt_events = counts.events
     off, on = Policy(tz=timezone.utc), Policy(tz=timezone.utc, access=RULES)
     rng = random.Random(run)
     picks = [parse(customer_id(rng.randrange(customers))) for _ in range(samples)]
@@ -115,11 +123,42 @@ def run_once(run: int, snapshot: SnapshotStore, snapshot_path: Path, journal_pat
         t = time.perf_counter_ns()
         counts.record(at=later, verdict="admit", source="camera", customer_id=cred.value, credential=cred.value)
         record.append((time.perf_counter_ns() - t) / 1e3)
-    out = {"rebuild_s": rebuild_s, "rebuild_off_s": rebuild_off_s, "rss_growth_mb": grown, "events": counts.events,
+    scan = whole_scan(snapshot, counts, customers, samples // 4, run)
+    out = {"rebuild_s": rebuild_s, "rebuild_off_s": rebuild_off_s, "rebuild_day_s": rebuild_day_s, **scan, "rss_growth_mb": grown, "events": rebuilt_events,
            "record_p99": percentile(record, 99)}
     for side in ("off", "on"):
         out[f"{side}_p50"] = statistics.median(times[side])
         out[f"{side}_p99"] = percentile(times[side], 99)
+    return out
+
+
+def whole_scan(snapshot: SnapshotStore, counts: Counts, customers: int, samples: int, run: int) -> dict[str, float]:
+    """Gate.handle (parse, decide, journal to a WAL file, count) with rules off and on, interleaved."""
+    later = [NOW + timedelta(days=1)]
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-rules-scan-") as tmp:
+        gates = {}
+        for side, policy, side_counts in (("off", Policy(tz=timezone.utc), None),
+                                          ("on", Policy(tz=timezone.utc, access=RULES), counts)):
+            gates[side] = Gate(gate_id="bench", snapshot=snapshot, journal=Journal(Path(tmp) / f"{side}.sqlite"),
+                               policy=policy, clock=lambda: later[0], counts=side_counts)
+        rng = random.Random(100 + run)
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        try:
+            for n in range(samples + 200):
+                text = customer_id(rng.randrange(customers))
+                later[0] += timedelta(seconds=2)
+                for side, gate in gates.items():
+                    t = time.perf_counter_ns()
+                    gate.handle(Scan(raw=text, source="bench"))
+                    if n >= 200:  # after a warm-up
+                        times[side].append((time.perf_counter_ns() - t) / 1e3)
+        finally:
+            for gate in gates.values():
+                gate.journal.close()
+    for side in ("off", "on"):
+        out[f"scan_{side}_p50"] = statistics.median(times[side])
+        out[f"scan_{side}_p99"] = percentile(times[side], 99)
     return out
 
 
@@ -143,16 +182,21 @@ def main() -> int:
         try:
             print(f"\n## Rules at {args.customers:,} customers, {args.events:,} journal events, "
                   f"{args.samples:,} decisions per side per run (µs per decide())")
-            print(f"{'run':>3} {'start off':>9} {'start on':>9} {'RSS+':>7} {'off p50':>8} {'off p99':>8} {'on p50':>8} {'on p99':>8} "
+            print(f"{'run':>3} {'start off':>9} {'start 1/day':>11} {'start on':>9} {'RSS+':>7} {'off p50':>8} {'off p99':>8} {'on p50':>8} {'on p99':>8} "
                   f"{'on/off p99':>10} {'record p99':>10}")
             results = []
             for run in range(1, args.runs + 1):
                 r = run_once(run, snapshot, snapshot_path, journal_path, args.customers, args.samples)
                 results.append(r)
-                print(f"{run:>3} {r['rebuild_off_s']:>8.3f}s {r['rebuild_s']:>8.2f}s {r['rss_growth_mb']:>6.0f}M {r['off_p50']:>8.1f} "
+                print(f"{run:>3} {r['rebuild_off_s']:>8.3f}s {r['rebuild_day_s']:>10.3f}s {r['rebuild_s']:>8.2f}s {r['rss_growth_mb']:>6.0f}M {r['off_p50']:>8.1f} "
                       f"{r['off_p99']:>8.1f} {r['on_p50']:>8.1f} {r['on_p99']:>8.1f} "
                       f"{r['on_p99'] / r['off_p99']:>10.2f} {r['record_p99']:>10.1f}")
             print(f"(counts rebuilt from {results[-1]['events']:,} admits and corrections)")
+            print(f"\n## Whole scan (Gate.handle: parse, decide, journal, count), µs, {args.samples // 4:,} scans a side")
+            print(f"{'run':>3} {'off p50':>8} {'off p99':>8} {'on p50':>8} {'on p99':>8} {'on/off p99':>10}")
+            for run, r in enumerate(results, 1):
+                print(f"{run:>3} {r['scan_off_p50']:>8.1f} {r['scan_off_p99']:>8.1f} {r['scan_on_p50']:>8.1f} "
+                      f"{r['scan_on_p99']:>8.1f} {r['scan_on_p99'] / r['scan_off_p99']:>10.2f}")
         finally:
             snapshot.close()
     return 0

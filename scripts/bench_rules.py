@@ -124,8 +124,8 @@ def run_once(run: int, snapshot: SnapshotStore, snapshot_path: Path, journal_pat
         counts.record(at=later, verdict="admit", source="camera", customer_id=cred.value, credential=cred.value)
         record.append((time.perf_counter_ns() - t) / 1e3)
     scan = whole_scan(snapshot, counts, customers, samples // 4, run)
-    out = {"rebuild_s": rebuild_s, "rebuild_off_s": rebuild_off_s, "rebuild_day_s": rebuild_day_s, **scan, "rss_growth_mb": grown, "events": rebuilt_events,
-           "record_p99": percentile(record, 99)}
+    out = {"rebuild_s": rebuild_s, "rebuild_off_s": rebuild_off_s, "rebuild_day_s": rebuild_day_s, **scan,
+           "rss_growth_mb": grown, "events": rebuilt_events, "record_p99": percentile(record, 99)}
     for side in ("off", "on"):
         out[f"{side}_p50"] = statistics.median(times[side])
         out[f"{side}_p99"] = percentile(times[side], 99)

@@ -6,7 +6,8 @@ decision. The rules only read them (kiosk.access.CountsView); the gate is the on
 
 What counts: an `admit` at a gate with direction `in` or `none` is an entry of its customer (entry
 limits, minimum interval); at `in` it also puts them inside the zone (anti-passback, capacity);
-at `out`, or from the exit button, it takes one out. A staff admit at an `in` gate counts one in.
+at `out`, or from the exit button, it takes one out. A staff admit or a guest at an `in` gate
+counts one in.
 An `occupancy_set` event (staff correcting the count) sets the number inside. At the daily reset
 time the zone is empty again. Totals reach back as far as the journal does (journal.keep_days).
 """
@@ -146,37 +147,54 @@ class Counts:
                 self._occupancy += 1
             self._inside[customer_id] = t
 
-    def _new_period(self, t: float) -> None:
-        """The zone empties at the daily reset time."""
+    def _period_of(self, t: float) -> tuple[float, float]:
+        """The occupancy's day holding `t`: from one daily reset to the next, in epoch seconds."""
         reset = self.rules.occupancy_reset
         local = datetime.fromtimestamp(t, timezone.utc).astimezone(self.tz)  # tz None: the system's zone
         day = (local.replace(tzinfo=None) - timedelta(hours=reset.hour, minutes=reset.minute)).date()
         start = datetime.combine(day, reset, tzinfo=local.tzinfo)
-        self._period = (start.timestamp(), datetime.combine(day + timedelta(days=1), reset,
-                                                            tzinfo=local.tzinfo).timestamp())
+        return start.timestamp(), datetime.combine(day + timedelta(days=1), reset, tzinfo=local.tzinfo).timestamp()
+
+    def _new_period(self, t: float) -> None:
+        """The zone empties at the daily reset time."""
+        self._period = self._period_of(t)
         self._occupancy = 0
         self._inside.clear()
 
     # -- building -------------------------------------------------------------------------------
-    @classmethod
-    def from_events(cls, rules: AccessRules, tz: tzinfo | None, events: Iterable[tuple],
-                    punch_cards: frozenset[str] | set[str] = frozenset()) -> "Counts":
-        """From (at ISO, verdict, source, customer_id, credential, raw) rows in journal order."""
-        counts = cls(rules, tz)
+    def _apply_rows(self, rows: Iterable[tuple], punch_cards: frozenset[str] | set[str]) -> None:
+        """(at ISO, verdict, source, customer_id, credential, raw) rows in journal order, each in full."""
         parse = datetime.fromisoformat
-        last = 0.0
-        for at, verdict, source, customer_id, credential, raw in events:
+        for at, verdict, source, customer_id, credential, raw in rows:
             try:
                 t = parse(at).timestamp()
             except ValueError:
                 log.warning("ignored a journal event with a bad time %r", at)
                 continue
-            counts._apply(t, verdict, source, customer_id, credential if credential in punch_cards else None, raw)
-            last = t
-        if counts.events:  # customers not seen within the kept time need no entry list at all
-            horizon = last - counts._keep_s
-            counts._entries = {cid: times for cid, times in counts._entries.items() if times[-1] >= horizon}
-        return counts
+            self._apply(t, verdict, source, customer_id, credential if credential in punch_cards else None, raw)
+
+    def _add_entries(self, rows: Iterable[tuple], punch_cards: frozenset[str] | set[str], horizon: float) -> None:
+        """(customer_id, credential, at ISO) entries before the current day, in time order: all that is left
+        of them is entry times, totals and punch card uses (the zone has been emptied since), so this loop
+        does only that; it is most of a start-up's events."""
+        parse, entries, totals = datetime.fromisoformat, self._entries, self._totals
+        for customer_id, credential, at in rows:
+            try:
+                t = parse(at).timestamp()
+            except ValueError:
+                log.warning("ignored a journal event with a bad time %r", at)
+                continue
+            self.events += 1
+            if totals is not None:
+                totals[customer_id] = totals.get(customer_id, 0) + 1
+            if credential in punch_cards:
+                self._punch.setdefault(credential, array("d")).append(t)
+            if t >= horizon:
+                times = entries.get(customer_id)
+                if times is None:
+                    entries[customer_id] = array("d", (t,))
+                else:
+                    times.append(t)
 
     @classmethod
     def rebuild(cls, journal_path: str | Path, rules: AccessRules, tz: tzinfo | None,
@@ -184,31 +202,46 @@ class Counts:
                 since: datetime | None = None) -> "Counts":
         """From the journal file (read-only, its own connection): every admit and occupancy correction
         (`until`: only those at or before it, for `kiosk check --at`; `since`: only those from then on,
-        when no rule looks further back, see `needs_history`)."""
+        when no rule looks further back, see `history_since`).
+
+        Events before the newest event's day only leave entry times, totals and punch uses, and are read
+        in a lean loop in time order (the index on `at`); that day's events are applied in full, in
+        journal order."""
+        counts = cls(rules, tz)
         path = Path(journal_path)
         if not path.exists():
-            return cls(rules, tz)
+            return counts
         try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             try:
-                # with `since`, the journal's index on `at` reads just that tail (without the hint SQLite
-                # prefers walking the whole table in seq order to sorting the few rows it needs)
-                sql = ("SELECT at, verdict, source, customer_id, credential, raw FROM events"
-                       + (" INDEXED BY events_at" if since is not None else "") + " WHERE verdict IN ('admit', ?)")
-                args: tuple = (OCCUPANCY_SET,)
+                db.execute("BEGIN")  # one read transaction: the queries below see the same journal
+                bounds, args = "", ()
                 if until is not None:
-                    sql, args = sql + " AND at <= ?", (*args, iso(until))
+                    bounds, args = bounds + " AND at <= ?", (*args, iso(until))
                 if since is not None:
-                    sql, args = sql + " AND at >= ?", (*args, iso(since))
-                last = db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
-                counts = cls.from_events(rules, tz, db.execute(sql + " AND seq <= ? ORDER BY seq", (*args, last)),
-                                         punch_cards)
-                counts._seq = last
-                return counts
+                    bounds, args = bounds + " AND at >= ?", (*args, iso(since))
+                counts._seq = db.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+                newest = db.execute("SELECT max(at) FROM events WHERE 1" + bounds, args).fetchone()[0]
+                if newest is None:
+                    return counts
+                newest_t = datetime.fromisoformat(newest).timestamp()
+                day_start = iso(datetime.fromtimestamp(counts._period_of(newest_t)[0], timezone.utc))
+                if rules.direction != "out":  # at an out gate every earlier admit was an exit: nothing left
+                    counts._add_entries(db.execute(
+                        "SELECT customer_id, credential, at FROM events INDEXED BY events_at WHERE verdict = 'admit'"
+                        " AND customer_id IS NOT NULL AND source NOT IN ('exit_button', 'staff', ?) AND at < ?"
+                        + bounds + " ORDER BY at", (GUEST_SOURCE, day_start, *args)), punch_cards,
+                        newest_t - counts._keep_s)
+                counts._apply_rows(db.execute(
+                    "SELECT at, verdict, source, customer_id, credential, raw FROM events INDEXED BY events_at"
+                    " WHERE verdict IN ('admit', ?) AND at >= ?" + bounds + " ORDER BY seq",
+                    (OCCUPANCY_SET, day_start, *args)), punch_cards)
+                db.execute("COMMIT")
             finally:
                 db.close()
         except sqlite3.Error as exc:
             raise JournalError(f"{path}: cannot read the journal to count entries ({exc})") from exc
+        return counts
 
     def follow(self, journal_path: str | Path) -> int:
         """Apply the count corrections another process journalled since we last read (`kiosk occupancy set`

@@ -159,11 +159,10 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             app.gate.add_output(device)
         if events:
             app.gate.add_output(EventPrinter(app.config.gate.id))
+        app.gate.add_output(DecisionLog())  # before the screen: the log line comes even if drawing fails
         screen = open_screen(app, headless)
         if screen is not None:
             app.gate.add_output(screen)
-        else:
-            app.gate.add_output(DecisionLog())
         if app.config.upstream.url:
             from .upstream import Upstream
 

@@ -283,6 +283,6 @@ def punch_cards(snapshot_path: str | Path) -> frozenset[str]:
             return frozenset(row[0] for row in db.execute("SELECT key FROM cards WHERE card_type = 'PUNCH'"))
         finally:
             db.close()
-    except sqlite3.Error as exc:
-        log.warning("%s: cannot list punch cards (%s); punch card uses start from zero", path, exc)
+    except sqlite3.Error as exc:  # an unreadable snapshot is reported where it is read, once
+        log.debug("%s: cannot list punch cards (%s)", path, exc)
         return frozenset()

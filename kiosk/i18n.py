@@ -123,6 +123,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "title.code_expired": "Code expired",
         "reason.code_expired": "Refresh the pass on your phone",
         "verdict.code_expired": "Code expired",
+        # upstream limits (issue 9)
+        "fault.snapshot_pending": "New member list held back: ask staff",
         # access rules (kiosk/access.py)
         "title.outside_hours": "Closed now",
         "title.limit_reached": "Limit reached",
@@ -248,6 +250,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "title.code_expired": "Code verlopen",
         "reason.code_expired": "Ververs de pas op je telefoon",
         "verdict.code_expired": "Code verlopen",
+        # upstream limits (issue 9)
+        "fault.snapshot_pending": "Nieuwe ledenlijst tegengehouden: vraag personeel",
         "title.outside_hours": "Nu gesloten",
         "title.limit_reached": "Limiet bereikt",
         "title.full": "Vol",

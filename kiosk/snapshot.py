@@ -430,34 +430,61 @@ class SnapshotStore:
         return [card_from_row(r) for r in rows]
 
     def find(self, query: str, limit: int = 20) -> list[Customer]:
-        """Search like a box office: "Surname, First" or "Surname, F", an id, an email, a postcode."""
-        q = query.strip()
-        if not q:
+        """Search like a box office: an id, an email, a postcode, "Surname, First", "First Surname",
+        a surname or organisation name (or the first three or more letters of one), a card code.
+
+        Every query is an indexed lookup (see find_queries), so a million customers cost no more than ten."""
+        queries = find_queries(query, limit)
+        if not queries:
             return []
         with self._lock:
             db = self._ensure()
             if db is None:
                 return []
-            sql = f"SELECT {_CUSTOMER_COLS} FROM customers WHERE "
-            rows: list[tuple] = []
-            if "@" in q:
-                rows = db.execute(sql + "email_fold = ? LIMIT ?", (q.casefold(), limit)).fetchall()
-            elif "," in q:
-                last, _, first = (p.strip().casefold() for p in q.partition(","))
-                if first:
-                    rows = db.execute(sql + "last_fold = ? AND first_fold >= ? AND first_fold < ? ORDER BY first_fold LIMIT ?",
-                                      (last, first, first + "\U0010ffff", limit)).fetchall()
-                else:
-                    rows = db.execute(sql + "last_fold = ? ORDER BY first_fold LIMIT ?", (last, limit)).fetchall()
-            else:
-                rows = db.execute(sql + "key = ?", (customer_key(q),)).fetchall()
-                if not rows:
-                    rows = db.execute(sql + "postcode_norm = ? ORDER BY last_fold, first_fold LIMIT ?",
-                                      (normalise_postcode(q), limit)).fetchall()
-                if not rows:
-                    rows = db.execute(sql + "last_fold = ? ORDER BY first_fold LIMIT ?", (q.casefold(), limit)).fetchall()
-                if not rows:
-                    card = db.execute("SELECT customer_key FROM cards WHERE key = ?", (card_key(q),)).fetchone()
-                    if card and card[0]:
-                        rows = db.execute(sql + "key = ?", (card[0],)).fetchall()
-        return [customer_from_row(r) for r in rows]
+            rows: dict[str, tuple] = {}
+            for sql, params in queries:
+                for row in db.execute(sql, params):
+                    rows.setdefault(row[0], row)
+                if len(rows) >= limit:
+                    break
+        return [customer_from_row(r) for r in list(rows.values())[:limit]]
+
+
+_FIND = f"SELECT {_CUSTOMER_COLS} FROM customers WHERE "
+_MAX_FIND_WORDS = 6  # "First Middle de Last" and such: more words are not tried split by split
+
+
+def _prefix(text: str) -> tuple[str, str]:
+    """The bounds of an index range holding every string that starts with `text`."""
+    return text, text + "\U0010ffff"
+
+
+def find_queries(query: str, limit: int) -> list[tuple[str, tuple]]:
+    """The SQL `find` runs for `query`, in order of preference; each one reads an index (customers' key,
+    email, postcode or name), never the whole table."""
+    q = " ".join(query.split())
+    if not q:
+        return []
+    folded = q.casefold()
+    if "@" in q:
+        # "!= ''" lets SQLite use the partial indexes on email and postcode (a bound value could be '')
+        return [(_FIND + "email_fold = ? AND email_fold != '' LIMIT ?", (folded, limit))]
+    by_name = _FIND + "last_fold = ? AND first_fold >= ? AND first_fold < ? ORDER BY first_fold LIMIT ?"
+    if "," in q:
+        last, _, first = (p.strip() for p in folded.partition(","))
+        return [(by_name, (last, *_prefix(first), limit))]
+    queries = [(_FIND + "key = ?", (customer_key(q),)),
+               (_FIND + "postcode_norm = ? AND postcode_norm != '' ORDER BY last_fold, first_fold LIMIT ?", (normalise_postcode(q), limit))]
+    if len(folded) >= 3:  # a surname or organisation name, or the start of one
+        queries.append((_FIND + "last_fold >= ? AND last_fold < ? ORDER BY last_fold, first_fold LIMIT ?",
+                        (*_prefix(folded), limit)))
+    else:
+        queries.append((_FIND + "last_fold = ? ORDER BY first_fold LIMIT ?", (folded, limit)))
+    words = folded.split(" ")
+    if 1 < len(words) <= _MAX_FIND_WORDS:  # "Jane Smith", "Pieter de Vries", and "Smith Jane"
+        for cut in range(1, len(words)):
+            head, tail = " ".join(words[:cut]), " ".join(words[cut:])
+            queries.append((by_name, (tail, *_prefix(head), limit)))
+            queries.append((by_name, (head, *_prefix(tail), limit)))
+    queries.append((_FIND + "key = (SELECT customer_key FROM cards WHERE key = ?)", (card_key(q),)))
+    return queries

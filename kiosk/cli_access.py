@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any, Callable
 
+MAX_REPLAY_BYTES = 256 * 2**20  # characters, read at most: a million scans a day fit several times over
+
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from .access import policy_of
@@ -18,9 +20,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     try:
         with open(args.file, encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
+            text = fh.read(MAX_REPLAY_BYTES + 1)  # a day's scans are a few MB; a bigger file is not one
     except OSError as exc:
         raise ConfigError(args.file, "FILE", f"cannot read it ({exc.strerror})") from None
+    if len(text) > MAX_REPLAY_BYTES:
+        raise ConfigError(args.file, "FILE", f"over {MAX_REPLAY_BYTES // 2**20} MB; replay a day's scans at a time "
+                          "(kiosk journal --since DAY --csv FILE)")
     scans = read_scans(text, args.file)
     for problem in scans.problems:
         print(f"kiosk replay: skipped {problem}", file=sys.stderr)

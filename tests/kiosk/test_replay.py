@@ -391,3 +391,13 @@ def test_a_start_reads_as_far_back_as_the_rules_look(state, tmp_path):
     reader = Journal(state / "journal.sqlite", readonly=True)
     assert reader.counts()["total"] == 1
     reader.close()
+
+
+def test_replay_refuses_a_file_bigger_than_a_day(state, tmp_path, capsys, monkeypatch):
+    from kiosk import cli_access
+
+    monkeypatch.setattr(cli_access, "MAX_REPLAY_BYTES", 1000)
+    (tmp_path / "big.tsv").write_text(tsv([(at(10), "I-1001")]) * 100)
+    assert main(["replay", str(tmp_path / "big.tsv"), "--state-dir", str(state)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "big.tsv" in captured.err and "replay a day's scans at a time" in captured.err

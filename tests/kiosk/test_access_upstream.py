@@ -32,6 +32,7 @@ def kiosk(tmp_path: Path):
     os.chmod(token, 0o600)
     config = Config(validate({"state_dir": str(tmp_path / "state"), "device_id": "k",
                               "upstream": {"url": server.url, "token_file": str(token), "timeout_s": 2},
+                              "gate": {"repeat_window_s": 30},  # back-to-back scans on a loaded machine
                               "rules": {"capacity": 2}}, "test.toml"), "test.toml")
     app = App(config)
     up = Upstream.from_app(app)

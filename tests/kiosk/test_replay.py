@@ -332,7 +332,9 @@ def test_with_rules_off_a_start_reads_only_the_recent_journal(state, tmp_path):
         journal.append(at=now - ago, gate="lounge-1", source="camera", raw=who, credential=who, verdict="admit",
                        customer_id=who, groups=(), cursor="c-1")
     journal.close()
-    off = App(load_file(config(tmp_path, "off.toml", "")).with_overrides(state_dir=str(state)))
+    # a repeat window of a minute: a loaded machine may take seconds to start the App
+    off = App(load_file(config(tmp_path, "off.toml", "", gate="repeat_window_s = 60")).with_overrides(
+        state_dir=str(state)))
     try:
         assert off.counts.last_entry("O-2001") is None  # two days back: not read
         assert off.gate.handle(Scan(raw="I-1001", source="camera")).verdict.value == "repeat"

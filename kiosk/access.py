@@ -6,7 +6,8 @@ customer is known, active, valid, in a verified group and not a repeat.
 
 Order of checks (the first that fails names the verdict):
 
-1. an `out` gate admits every known customer (an exit); nothing below applies;
+1. an `out` gate admits (an exit) whoever got this far: known, active, in a verified group, not a
+   repeat; nothing below applies;
 2. opening hours             -> `outside_hours`  (nothing counts while closed);
 3. anti-passback             -> `already_inside` (a person inside is not "over a limit");
 4. minimum time between entries -> `limit_reached`;

@@ -20,7 +20,7 @@ from .counts import OCCUPANCY_SET
 from .gate import MANUAL_SOURCES, Gate
 from .journal import Journal
 from .outputs import EventPrinter
-from .ports import Output, Scan
+from .ports import Scan
 from .rules import Policy, SnapshotView
 from .text import safe_text
 
@@ -112,12 +112,12 @@ class _ReplayClock:
 
 
 def replay(scans: list[ReplayScan], *, snapshot: SnapshotView, policy: Policy, gate_id: str,
-           out: TextIO, outputs: Iterable[Output] = ()) -> Counter:
+           out: TextIO) -> Counter:
     """Decide each scan in order from empty counts, printing `--events` lines; returns verdict counts."""
     clock = _ReplayClock()
     journal = Journal(Path(":memory:"))  # the gate's real journal path, kept in memory: nothing lands on disk
     gate = Gate(gate_id=gate_id, snapshot=snapshot, journal=journal, policy=policy, clock=clock,
-                outputs=[EventPrinter(gate_id, out), *outputs])
+                outputs=[EventPrinter(gate_id, out)])
     verdicts: Counter = Counter()
     try:
         for scan in scans:

@@ -6,9 +6,10 @@ from datetime import date, datetime, timezone
 import pytest
 
 from kiosk.cli_screen import demo_decisions
-from kiosk.display import (BANG, CROSS, DISABLED, EXIT, EXIT_BUTTON, GO, IDLE, LOOKS, PIN, REASONS, RECENT,
-                           REFRESH, RESULT, RETRY, SCAN, STAFF, STAFF_ADMIT, STOP, TICK, Command, Display, Status,
-                           describe, fault_text, hash_pin, instruction, look_of, pin_hash_problem, verify_pin)
+from kiosk.display import (BANG, CLOCK, CROSS, DISABLED, EXIT, EXIT_BUTTON, GO, HOURGLASS, IDLE, LATER, LEAVE, LOOKS,
+                           PIN, REASONS, RECENT, REFRESH, RESULT, RETRY, SCAN, STAFF, STAFF_ADMIT, STOP, TICK, WARN,
+                           Command, Display, Status, describe, fault_text, hash_pin, look_of,
+                           pin_hash_problem, verify_pin)
 from kiosk.i18n import LOCALES, Messages
 from kiosk.model import Decision, Verdict
 
@@ -55,6 +56,11 @@ EXPECTED_EN = {  # tone, shape, the member's instruction, then for staff: title 
     Verdict.CARD_UNASSIGNED: (STOP, CROSS, "See staff", "Unknown card", "Not linked to a member"),
     Verdict.SNAPSHOT_STALE: (STOP, BANG, "See staff", "Member list too old", "Scans refused until the next sync"),
     Verdict.CODE_EXPIRED: (RETRY, REFRESH, "Refresh", "Code expired", "Refresh the pass on your phone"),
+    # access rules (tests/kiosk/test_access.py has the rest); a punch card used up has no time to come back at
+    Verdict.OUTSIDE_HOURS: (LATER, CLOCK, "At 12:00", "Closed now", "Alumni: from 12:00"),
+    Verdict.LIMIT_REACHED: (STOP, CROSS, "See staff", "Limit reached", "Punch card used up"),
+    Verdict.FULL: (WARN, HOURGLASS, "Wait", "Full", "2 people inside: please wait"),
+    Verdict.ALREADY_INSIDE: (LEAVE, EXIT, "Exit first", "Already inside", "Please leave through the exit first"),
 }
 
 
@@ -98,16 +104,17 @@ def test_the_member_line_is_short_and_plain_and_titles_do_not_repeat_the_reason(
         assert not title_words & reason_words, f"{verdict.value}: {text.title!r} repeats in {text.reason!r}"
 
 
-def test_come_back_gives_the_time_and_without_one_says_see_staff():
-    """A look keyed by a verdict code that may not exist in this checkout yet (access rules)."""
-    decision = Decision(Verdict.NOT_IN_GROUP, at=NOW)
-    look = LOOKS["outside_hours"]
-    later = type("Later", (), {"next_at": datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc), "at": NOW})()
-    assert instruction(look, later, Messages("en"), timezone.utc) == "At 12:00"
-    assert instruction(look, later, Messages("nl"), timezone.utc) == "Om 12:00"
-    tomorrow = type("Later", (), {"next_at": datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc), "at": NOW})()
-    assert instruction(look, tomorrow, Messages("en"), timezone.utc) == "At 23 Nov 07:00"
-    assert look_of(decision) is LOOKS["not_in_group"]
+def test_come_back_gives_the_time_and_without_one_says_see_staff(decisions):
+    closed = decisions[Verdict.OUTSIDE_HOURS]
+    en, nl = Messages("en"), Messages("nl")
+    monday = replace(closed, next_at=datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc))  # NOW is a Sunday
+    assert describe(monday, en, tz=timezone.utc).instruction == "At Mon 07:00"
+    assert describe(monday, nl, tz=timezone.utc).instruction == "Om ma 07:00"
+    christmas = replace(closed, next_at=datetime(2026, 12, 25, 7, 0, tzinfo=timezone.utc))
+    assert describe(christmas, en, tz=timezone.utc).instruction == "At 25 Dec 07:00"
+    never = describe(replace(closed, next_at=None), en, tz=timezone.utc)
+    assert (never.tone, never.shape, never.instruction) == (STOP, CROSS, "See staff")
+    assert look_of(replace(closed, next_at=None)) is LOOKS["not_in_group"]
 
 
 def test_words_come_from_the_fields_not_the_english_reason(decisions):

@@ -108,9 +108,14 @@ class ChainFont:
     def __init__(self, paths: tuple[str, ...], size: int, fallback: pygame.font.Font | None = None):
         self.paths = paths
         self.size_px = size
-        self.fonts = [pygame.font.Font(p, size) for p in paths] or [fallback or pygame.font.Font(None, size)]
-        self.first = self.fonts[0]
+        self.first = pygame.font.Font(paths[0], size) if paths else fallback or pygame.font.Font(None, size)
+        self._fonts: dict[int, pygame.font.Font] = {0: self.first}  # the others opened when a name needs them
         self._runs: dict[str, list[tuple[int, str]]] = {}
+
+    def font(self, index: int) -> pygame.font.Font:
+        if index not in self._fonts:
+            self._fonts[index] = pygame.font.Font(self.paths[index], self.size_px)
+        return self._fonts[index]
 
     # -- metrics of the first font: lines keep one pitch whatever the script ----------------
     def get_height(self) -> int:
@@ -160,7 +165,7 @@ class ChainFont:
         runs = self.runs(text)
         if len(runs) <= 1 and (not runs or runs[0][0] == 0) and not is_rtl(text):
             return _render(self.first, runs[0][1] if runs else "", color)
-        images = [(self._run_image(i, t, color), self.fonts[i].get_ascent()) for i, t in runs]
+        images = [(self._run_image(i, t, color), self.font(i).get_ascent()) for i, t in runs]
         ascent = max([a for _, a in images] + [self.get_ascent()])
         height = max([ascent - a + img.get_height() for img, a in images] + [self.get_height()])
         out = pygame.Surface((max(1, sum(img.get_width() for img, _ in images)), height), pygame.SRCALPHA)
@@ -173,13 +178,13 @@ class ChainFont:
     @lru_cache(maxsize=32)  # names in other scripts only; a run at 1920x1080 can be a megabyte
     def _run_image(self, index: int, text: str, color: tuple) -> pygame.Surface:
         if not is_rtl(text) or not _raqm():
-            return _render(self.fonts[index], text, color)
+            return _render(self.font(index), text, color)
         try:
-            return _shaped(self.paths[index], self.size_px, text, color, self.fonts[index].get_ascent(),
-                           self.fonts[index].get_height())
+            return _shaped(self.paths[index], self.size_px, text, color, self.font(index).get_ascent(),
+                           self.font(index).get_height())
         except (OSError, ValueError) as exc:  # Pillow could not lay it out: unshaped beats nothing
             log.warning("right-to-left text %r drawn unshaped: %s", text, exc)
-            return _render(self.fonts[index], text, color)
+            return _render(self.font(index), text, color)
 
 
 def _render(font: pygame.font.Font, text: str, color) -> pygame.Surface:

@@ -14,6 +14,7 @@ bad photo is logged once and remembered, so it is not fetched again and again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -103,6 +104,7 @@ class PhotoCache:
         self._queue: queue.Queue[PhotoRef | None] = queue.Queue(maxsize=64)
         self._pending: set[str] = set()
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._work, name="photos", daemon=True)
         self._thread.start()
 
@@ -142,7 +144,10 @@ class PhotoCache:
         return file
 
     def close(self) -> None:
-        self._queue.put(None)
+        """Stop after the fetch under way (queued ones are dropped: they are asked again next scan)."""
+        self._closing.set()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
         self._thread.join(timeout=5)
         self._http.close()
 
@@ -181,7 +186,7 @@ class PhotoCache:
     def _work(self) -> None:
         while True:
             ref = self._queue.get()
-            if ref is None:
+            if ref is None or self._closing.is_set():
                 return
             try:
                 self.fetch(ref)

@@ -105,3 +105,14 @@ def test_the_contact_sheet_holds_every_verdict_in_every_language(tmp_path, capsy
             x = gap + ((i % 2) * len(LOCALES) + j) * (tile[0] + gap)
             y = gap + (i // 2) * (tile[1] + label + gap) + label
             assert tuple(sheet.get_at((x + 2, y + 2)))[:3] == TONES[tone][0], (verdict, j)
+
+
+def test_screenshot_with_a_stand_in_photo_draws_it_beside_the_name(tmp_path):
+    plain, photo = tmp_path / "plain.png", tmp_path / "photo.png"
+    assert main(["screenshot", "--verdict", "admit", "--out", str(plain)]) == 0
+    assert main(["screenshot", "--verdict", "admit", "--photo", "--out", str(photo)]) == 0
+    a, b = pygame.image.load(str(plain)), pygame.image.load(str(photo))
+    green = a.get_at((3, 3))
+    right = [(x, y) for x in range(700, 790, 5) for y in range(250, 400, 5)]
+    assert all(a.get_at(p) == green for p in right)  # nothing there without a photo
+    assert sum(b.get_at(p) != green for p in right) > len(right) // 2

@@ -111,9 +111,15 @@ class Journal:
 
     def _connect(self) -> None:
         if self.readonly:
-            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False,
-                                      isolation_level=None)
-            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            try:
+                self.db = self._connect_ro("mode=ro")
+            except sqlite3.OperationalError:
+                # A WAL journal in a folder we cannot write: SQLite cannot make the -shm file it reads
+                # through. With no -wal file (the kiosk closed it cleanly) the main file holds every event,
+                # so it can be read as an unchanging file.
+                if Path(str(self.path) + "-wal").exists():
+                    raise
+                self.db = self._connect_ro("mode=ro&immutable=1")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             new = not self.path.exists()
@@ -132,6 +138,15 @@ class Journal:
             if new:
                 readable_by_service(self.path)
         self._ident = _ident(self.path)
+
+    def _connect_ro(self, flags: str) -> sqlite3.Connection:
+        db = sqlite3.connect(f"file:{self.path}?{flags}", uri=True, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
 
     def _start_afresh(self, exc: sqlite3.Error) -> None:
         """The file is damaged: keep it aside for whoever wants to look, and journal into a new one."""

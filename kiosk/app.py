@@ -217,6 +217,7 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
     screen = None
     upstream = None
     try:
+        wanted = build_sources(app, source)  # first: a bad --source is refused before any device moves
         devices = build_devices(app)
         for device in devices:
             app.gate.add_output(device)
@@ -233,7 +234,7 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             upstream = Upstream.from_app(app)
             app.sync_now = upstream.request_sync
             upstream.start()
-        sources = build_sources(app, source)
+        sources = wanted
         finite = [s.done for s in sources if hasattr(s, "done")]
         ended = threading.Event()
         for s in sources:

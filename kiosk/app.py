@@ -22,6 +22,7 @@ from .config import Config
 from .errors import ConfigError, JournalError
 from .gate import Gate, utc_now
 from .journal import Journal
+from .pass_keys import PassSettings
 from .ports import Faults, Output, ScanSource
 from .rules import Policy, snapshot_age
 from .snapshot import SnapshotStore
@@ -62,7 +63,7 @@ class App:
         if simulate:
             self._seed_demo()
         self.snapshot = SnapshotStore(self.snapshot_path, heal=not readonly, on_problem=self._snapshot_problem)
-        self.policy = Policy.from_config(config.gate)
+        self.policy = Policy.from_config(config.gate, PassSettings.from_config(config.passes, config.source))
 
     @cached_property
     def journal(self) -> Journal:

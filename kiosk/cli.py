@@ -21,7 +21,8 @@ from .errors import ConfigError, KioskError
 log = logging.getLogger("kiosk")
 
 # Modules that add subcommands: each has `register(subparsers)`; a command's parser sets `func`.
-EXTENSIONS: tuple[str, ...] = ("kiosk.cli_screen", "kiosk.cli_upstream", "kiosk.cli_hardware", "kiosk.cli_ops")
+EXTENSIONS: tuple[str, ...] = ("kiosk.cli_screen", "kiosk.cli_upstream", "kiosk.cli_hardware", "kiosk.cli_ops",
+                               "kiosk.cli_pass")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -243,8 +244,11 @@ def _parse_since(text: str) -> datetime:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    from .pass_keys import PassSettings
+
     cfg = load_config(args)
     print(f"# effective config, from {cfg.source}; state_dir resolves to {cfg.state_path}")
+    print(f"# {PassSettings.from_config(cfg.passes, cfg.source).describe()}")
     print(configuration.to_toml(configuration.masked(cfg)), end="")
     return 0
 

@@ -17,6 +17,7 @@ from .display import PIN, Display, Status, hash_pin
 from .errors import ConfigError
 from .i18n import LOCALES, Messages
 from .model import Decision, Verdict
+from .pass_keys import demo_stale_code
 from .rules import Policy, decide
 from .snapshot import SnapshotStore, load_records
 from .state import SyncOutcome
@@ -50,6 +51,8 @@ def demo_decisions(now: datetime) -> dict[Verdict, Decision]:
                     else (fresh, policy)
                 recent = {"I-1001": now - timedelta(seconds=3)} if verdict is Verdict.REPEAT else None
                 out[verdict] = decide(parse(text), snapshot, rules, now, recent)
+            text, settings = demo_stale_code(now)  # a screenshot of a rotating pass, 10 minutes old
+            out[Verdict.CODE_EXPIRED] = decide(parse(text), fresh, Policy(passes=settings), now)
         finally:
             fresh.close()
             stale.close()

@@ -108,6 +108,7 @@ def _fault(text: str) -> tuple[str, str, int]:
 def cmd_upstream(args: argparse.Namespace) -> int:
     import ssl
 
+    from .pass_page import pass_pages
     from .refupstream import DataError, RefStore, RefUpstream, read_records
     from .upstream.client import read_token
 
@@ -131,7 +132,7 @@ def cmd_upstream(args: argparse.Namespace) -> int:
 
     load()
     server = RefUpstream(store, token, args.host, args.port, ssl_context=context, slow_s=args.slow_s,
-                         gzip_level=args.gzip_level)
+                         gzip_level=args.gzip_level, pass_pages=pass_pages(args.pass_key, args.rotation_secret))
     for kind, endpoint, times in args.fault or ():
         server.inject(kind, endpoint, times)
 
@@ -182,4 +183,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     p.add_argument("--slow-s", type=float, default=2.0, help="delay of the slow and stall faults")
     p.add_argument("--gzip-level", type=int, default=1, choices=range(0, 10), metavar="0-9",
                    help="gzip level for clients that accept it; 0 = never compress")
+    p.add_argument("--pass-key", type=Path, metavar="FILE", help="issue member passes (POST admin/pass, pages at "
+                   "/pass/<token>) with this `kiosk pass keygen` key")
+    p.add_argument("--rotation-secret", type=Path, metavar="FILE", help="the venue rotation secret, for rotating passes")
     p.set_defaults(func=cmd_upstream)

@@ -109,6 +109,12 @@ def _pin_hash(v: str) -> str | None:
     return pin_hash_problem(v)
 
 
+def _pass_keys(v: list[str]) -> str | None:
+    from .pass_keys import keys_problem
+
+    return keys_problem(v)
+
+
 STR, INT, NUM, BOOL, LIST = (str,), (int,), (int, float), (bool,), (list,)
 
 
@@ -204,6 +210,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "timeout_s": Key(5, NUM, _positive),
         "heartbeat_s": Key(60, NUM, _positive),
         "retry_max_s": Key(300, NUM, _positive),
+    },
+    "passes": {  # signed member passes (kiosk/passes.py, docs/passes.md)
+        "keys": Key([], LIST, _pass_keys, item=str),
+        "rotation_secret_file": Key("", STR),
+        "accept_steps": Key(1, INT, _between(0, 10)),
     },
     "journal": {
         "keep_days": Key(90, INT, _positive),

@@ -6,6 +6,7 @@ import re
 from typing import Iterable
 from urllib.parse import unquote, urlsplit
 
+from . import passes
 from .model import Credential, CredentialKind
 
 MAX_LEN = 256
@@ -45,6 +46,8 @@ def parse(scanned: str | bytes, id_patterns: Iterable[re.Pattern[str] | str] = (
         return _invalid(text, f"the code is longer than {MAX_LEN} characters")
     if _CONTROL.search(body) or "\n" in body or "\r" in body or "\t" in body:
         return _invalid(text, "the code contains control characters")
+    if passes.looks_like_pass(body):  # signed member passes: decoded in kiosk/passes.py
+        return passes.credential(body)
     for pattern in id_patterns:
         compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
         match = compiled.search(body)

@@ -369,6 +369,7 @@ def run_checks(config_path: str | None, state_dir: str | None = None, *, env: Ma
     """Every check, in the order a technician fixes things."""
     from . import config as configuration
     from .errors import ConfigError
+    from .pass_keys import doctor_check as pass_check
 
     try:
         config = configuration.load(config_path, env=dict(env))
@@ -386,6 +387,7 @@ def run_checks(config_path: str | None, state_dir: str | None = None, *, env: Ma
     upstream_ok = checks[1].status != FAIL
     checks.append(check_upstream(config, timeout_s) if upstream_ok or not config.upstream.url
                   else Check("upstream", FAIL, "not tried: the token is not usable", "fix the token check above"))
+    checks.append(Check("passes", *pass_check(config)))
     return checks
 
 

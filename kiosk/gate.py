@@ -119,8 +119,11 @@ class Gate:
 
     def _remember_admit(self, decision: Decision) -> None:
         self._recent_admits[repeat_key(decision)] = decision.at
+        if decision.code_key:  # a rotating pass's code admits once while it is acceptable
+            self._recent_admits[decision.code_key] = decision.at
         if len(self._recent_admits) > 1000:
-            horizon = decision.at - timedelta(seconds=self.policy.repeat_window_s)
+            keep_s = max(self.policy.repeat_window_s, self.policy.passes.code_lifetime_s)
+            horizon = decision.at - timedelta(seconds=keep_s)
             self._recent_admits = {k: t for k, t in self._recent_admits.items() if t >= horizon}
 
     def watch_journal(self) -> None:

@@ -119,6 +119,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "date.day_month": "{day} {month}",
         "date.day_month_year": "{day} {month} {year}",
         "list.and": "{first} and {last}",
+        # signed passes (issue 13)
+        "title.code_expired": "Code expired",
+        "reason.code_expired": "Refresh the pass on your phone",
+        "verdict.code_expired": "Code expired",
     },
     "nl": {
         "idle.prompt": "Scan je lidmaatschapskaart",
@@ -218,6 +222,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "date.day_month": "{day} {month}",
         "date.day_month_year": "{day} {month} {year}",
         "list.and": "{first} en {last}",
+        # signed passes (issue 13)
+        "title.code_expired": "Code verlopen",
+        "reason.code_expired": "Ververs de pas op je telefoon",
+        "verdict.code_expired": "Code verlopen",
     },
 }
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .passes import Pass
 
 
 class Verdict(str, enum.Enum):
@@ -19,6 +23,7 @@ class Verdict(str, enum.Enum):
     CARD_UNASSIGNED = "card_unassigned"
     REPEAT = "repeat"
     SNAPSHOT_STALE = "snapshot_stale"
+    CODE_EXPIRED = "code_expired"  # a rotating pass showed a code outside the accepted window
 
     def __str__(self) -> str:
         return self.value
@@ -29,6 +34,7 @@ class CredentialKind(str, enum.Enum):
     CARD_UUID = "card_uuid"
     CARD_CODE = "card_code"
     INVALID = "invalid"
+    SIGNED_PASS = "signed_pass"
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class Credential:
     kind: CredentialKind
     value: str
     problem: str = ""
+    signed_pass: "Pass | None" = None  # the decoded pass, for SIGNED_PASS (its signature not yet checked)
 
     @property
     def valid(self) -> bool:
@@ -109,6 +116,7 @@ class Decision:
     event_id: str = ""  # the journal's id for this decision, set once it is journalled
     source: str = ""
     timings: dict = field(default_factory=dict, compare=False)
+    code_key: str = ""  # a rotating pass's code and step: the gate remembers it so the code admits once
 
     @property
     def admitted(self) -> bool:

@@ -30,11 +30,14 @@ from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 from .credential import card_key, customer_key
+from .pass_page import PassPages
+from .pass_keys import PASS_RECORDS, check_pass_record
+from .passes import PassError
 from .records import RecordError, check_card, check_customer, check_delete, check_group
 
 log = logging.getLogger(__name__)
 
-ENTITIES = {"group": 0, "customer": 1, "card": 2}  # the order a full snapshot is sent in
+ENTITIES = {"group": 0, "customer": 1, "card": 2, "pass_key": 3, "pass_revocation": 4}  # full snapshot order
 NAMES = {v: k for k, v in ENTITIES.items()}
 MAX_SCANS = 500
 FAULTS = ("500", "503", "401", "403", "400", "422", "slow", "stall", "close", "no_end", "wrong_count", "bad_json",
@@ -69,6 +72,13 @@ def _identify(rec: dict) -> tuple[int, str, str]:
     if kind == "group":
         check_group(rec)
         return ENTITIES[kind], rec["id"].strip(), rec["id"]
+    if kind in PASS_RECORDS:
+        # Signed passes' keys and revocations: their id is the record that retracts them in a delta.
+        _, row, _ = check_pass_record(rec)
+        if kind == "pass_key":
+            return ENTITIES[kind], str(row[0]), json.dumps({"type": kind, "key_id": row[0], "active": False})
+        return ENTITIES[kind], f"{row[0]}:{row[1]}", json.dumps(
+            {"type": kind, "customer_id": row[0], "serial": row[1], "revoked": False})
     raise RecordError(f"unknown record type {kind!r}")
 
 
@@ -170,6 +180,9 @@ class RefStore:
 
         def lines() -> Iterator[str]:
             for order, ident, body in rows:
+                if body is None and NAMES[order] in PASS_RECORDS:
+                    yield ident
+                    continue
                 yield body if body is not None else json.dumps(
                     {"type": "delete", "entity": NAMES[order], "id": ident}, ensure_ascii=False)
         return count, lines()
@@ -273,8 +286,10 @@ class RefUpstream:
     """The server. `start()` serves on a background thread; `serve_forever()` on this one."""
 
     def __init__(self, store: RefStore, token: str, host: str = "127.0.0.1", port: int = 0, *,
-                 ssl_context: ssl.SSLContext | None = None, slow_s: float = 2.0, gzip_level: int = 1):
+                 ssl_context: ssl.SSLContext | None = None, slow_s: float = 2.0, gzip_level: int = 1,
+                 pass_pages: PassPages | None = None):
         self.store = store
+        self.pass_pages = pass_pages  # members' pass pages at /pass/<token>, when it issues passes
         self.token = token
         self.slow_s = slow_s
         self.gzip_level = gzip_level
@@ -283,6 +298,7 @@ class RefUpstream:
         self.last_headers: dict[str, dict[str, str]] = {}  # what the last request to each endpoint sent
         self.last_paths: dict[str, str] = {}
         self.lines_sent = 0  # snapshot lines written, for tests that act mid-stream
+        self.unstall = threading.Event()  # set: a "stall" fault ends now rather than after slow_s
         self._faults: list[Fault] = []
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -441,6 +457,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLError):
             path, query = self._route()
+            if path.startswith("pass/"):
+                self._pass_page(path[5:])
+                return
             if path != "snapshot":
                 self._json(404, {"error": f"no such resource {path!r}"})
                 return
@@ -529,7 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.ref.lines_sent += len(out)
                     out = []
                     if fault == "stall":
-                        time.sleep(self.ref.slow_s)
+                        self.ref.unstall.wait(self.ref.slow_s)
                     else:
                         hang_up()
                         return
@@ -547,6 +566,20 @@ class _Handler(BaseHTTPRequestHandler):
         send(("\n".join(out) + "\n").encode() if out else b"", final=True)
         self.ref.lines_sent += len(out)
         self.wfile.write(b"0\r\n\r\n")
+
+    def _pass_page(self, token: str) -> None:
+        """A member's pass page: no bearer token, the page token is the secret."""
+        page = self.ref.pass_pages.page(token, datetime.now(timezone.utc)) if self.ref.pass_pages else None
+        if page is None:
+            self._json(404, {"error": "no such pass"})
+            return
+        data = page.encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _scans(self, data: dict, fault: str | None) -> None:
         scans = data.get("scans")
@@ -588,6 +621,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(400, {"error": str(exc)})
                 return
             self._json(204)
+        elif what == "pass" and self.ref.pass_pages is not None:
+            try:
+                spec = json.loads(body)
+                token, text = self.ref.pass_pages.issue(spec["customer_id"], list(spec.get("groups", [])),
+                                                        int(spec.get("days", 30)), bool(spec.get("rotating")),
+                                                        datetime.now(timezone.utc).date())
+            except (ValueError, KeyError, TypeError, PassError) as exc:
+                self._json(400, {"error": str(exc)})
+                return
+            self._json(200, {"token": token, "path": f"/pass/{token}", "text": text})
         elif what == "clear":
             self.ref.clear_faults()
             self._json(204)

@@ -6,12 +6,15 @@ testable without sleeping and is the same online and offline.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Mapping, Protocol
 
+from . import passes
 from .model import Card, Credential, CredentialKind, Customer, Decision, Group, Verdict
+from .pass_keys import PassSettings
 
 
 class SnapshotView(Protocol):
@@ -25,6 +28,10 @@ class SnapshotView(Protocol):
 
     def meta(self) -> dict[str, str]: ...
 
+    def pass_keys(self) -> dict[int, bytes]: ...
+
+    def pass_revoked(self, customer_id: str, serial: int) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -35,16 +42,17 @@ class Policy:
     stale_policy: str = "warn"  # or "deny"
     id_patterns: tuple[re.Pattern[str], ...] = field(default=())
     tz: tzinfo | None = None  # where validity dates are read; None is the system's zone
+    passes: PassSettings = field(default_factory=PassSettings)
 
     @classmethod
-    def from_config(cls, gate) -> "Policy":
+    def from_config(cls, gate, passes: PassSettings | None = None) -> "Policy":
         from zoneinfo import ZoneInfo
 
         groups = gate.groups if isinstance(gate.groups, str) else tuple(gate.groups)
         return cls(mode=gate.mode, groups=groups, repeat_window_s=float(gate.repeat_window_s),
                    max_snapshot_age_h=float(gate.max_snapshot_age_h), stale_policy=gate.stale_policy,
                    id_patterns=tuple(re.compile(p) for p in gate.id_patterns),
-                   tz=ZoneInfo(gate.timezone) if gate.timezone else None)
+                   tz=ZoneInfo(gate.timezone) if gate.timezone else None, passes=passes or PassSettings())
 
 
 def repeat_key(decision: Decision) -> str:
@@ -70,6 +78,8 @@ def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: 
 
     if not credential.valid:
         return Decision(Verdict.NOT_RECOGNISED, reason=f"Barcode not recognised: {credential.problem}", **base)
+    if credential.kind is CredentialKind.SIGNED_PASS:
+        return decide_pass(credential, snapshot, policy, now, recent_admits, meta, base)
 
     card: Card | None = None
     customer: Customer | None = None
@@ -96,10 +106,19 @@ def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: 
                             **card_fields, **base)
 
     assert customer is not None
+    return _decide_customer(customer, snapshot, policy, now, recent_admits, meta, {**card_fields, **base})
+
+
+def _shown(groups: Mapping[str, Group], held: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(groups[g].name for g in held if g in groups and groups[g].scannable)
+
+
+def _decide_customer(customer: Customer, snapshot: SnapshotView, policy: Policy, now: datetime,
+                     recent_admits: Mapping[str, datetime] | None, meta: Mapping[str, str], base: dict) -> Decision:
+    """The snapshot's word on a customer it knows: active, dates, groups, repeat, staleness."""
     groups = snapshot.groups()
-    shown = tuple(groups[g].name for g in customer.groups if g in groups and groups[g].scannable)
-    who = {"customer_id": customer.id, "name": customer.display_name, "groups": shown,
-           "valid_until": customer.valid_until, **card_fields, **base}
+    who = {"customer_id": customer.id, "name": customer.display_name, "groups": _shown(groups, customer.groups),
+           "valid_until": customer.valid_until, **base}
 
     if not customer.active:
         return Decision(Verdict.INACTIVE, reason="Account inactive", **who)
@@ -108,19 +127,25 @@ def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: 
         return Decision(Verdict.EXPIRED, reason=f"Membership starts on {_day(customer.valid_from)}", **who)
     if customer.valid_until and today > customer.valid_until:
         return Decision(Verdict.EXPIRED, reason=f"Membership expired on {_day(customer.valid_until)}", **who)
+    return _admit_if_in_group(customer.groups, groups, policy, now, recent_admits, meta, who)
 
+
+def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], policy: Policy, now: datetime,
+                       recent_admits: Mapping[str, datetime] | None, meta: Mapping[str, str], who: dict,
+                       via: str = "") -> Decision:
+    """The end of every path: the verified groups, a repeat within the window, the snapshot's age."""
     matched: tuple[str, ...] = ()
     if policy.mode == "verify_groups":
         if policy.groups == "all":
             verify = [g for g in groups.values() if g.scannable]
         else:
             verify = [groups.get(g) or Group(g, g) for g in policy.groups]
-        matched = tuple(g.name for g in verify if g.id in customer.groups)
+        matched = tuple(g.name for g in verify if g.id in held)
         if not matched:
             names = ", ".join(g.name for g in verify) or "none"
             return Decision(Verdict.NOT_IN_GROUP, reason=f"Not in the selected group: {names}", **who)
 
-    admitted = Decision(Verdict.ADMIT, matched_groups=matched, reason="Welcome", **who)
+    admitted = Decision(Verdict.ADMIT, matched_groups=matched, reason=f"Welcome ({via})" if via else "Welcome", **who)
     last = (recent_admits or {}).get(repeat_key(admitted))
     if last is not None and timedelta(0) <= now - last <= timedelta(seconds=policy.repeat_window_s):
         ago = (now - last).total_seconds()
@@ -134,17 +159,67 @@ def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: 
             return Decision(Verdict.SNAPSHOT_STALE, matched_groups=matched, stale=True,
                             reason=f"Member list out of date ({why}); ask staff", **who)
         return Decision(Verdict.ADMIT, matched_groups=matched, stale=True,
-                        reason=f"Welcome (member list out of date: {why})", **who)
+                        reason=f"Welcome ({via + '; ' if via else ''}member list out of date: {why})", **who)
     return admitted
+
+
+# -- signed passes ----------------------------------------------------------------------------
+
+def decide_pass(credential: Credential, snapshot: SnapshotView, policy: Policy, now: datetime,
+                recent_admits: Mapping[str, datetime] | None, meta: Mapping[str, str], base: dict) -> Decision:
+    """A signed pass: its own checks first (key, signature, revocation, dates, rotating code), then the
+    snapshot's word where it knows the customer, else the pass's own groups."""
+    p = credential.signed_pass
+    assert p is not None
+    settings = policy.passes
+    # the local config's keys win over the snapshot's for the same key id: the operator chose them
+    key = {**snapshot.pass_keys(), **settings.keys}.get(p.key_id)
+    if key is None:
+        return Decision(Verdict.NOT_RECOGNISED, reason=f"Signed pass from an unknown key (key id {p.key_id})", **base)
+    if not passes.verify(p, key):
+        return Decision(Verdict.NOT_RECOGNISED, reason="Signed pass with a bad signature", **base)
+
+    customer = snapshot.customer(p.customer_id)
+    groups = snapshot.groups()
+    if customer is not None:
+        who = {"customer_id": customer.id, "name": customer.display_name, "groups": _shown(groups, customer.groups),
+               "valid_until": customer.valid_until, **base}
+    else:
+        # no name without the snapshot: the id stands in, as Customer.display_name does for a nameless customer
+        who = {"customer_id": credential.value, "name": credential.value, "groups": _shown(groups, p.groups),
+               "valid_until": p.not_after, **base}
+    if snapshot.pass_revoked(p.customer_id, p.serial):
+        return Decision(Verdict.CARD_REVOKED, reason=f"Pass revoked (serial {p.serial})", **who)
+    today = now.astimezone(policy.tz).date()
+    if today < p.not_before:
+        return Decision(Verdict.EXPIRED, reason=f"Pass valid from {_day(p.not_before)}", **who)
+    if today > p.not_after:
+        return Decision(Verdict.EXPIRED, reason=f"Pass expired on {_day(p.not_after)}", **who)
+
+    code_key = ""
+    if p.rotating and settings.rotation_secret:
+        step = passes.matching_step(p, settings.rotation_secret, now, settings.accept_steps)
+        if step is None:
+            return Decision(Verdict.CODE_EXPIRED, reason="Refresh the pass on your phone", **who)
+        code_key = f"pass-code:{credential.value}:{p.serial}:{step}"
+        last = (recent_admits or {}).get(code_key)
+        if last is not None and timedelta(0) <= now - last <= timedelta(seconds=settings.code_lifetime_s):
+            ago = (now - last).total_seconds()
+            return Decision(Verdict.REPEAT, repeat_of_s=ago, code_key=code_key,
+                            reason=f"This code was used {ago:.0f} s ago; refresh the pass on your phone", **who)
+
+    if customer is not None:
+        decision = _decide_customer(customer, snapshot, policy, now, recent_admits, meta, base)
+    else:
+        decision = _admit_if_in_group(p.groups, groups, policy, now, recent_admits, meta, who, "signed pass")
+    return dataclasses.replace(decision, code_key=code_key) if code_key else decision
 
 
 def _named(snapshot: SnapshotView, customer_id: str | None) -> dict:
     customer = snapshot.customer(customer_id) if customer_id else None
     if customer is None:
         return {}
-    groups = snapshot.groups()
-    return {"name": customer.display_name,
-            "groups": tuple(groups[g].name for g in customer.groups if g in groups and groups[g].scannable)}
+    return {"name": customer.display_name, "groups": _shown(snapshot.groups(), customer.groups)}
 
 
 def _day(d: date) -> str:

@@ -23,9 +23,10 @@ from typing import Any, Callable, Iterable, Iterator
 from .credential import card_key, customer_key
 from .errors import SnapshotError
 from .model import Card, Customer, Group
-from .sqlfiles import is_corrupt, move_aside, readable_by_service
+from .pass_keys import PASS_RECORDS, apply_pass_record
 from .records import (RecordError, card_from_row, check_card, check_customer, check_delete, check_group,
                       customer_from_row, group_from_row, normalise_postcode)
+from .sqlfiles import is_corrupt, move_aside, readable_by_service
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ CREATE TABLE IF NOT EXISTS cards (
     key TEXT PRIMARY KEY, code TEXT NOT NULL, customer_key TEXT, card_type TEXT NOT NULL,
     revoked INTEGER NOT NULL, batch TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pass_keys (key_id INTEGER PRIMARY KEY, public_key BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS pass_revocations (customer_key TEXT NOT NULL, serial INTEGER NOT NULL,
+    PRIMARY KEY (customer_key, serial)) WITHOUT ROWID;
 """
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS customers_by_name ON customers (last_fold, first_fold);
@@ -65,10 +69,11 @@ class LoadResult:
     cards: int = 0
     deleted: int = 0
     skipped: int = 0  # records of an unknown type
+    passes: int = 0  # pass_key and pass_revocation records
 
     @property
     def records(self) -> int:
-        return self.groups + self.customers + self.cards + self.deleted + self.skipped
+        return self.groups + self.customers + self.cards + self.deleted + self.skipped + self.passes
 
 
 @contextlib.contextmanager
@@ -170,6 +175,9 @@ class SnapshotBuilder:
             self._add("cards", check_card(record))
         elif kind == "group":
             self._add("groups", check_group(record))
+        elif kind in PASS_RECORDS:
+            apply_pass_record(self.db, record)
+            self.result.passes += 1
         elif kind == "delete":
             entity, key = check_delete(record)
             self._flush()
@@ -466,6 +474,28 @@ class SnapshotStore:
                     self._failed(exc)
                     return {"customers": 0, "groups": 0, "cards": 0}
             return dict(self._counts)
+
+    # -- signed passes: keys and revoked serials delivered with the snapshot ----------------
+    def pass_keys(self) -> dict[int, bytes]:
+        with self._lock:
+            db = self._ensure()
+            if db is None:
+                return {}
+            try:
+                return dict(db.execute("SELECT key_id, public_key FROM pass_keys"))
+            except sqlite3.OperationalError:  # a snapshot written before passes existed
+                return {}
+
+    def pass_revoked(self, customer_id: str, serial: int) -> bool:
+        with self._lock:
+            db = self._ensure()
+            if db is None:
+                return False
+            try:
+                return db.execute("SELECT 1 FROM pass_revocations WHERE customer_key = ? AND serial = ?",
+                                  (customer_key(customer_id), serial)).fetchone() is not None
+            except sqlite3.OperationalError:
+                return False
 
     def cards_of(self, customer_id: str) -> list[Card]:
         with self._lock:

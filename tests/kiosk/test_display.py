@@ -51,6 +51,7 @@ EXPECTED_EN = {
     Verdict.EXPIRED: (STOP, "Membership expired", "Membership expired on 13 Oct"),
     Verdict.CARD_UNASSIGNED: (STOP, "Unknown card", "This card is not linked to a member"),
     Verdict.SNAPSHOT_STALE: (WARN, "Please ask staff", "Member list out of date"),
+    Verdict.CODE_EXPIRED: (STOP, "Code expired", "Refresh the pass on your phone"),
 }
 
 

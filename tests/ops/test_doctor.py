@@ -287,8 +287,8 @@ def test_run_checks_all_good_means_exit_0(tmp_path: Path, upstream_url: str, mon
     monkeypatch.setattr(doctor, "filesystem_of", lambda path, mountinfo: "ext4")  # CI's /tmp may be tmpfs
     checks = doctor.run_checks(str(_healthy_config(tmp_path, upstream_url)), env={})
     names = [c.name for c in checks]
-    assert names == ["config", "token", "state dir", "snapshot", "journal", "disk", "camera", "scanner", "gpio", "display", "clock",
-                     "upstream"]
+    assert names == ["config", "token", "state dir", "snapshot", "journal", "disk", "camera", "scanner", "gpio",
+                     "display", "clock", "upstream", "passes"]
     assert [c.status for c in checks if c.status not in (OK, SKIP)] == []
     text, status = doctor.report(checks)
     assert status == 0 and text.endswith("all good")

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -45,6 +44,11 @@ def kill(proc: subprocess.Popen) -> None:
     proc.stderr.close()
 
 
+def leftovers(state: Path) -> list[str]:
+    """A half-built snapshot file, or the live file's rollback journal: a snapshot write was under way."""
+    return [p.name for p in state.iterdir() if ".new-" in p.name or p.name.endswith("-journal")]
+
+
 def many_customers(n: int, active: bool = True) -> list[dict]:
     return [{"type": "customer", "id": f"I-{9000 + i}", "first_name": "F", "last_name": f"L{i}", "active": active,
              "groups": ["members"]} for i in range(n)]
@@ -70,11 +74,11 @@ def test_kill_during_a_sync_leaves_the_last_good_snapshot_and_the_restart_comple
     proc = start_sync(config_file)
     try:
         wait_for(lambda: ref.lines_sent > sent, timeout=20)
-        time.sleep(0.3)  # let the kiosk write what it received into its half-built snapshot
+        # the kiosk has begun writing what it received into its half-built snapshot
+        wait_for(lambda: leftovers(state), timeout=20)
     finally:
         kill(proc)
-    leftovers = [p.name for p in state.iterdir() if ".new-" in p.name or p.name.endswith("-journal")]
-    assert leftovers, "the kill should have caught the sync mid-write"
+    assert leftovers(state), "the kill should have caught the sync mid-write"
 
     store = SnapshotStore(state / "snapshot.sqlite")  # the kiosk restarting: reads before anything writes
     try:
@@ -86,11 +90,12 @@ def test_kill_during_a_sync_leaves_the_last_good_snapshot_and_the_restart_comple
         ref.clear_faults()
         done = kiosk(config_file, "sync")
         assert done.returncode == 0, done.stdout + done.stderr
-        assert store.cursor == ref.store.cursor()
+        # the reader picks up the swapped file or the delta by itself, within its recheck window
+        wait_for(lambda: store.cursor == ref.store.cursor())
         assert store.customer("I-9000") is not None
     finally:
         store.close()
-    assert not [p.name for p in state.iterdir() if ".new-" in p.name or p.name.endswith("-journal")]
+    assert not leftovers(state)
 
 
 def test_kill_during_an_upload_loses_nothing_and_reports_nothing_twice(tmp_path, config_file, ref):

@@ -122,7 +122,7 @@ def verdict_label(verdict: str, msg: Messages) -> str:
 _FAULT_KEYS = (("upstream_auth", "fault.upstream_auth"), ("token", "fault.upstream_auth"),
                ("upstream", "fault.upstream"), ("camera", "fault.camera"), ("serial", "fault.scanner"),
                ("hid", "fault.scanner"), ("scanner", "fault.scanner"), ("snapshot_stale", "fault.snapshot_stale"),
-               ("door", "fault.door_held"))
+               ("snapshot", "fault.snapshot_damaged"), ("journal", "fault.journal"), ("door", "fault.door_held"))
 
 
 def fault_text(name: str, message: str, msg: Messages) -> str:

@@ -123,6 +123,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "title.code_expired": "Code expired",
         "reason.code_expired": "Refresh the pass on your phone",
         "verdict.code_expired": "Code expired",
+        # state files (issue 9)
+        "fault.journal": "Scan record needs attention",
+        "fault.snapshot_damaged": "Member list damaged: waiting for a new one",
     },
     "nl": {
         "idle.prompt": "Scan je lidmaatschapskaart",
@@ -226,6 +229,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "title.code_expired": "Code verlopen",
         "reason.code_expired": "Ververs de pas op je telefoon",
         "verdict.code_expired": "Code verlopen",
+        # state files (issue 9)
+        "fault.journal": "Scanlogboek vraagt aandacht",
+        "fault.snapshot_damaged": "Ledenlijst beschadigd: wacht op een nieuwe",
     },
 }
 

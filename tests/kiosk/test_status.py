@@ -175,3 +175,13 @@ def test_status_and_check_work_in_a_folder_they_cannot_write(tmp_path):
     finally:
         state.chmod(0o755)
         shutil.rmtree(state)
+
+
+def test_the_screen_names_the_state_file_faults_in_its_language():
+    from kiosk.display import fault_text
+
+    assert fault_text("journal", "Journal not writable, 3 decisions kept", Messages("nl")) == \
+        "Scanlogboek vraagt aandacht"
+    assert fault_text("snapshot", "Member list was damaged", Messages("en")) == \
+        "Member list damaged: waiting for a new one"
+    assert fault_text("snapshot_stale", "old", Messages("en")) == "Member list out of date"

@@ -15,18 +15,16 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Callable
 
-from sqlitedict import SqliteDict
-
 from . import demo
 from .config import Config
-from .errors import ConfigError, JournalError
+from .errors import ConfigError, JournalError, StateError
 from .gate import Gate, utc_now
 from .journal import Journal
 from .pass_keys import PassSettings
 from .ports import Faults, Output, ScanSource
 from .rules import Policy, snapshot_age
 from .snapshot import SnapshotStore
-from .state import SyncOutcome, UploadOutcome, open_state, read_state
+from .state import State, SyncOutcome, UploadOutcome, open_state, read_state
 from .status import PUBLISH_S, STATUS_FILE, JournalStatus, KioskStatus, SnapshotStatus, publish
 
 log = logging.getLogger(__name__)
@@ -76,7 +74,7 @@ class App:
         return journal
 
     @cached_property
-    def state(self) -> SqliteDict:
+    def state(self) -> State:
         return open_state(self.state_dir / "state.sqlite", readonly=self.readonly)
 
     @cached_property
@@ -110,8 +108,7 @@ class App:
                                   source=meta.get("source"), age_s=None if age is None else round(age.total_seconds()),
                                   stale=age is None or age.total_seconds() > self.policy.max_snapshot_age_h * 3600,
                                   **self.snapshot.counts())
-        stored = read_state(self.state_dir / "state.sqlite") if self.readonly else {
-            k: self.state.get(k) for k in ("last_sync", "last_upload")}
+        stored = read_state(self.state_dir / "state.sqlite") if self.readonly else self._stored()
         gate = self.__dict__.get("gate")
         return KioskStatus(
             gate=self.config.gate.id, device=self.config.device, snapshot=snapshot, journal=self._journal_status(),
@@ -119,6 +116,13 @@ class App:
             last_upload=UploadOutcome.from_json(stored.get("last_upload")), faults=self.faults.active(),
             uptime_s=None if self.readonly else round(time.monotonic() - self.started),
             scans_queued=gate.scans.qsize() if gate else 0, scans_dropped=gate.dropped if gate else 0)
+
+    def _stored(self) -> dict[str, Any]:
+        try:
+            return {k: self.state.get(k) for k in ("last_sync", "last_upload")}
+        except StateError as exc:  # the status shows less; the gate goes on
+            log.warning("%s", exc)
+            return {}
 
     def _journal_status(self) -> JournalStatus:
         if self.readonly and not self.journal_path.exists():

@@ -93,7 +93,7 @@ class App:
 
     def _seed_demo(self) -> None:
         """--simulate: demo data when there is no snapshot yet, refreshed if the demo data is what we hold."""
-        held = SnapshotStore(self.snapshot_path)
+        held = SnapshotStore(self.snapshot_path, heal=True)  # a damaged file goes aside, the demo replaces it
         source = held.meta().get("source") if held.exists() else None
         held.close()
         if source in (None, "demo"):

@@ -166,10 +166,7 @@ class Gate:
                 except queue.Empty:
                     scan = None
                 if scan is not None:
-                    try:
-                        self.handle(scan)
-                    except Exception:  # a gate that stops deciding is worse than one lost decision
-                        log.exception("deciding a scan from %s failed", scan.source)
+                    self.handle(scan)
                 elif until_idle is not None and until_idle.is_set() and self.scans.empty():
                     break
                 if self.journal.problem:

@@ -23,6 +23,9 @@ from kiosk.ports import Scan
 log = logging.getLogger(__name__)
 
 REFERENCE_SIZE = (800, 480)
+# SDL drivers that draw into memory only: SDL falls back to "offscreen" when it finds no display,
+# and "dummy" is what tests ask for. For screen.enabled = "auto" they mean: there is no screen.
+NO_DISPLAY_DRIVERS = ("offscreen", "dummy")
 STATUS_EVERY_S = 10.0
 
 
@@ -39,6 +42,11 @@ def open_screen(app: Any, required: bool) -> "Screen | None":
     cfg = app.config.screen
     try:
         pygame.display.init()
+        driver = pygame.display.get_driver()
+        if not required and is_no_display(driver):
+            pygame.display.quit()
+            return _unavailable(f"no display (SDL chose its {driver!r} driver, which draws nowhere); set "
+                                'screen.enabled = "on" to draw anyway', required)
         pygame.font.init()
         size = tuple(cfg.size) if cfg.size else _desktop_size(pygame) if cfg.fullscreen else REFERENCE_SIZE
         flags = pygame.FULLSCREEN if cfg.fullscreen else 0
@@ -55,6 +63,11 @@ def open_screen(app: Any, required: bool) -> "Screen | None":
         pygame.mouse.set_visible(False)  # a touch kiosk; a pointer would sit in the middle of the screen
     log.info("screen %dx%d via SDL %s driver", *window.get_size(), pygame.display.get_driver())
     return Screen(app, window)
+
+
+def is_no_display(driver: str) -> bool:
+    """True for an SDL video driver that shows nothing to anyone."""
+    return driver.lower() in NO_DISPLAY_DRIVERS
 
 
 def _unavailable(why: str, required: bool) -> None:
@@ -129,11 +142,18 @@ class Screen:
         scene = self._scene(now)
         key = self.display.frame_key(now) + (scene.wall.strftime("%H:%M"), self.window.get_size())
         if key != self._drawn_key and now - self._drawn_at >= self.min_frame_s:
-            self.frame = self._render.render(scene, self.window.get_size())
-            self.window.blit(self.frame.surface, (0, 0))
-            pg.display.flip()
-            self.frames += 1
             self._drawn_key, self._drawn_at = key, now
+            try:
+                self.frame = self._render.render(scene, self.window.get_size())
+                self.window.blit(self.frame.surface, (0, 0))
+                pg.display.flip()
+            except Exception as exc:  # a frame that cannot be drawn must not stop the gate: log once, show a fault
+                if "screen" not in self.app.faults.active():
+                    log.exception("drawing the screen failed; the gate keeps deciding")
+                self.app.faults.set("screen", f"Screen cannot draw: {type(exc).__name__}")
+                return True
+            self.frames += 1
+            self.app.faults.clear("screen")
         return True
 
     # -- internals ---------------------------------------------------------------------

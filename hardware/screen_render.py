@@ -16,6 +16,7 @@ import pygame
 from kiosk.display import (DISABLED, GO, PIN, REASONS, RECENT, RESULT, STAFF, STOP, WARN, Display, describe,
                            fault_text, last_sync_text, verdict_label)
 from kiosk.i18n import ADMIT_REASONS, Messages
+from kiosk.text import safe_text
 
 WHITE = (255, 255, 255)
 INK = (24, 24, 24)
@@ -101,6 +102,12 @@ def fonts() -> Fonts:
 
 # -- text --------------------------------------------------------------------------------
 
+# No box shows more than this many characters (two lines of a name at the smallest size). Every text
+# is cut to it and made printable before it is measured, so fitting costs the same for a 20- and a
+# 20,000-character name, and a NUL (which pygame refuses) or an escape never reaches the font.
+TEXT_LIMIT = 200
+
+
 def _wrap(font: pygame.font.Font, text: str, width: int) -> list[str]:
     lines: list[str] = []
     line = ""
@@ -118,11 +125,18 @@ def _wrap(font: pygame.font.Font, text: str, width: int) -> list[str]:
 
 
 def _ellipsize(font: pygame.font.Font, text: str, width: int) -> str:
+    text = safe_text(text, TEXT_LIMIT)
     if font.size(text)[0] <= width:
         return text
-    while text and font.size(text.rstrip() + "…")[0] > width:
-        text = text[:-1]
-    return text.rstrip() + "…"
+    # the longest prefix that fits with the ellipsis, found in log2(len) measurements
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if font.size(text[:middle].rstrip() + "…")[0] <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low].rstrip() + "…"
 
 
 def fit(text: str, width: int, size: int, *, bold: bool = False, min_size: int | None = None,
@@ -132,6 +146,7 @@ def fit(text: str, width: int, size: int, *, bold: bool = False, min_size: int |
 
     `one_line_to` < 1: first try a single line down to that fraction of `size` (a name reads
     better a little smaller on one line than wrapped)."""
+    text = safe_text(text, TEXT_LIMIT)
     min_size = min_size or size
     current = size
     while max_lines > 1 and current >= max(min_size, size * one_line_to):
@@ -159,7 +174,7 @@ def draw_text(surface: pygame.Surface, font: pygame.font.Font, lines: list[str],
     box = pygame.Rect(x, y, 0, 0)
     step = int(font.get_linesize() * spacing)
     for i, line in enumerate(lines):
-        image = font.render(line, True, color)
+        image = font.render(safe_text(line, TEXT_LIMIT), True, color)
         left = x if align == "left" else x + (width - image.get_width()) // 2 if align == "center" else \
             x + width - image.get_width()
         rect = surface.blit(image, (left, y + i * step))

@@ -16,13 +16,14 @@ from functools import cached_property
 from typing import Any, Callable
 
 from . import demo
+from .access import AccessRules, policy_of
 from .config import Config
+from .counts import Counts, history_since, punch_cards
 from .errors import ConfigError, JournalError, StateError
 from .gate import Gate, utc_now
 from .journal import Journal
-from .pass_keys import PassSettings
 from .ports import Faults, Output, ScanSource
-from .rules import Policy, snapshot_age
+from .rules import snapshot_age
 from .snapshot import SnapshotStore
 from .state import State, SyncOutcome, UploadOutcome, open_state, read_state
 from .status import PUBLISH_S, STATUS_FILE, JournalStatus, KioskStatus, SnapshotStatus, publish
@@ -61,7 +62,7 @@ class App:
         if simulate:
             self._seed_demo()
         self.snapshot = SnapshotStore(self.snapshot_path, heal=not readonly, on_problem=self._snapshot_problem)
-        self.policy = Policy.from_config(config.gate, PassSettings.from_config(config.passes, config.source))
+        self.policy = policy_of(config)
 
     @cached_property
     def journal(self) -> Journal:
@@ -78,9 +79,17 @@ class App:
         return open_state(self.state_dir / "state.sqlite", readonly=self.readonly)
 
     @cached_property
+    def counts(self) -> Counts:
+        """The access rules' counts, rebuilt from the journal file (read-only; none when there is no journal)."""
+        punch = punch_cards(self.snapshot_path)
+        return Counts.rebuild(self.journal_path, self.policy.access, self.policy.tz, punch,
+                              since=history_since(self.policy.access, punch, self.clock()))
+
+    @cached_property
     def gate(self) -> Gate:
-        return Gate(gate_id=self.config.gate.id, snapshot=self.snapshot, journal=self.journal, policy=self.policy,
-                    clock=self.clock, faults=self.faults)
+        journal = self.journal  # first: a damaged journal is moved aside before its counts are read
+        return Gate(gate_id=self.config.gate.id, snapshot=self.snapshot, journal=journal, policy=self.policy,
+                    clock=self.clock, faults=self.faults, counts=self.counts)
 
     def _snapshot_problem(self, problem: str | None) -> None:
         """The snapshot store moved a damaged file aside (or cannot read it), or has a good file again."""
@@ -97,7 +106,7 @@ class App:
         source = held.meta().get("source") if held.exists() else None
         held.close()
         if source in (None, "demo"):
-            demo.seed(self.snapshot_path, self.clock())
+            demo.seed(self.snapshot_path, self.clock(), rules=AccessRules.from_config(self.config.rules).active)
 
     # -- status ------------------------------------------------------------------------
     def live_status(self) -> KioskStatus:
@@ -190,7 +199,8 @@ def build_sources(app: App, source: str | None) -> list[ScanSource]:
     from hardware import factory
 
     names = [source] if source else list(app.config.gate.sources)
-    return factory.make_sources(app.config, app.faults, names=names, simulate=app.simulate, demo_scans=demo.SCANS)
+    scans = demo.SCANS + (demo.RULE_SCANS if app.policy.access.active else [])
+    return factory.make_sources(app.config, app.faults, names=names, simulate=app.simulate, demo_scans=scans)
 
 
 def build_devices(app: App) -> list[Output]:
@@ -228,11 +238,10 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             app.gate.add_output(device)
         if events:
             app.gate.add_output(EventPrinter(app.config.gate.id))
+        app.gate.add_output(DecisionLog())  # before the screen: the log line comes even if drawing fails
         screen = open_screen(app, headless)
         if screen is not None:
             app.gate.add_output(screen)
-        else:
-            app.gate.add_output(DecisionLog())
         if app.config.upstream.url:
             from .upstream import Upstream
 
@@ -263,6 +272,7 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             now = time.monotonic()
             if now - last_status >= 10:
                 last_status = now
+                app.counts.follow(app.journal.path)  # `kiosk occupancy set N` from a shell, meanwhile
                 app.watch_staleness()
                 notifier.status(app.status_line())
             if app.status_changed.is_set() or now - last_publish >= PUBLISH_S:

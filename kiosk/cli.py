@@ -10,8 +10,9 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
 from . import __version__
@@ -22,13 +23,23 @@ log = logging.getLogger("kiosk")
 
 # Modules that add subcommands: each has `register(subparsers)`; a command's parser sets `func`.
 EXTENSIONS: tuple[str, ...] = ("kiosk.cli_screen", "kiosk.cli_upstream", "kiosk.cli_hardware", "kiosk.cli_ops",
-                               "kiosk.cli_pass")
+                               "kiosk.cli_pass", "kiosk.cli_access")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="config file (default: $KIOSK_CONFIG, /etc/kiosk/kiosk.toml, "
-                        "else built-in defaults)")
-    parser.add_argument("--state-dir", metavar="DIR", help="override state_dir (snapshot, journal, state)")
+def _global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """--config, --state-dir and -v, accepted before the command and after it.
+
+    After the command (on each subparser) their default is SUPPRESS: a subparser that was not given
+    one leaves alone what was given before the command, instead of resetting it to the default.
+    """
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if after_command else value
+
+    parser.add_argument("--config", metavar="FILE", default=default(None),
+                        help="config file (default: $KIOSK_CONFIG, /etc/kiosk/kiosk.toml, else built-in defaults)")
+    parser.add_argument("--state-dir", metavar="DIR", default=default(None),
+                        help="override state_dir (snapshot, journal, state)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="debug logging")
 
 
 def load_config(args: argparse.Namespace) -> configuration.Config:
@@ -51,6 +62,9 @@ def make_app(args: argparse.Namespace, *, simulate: bool = False):
 def cmd_run(args: argparse.Namespace) -> int:
     from .app import run
 
+    folder = (args.source or "").removeprefix("images:")
+    if args.source and args.source.startswith("images:") and not os.path.isdir(folder):
+        raise ConfigError("--source", "images:DIR", f"{folder} is not a folder of images")
     app = make_app(args, simulate=args.simulate)
     try:
         return run(app, source=args.source, headless=args.headless, events=args.events, limit=args.limit)
@@ -65,7 +79,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     app = App(load_config(args), readonly=True)  # opens the snapshot read-only, creates nothing
     try:
-        decision = decide(parse(args.text, app.policy.id_patterns), app.snapshot, app.policy, app.clock())
+        at = _parse_since(args.at, "--at") if args.at else app.clock()
+        counts = app.counts
+        if args.at:  # as if at that time: the journal's counts up to then
+            from .counts import Counts, punch_cards
+
+            counts = Counts.rebuild(app.journal_path, app.policy.access, app.policy.tz, punch_cards(app.snapshot_path),
+                                    until=at)
+        recent = counts.recent_admits(at - timedelta(seconds=app.policy.repeat_window_s))
+        decision = decide(parse(args.text, app.policy.id_patterns), app.snapshot, app.policy, at, recent, counts)
     finally:
         app.close()
     if args.json:
@@ -123,6 +145,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
+    from .text import safe_text
+
     app = make_app(args)
     try:
         found = app.snapshot.find(args.query, limit=args.limit)
@@ -130,16 +154,19 @@ def cmd_find(args: argparse.Namespace) -> int:
         rows = []
         for c in found:
             cards = app.snapshot.cards_of(c.id)
-            rows.append({"id": c.id, "name": c.display_name, "active": c.active, "email": c.email,
-                         "postcode": c.postcode, "groups": [groups[g].name if g in groups else g for g in c.groups],
+            # a snapshot written before the record checks (or by hand) may hold any text: print none of it raw
+            rows.append({"id": safe_text(c.id), "name": safe_text(c.display_name), "active": c.active,
+                         "email": safe_text(c.email), "postcode": safe_text(c.postcode),
+                         "groups": [safe_text(groups[g].name if g in groups else g) for g in c.groups],
                          "valid_until": c.valid_until.isoformat() if c.valid_until else None,
-                         "cards": [{"code": k.code, "type": k.card_type, "revoked": k.revoked} for k in cards]})
+                         "cards": [{"code": safe_text(k.code, 256), "type": safe_text(k.card_type),
+                                    "revoked": k.revoked} for k in cards]})
     finally:
         app.close()
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
     elif not rows:
-        print(f"no customer matches {args.query!r}")
+        print(f"no customer matches {safe_text(args.query)!r}")
     for r in rows if not args.json else ():
         flags = "" if r["active"] else " [inactive]"
         until = f" until {r['valid_until']}" if r["valid_until"] else ""
@@ -206,6 +233,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_journal(args: argparse.Namespace) -> int:
     from .journal import Journal, write_csv
+    from .text import safe_text
 
     cfg = load_config(args)
     path = cfg.state_path / "journal.sqlite"
@@ -217,28 +245,34 @@ def cmd_journal(args: argparse.Namespace) -> int:
         since = _parse_since(args.since) if args.since else None
         events = journal.events(since=since)
         if args.csv:
-            out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8")
             try:
-                n = write_csv(events, out)
-            finally:
-                if out is not sys.stdout:
-                    out.close()
+                out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8")
+                try:
+                    n = write_csv(events, out)
+                finally:
+                    if out is not sys.stdout:
+                        out.close()
+            except OSError as exc:  # no such directory, no permission, disk full: say so, never "wrote"
+                print(f"kiosk: cannot write {args.csv}: {exc.strerror or exc}", file=sys.stderr)
+                return 2
             if args.csv != "-":
                 print(f"wrote {n} events to {args.csv}")
             return 0
         for e in events:
-            who = e["customer_id"] or "-"
-            print(f"{e['at']}  {e['source']:<8} {e['verdict']:<16} {who:<10} {e['state']:<8} {e['raw']}")
+            # the journal holds what scanners sent and what the snapshot said: print it only made printable
+            who, raw = safe_text(e["customer_id"] or "-"), safe_text(e["raw"], 256)
+            print(f"{e['at']}  {safe_text(e['source']):<8} {safe_text(e['verdict']):<16} {who:<10} "
+                  f"{safe_text(e['state']):<8} {raw}")
     finally:
         journal.close()
     return 0
 
 
-def _parse_since(text: str) -> datetime:
+def _parse_since(text: str, option: str = "--since") -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError("--since", "since", f"{text!r} is not an ISO date or time, e.g. 2026-11-22 or "
+        raise ConfigError(option, option.lstrip("-"), f"{text!r} is not an ISO date or time, e.g. 2026-11-22 or "
                           "2026-11-22T10:00:00Z") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
@@ -258,12 +292,18 @@ def cmd_config(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kiosk", description="Membership gate kiosk.")
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _global_options(parser, after_command=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    with_options: set[int] = set()
+
+    def common(p: argparse.ArgumentParser) -> None:
+        if id(p) not in with_options:
+            with_options.add(id(p))
+            _global_options(p, after_command=True)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        _common(p)
+        common(p)
         p.set_defaults(func=func)
         return p
 
@@ -278,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("check", cmd_check, "the decision for one scanned text, without journalling or acting")
     p.add_argument("text")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--at", metavar="ISO", help="decide as if at this time, with the journal's counts up to then")
 
     p = add("decode", cmd_decode, "the codes the camera's decoder finds in image files")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -302,7 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("config", cmd_config, "print the effective config, secrets masked")
 
     for module in EXTENSIONS:
-        importlib.import_module(module).register(sub, _common)
+        importlib.import_module(module).register(sub, common)
+    for p in sub.choices.values():  # also the commands whose module did not ask for them
+        common(p)
     return parser
 
 
@@ -327,6 +370,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if args.command in ("import",) else 1
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file or folder named on the command line that cannot be used: one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kiosk: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

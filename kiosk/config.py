@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -97,6 +98,19 @@ def _sources(v: Any) -> str | None:
     return None
 
 
+def _http_url(v: str) -> str | None:
+    if not v:
+        return None
+    try:
+        parts = urlsplit(v)
+        host, _ = parts.hostname, parts.port  # .port raises ValueError when it is not a number
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    if parts.scheme not in ("http", "https") or not host:
+        return 'must be an http(s) URL with a host, e.g. "https://hub.example.org/kiosk/v1"'
+    return None
+
+
 def _pin(v: Any) -> str | None:
     if isinstance(v, bool):
         return "must be a GPIO pin such as 17 or \"GPIO17\", or \"\" when not fitted"
@@ -116,6 +130,37 @@ def _pass_keys(v: list[str]) -> str | None:
 
 
 STR, INT, NUM, BOOL, LIST = (str,), (int,), (int, float), (bool,), (list,)
+
+
+def _rule(parse: Callable[[Any], Any]) -> Callable[[Any], str | None]:
+    """A [rules] key's check: kiosk.access's own parser, its message as the problem."""
+    def check(value: Any) -> str | None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    return check
+
+
+def _rules_section() -> dict[str, Key]:
+    from . import access
+
+    return {
+        "hours": Key([], LIST, _rule(access.parse_hours), item=str),
+        "closed": Key([], LIST, _rule(access.parse_dates), item=str),
+        "limits": Key([], LIST, _rule(access.parse_limits), item=str),
+        "min_interval_min": Key(0, NUM, _at_least(0)),
+        "day_starts": Key("00:00", STR, _rule(access.parse_clock)),
+        "zone": Key("main", STR, lambda v: None if v.strip() else "must not be empty"),
+        "capacity": Key(0, INT, _at_least(0)),
+        "occupancy_reset": Key("", STR, lambda v: _rule(access.parse_clock)(v) if v else None),
+        "direction": Key("in", STR, _one_of(*access.DIRECTIONS)),
+        "passback": Key(False, BOOL),
+        "passback_min": Key(0, NUM, _at_least(0)),
+        "guests": Key([], LIST, _rule(access.parse_guests), item=str),
+        "guest_key": Key("", STR),
+    }
 
 
 def _pin_section(doc_default: str = "") -> dict[str, Key]:
@@ -203,19 +248,24 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "long_press_s": Key(2, NUM, _positive),
     },
     "upstream": {
-        "url": Key("", STR, lambda v: None if not v or v.startswith(("https://", "http://")) else "must be an http(s) URL"),
+        "url": Key("", STR, _http_url),
         "token_file": Key("", STR),
         "ca_file": Key("", STR),
         "sync_interval_s": Key(60, NUM, _positive),
         "timeout_s": Key(5, NUM, _positive),
         "heartbeat_s": Key(60, NUM, _positive),
         "retry_max_s": Key(300, NUM, _positive),
+        "sync_deadline_s": Key(600, NUM, _positive),
+        "max_snapshot_mb": Key(1024, NUM, _positive),
+        "max_records": Key(5_000_000, INT, _positive),
+        "max_shrink": Key(0.5, NUM, _between(0, 1)),
     },
     "passes": {  # signed member passes (kiosk/passes.py, docs/passes.md)
         "keys": Key([], LIST, _pass_keys, item=str),
         "rotation_secret_file": Key("", STR),
         "accept_steps": Key(1, INT, _between(0, 10)),
     },
+    "rules": _rules_section(),  # access rules, kiosk/access.py
     "journal": {
         "keep_days": Key(90, INT, _positive),
         "max_events": Key(1_000_000, INT, _at_least(1000)),
@@ -349,8 +399,15 @@ def load_file(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(file, "-", "file not found; pass an existing file with --config or $KIOSK_CONFIG") from None
     except PermissionError:
         raise ConfigError(file, "-", "permission denied; make it readable by the kiosk user") from None
+    except IsADirectoryError:
+        raise ConfigError(file, "-", "is a directory; pass the config file itself, e.g. /etc/kiosk/kiosk.toml") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, "-", f"not UTF-8 text (byte {exc.start + 1} is 0x{exc.object[exc.start]:02x}); "
+                          "save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "-", f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(file, "-", f"cannot be read ({exc.strerror or exc})") from None
     return Config(validate(data, file), file)
 
 
@@ -379,8 +436,23 @@ def resolve_state_dir(configured: str) -> Path:
     return Path(base) / "kiosk"
 
 
+_URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@]*@")
+
+
+def redact_url(text: str) -> str:
+    """`text` with the user name and password of a URL (scheme://user:pass@host) replaced by ********."""
+    return _URL_USERINFO.sub(lambda m: m.group(1) + "********@", text, count=1)
+
+
 def masked(config: Config) -> dict[str, dict[str, Any]]:
+    """The effective config for printing: secrets, and credentials inside any URL, masked."""
     out = config.as_dict()
+    for keys in out.values():
+        for key, value in keys.items():
+            if isinstance(value, str):
+                keys[key] = redact_url(value)
+            elif isinstance(value, list):
+                keys[key] = [redact_url(v) if isinstance(v, str) else v for v in value]
     for dotted in SECRET_KEYS:
         section, _, key = dotted.rpartition(".")
         if out[section].get(key):

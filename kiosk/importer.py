@@ -1,8 +1,12 @@
 """CSV import of customers, groups and cards: native files and the exports venues already have.
 
-The kind of each file is read from its header. A call is all or nothing: every row of every
-file goes into one new snapshot file, which replaces the live one only when all of them
-were good; a bad row is reported with its file and line number and nothing is imported.
+The kind of each file is read from its header (see `detect_kind`). A call is all or nothing:
+every row of every file goes into one new snapshot file, which replaces the live one only when
+all of them were good; a bad row is reported with its file and line number and nothing is
+imported. Rows are read strictly: a row with more or fewer fields than the header, a quote that
+is never closed, or an id that an earlier row of the same call already used (ids match whatever
+their case) is an error. Every record then passes the same checks as the upstream's
+(`records.check_*`: caps, no control or bidi-override characters).
 """
 
 from __future__ import annotations
@@ -11,15 +15,17 @@ import csv
 import hashlib
 import io
 import re
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .credential import card_key
+from .credential import card_key, customer_key
 from .errors import ImportRejected
-from .records import RecordError, customer_row
+from .records import RecordError, check_customer
 from .snapshot import LoadResult, SnapshotBuilder, SnapshotStore
+from .text import safe_text
 
 csv.field_size_limit(1 << 20)
 
@@ -53,7 +59,7 @@ CARD_COLUMNS = {
     "cardurl": "url", "link": "url",
     "customerid": "customer_id", "assignedto": "customer_id", "customer": "customer_id",
     "cardtype": "card_type", "type": "card_type", "revoked": "revoked", "status": "revoked", "batch": "batch",
-    "batchname": "batch",
+    "batchname": "batch", "entries": "entries", "punches": "entries", "entriesat": "entries_at",
 }
 
 
@@ -77,19 +83,45 @@ class ImportSummary:
                 f"snapshot now holds {totals}")
 
 
+# How a header tells its kind, by the fields its columns map to (aliases above). Cards and groups
+# have columns no other kind has; a customers file is any other file with an id, email or name.
+_CARD_SIGN = {"code", "uuid", "cardid", "cardcode", "cardnumber", "url", "cardurl"}
+_PERSON = {"firstname", "lastname", "email"}  # a customers export may carry a card number as well
+_GROUP_SIGN = {"scannable", "visible", "groupid", "groupname"}
+_CUSTOMER_SIGN = {"id", "email", "first_name", "last_name", "name"}
+KIND_RULES = {
+    "customers": "an id, email or name column (id, customer_id, email, first_name, last_name, name, ...)",
+    "groups": "an id (or group_id) column and scannable, visible, group_id or group_name "
+              "(a plain id,name file is customers)",
+    "cards": "a code or url column (code, uuid, card_id, card_number, url, ...) and no "
+             "first_name, last_name or email",
+}
+
+
 def detect_kind(header: list[str]) -> str:
-    """customers, groups or cards, from a file's header; ImportRejected with what we expected otherwise."""
+    """customers, groups or cards, from a file's header; ValueError naming every kind's rule otherwise."""
     cols = {_norm(h) for h in header}
-    if {"code", "uuid", "cardid", "cardcode", "url", "cardurl", "cardnumber"} & cols and not (
-            {"firstname", "lastname", "email"} & cols):
-        return "cards"
-    if "scannable" in cols or "visible" in cols or cols in ({"id", "name"}, {"groupid", "groupname"}):
-        return "groups"
-    if {"id", "customerid", "firstname", "lastname", "name", "email", "customerno", "fullname"} & cols:
+    candidates = []
+    if cols & _CARD_SIGN and not cols & _PERSON:
+        candidates.append("cards")
+    if cols & _GROUP_SIGN:
+        if not {GROUP_COLUMNS.get(c) for c in cols} & {"id"}:
+            raise ValueError(f"a groups file needs {KIND_RULES['groups']}")
+        candidates.append("groups")
+    if len(candidates) > 1:
+        raise ValueError("this header fits both " + " and ".join(candidates) + "; put each kind in its own file: "
+                         + "; ".join(f"{k} need {KIND_RULES[k]}" for k in candidates))
+    if candidates:
+        return candidates[0]
+    if {CUSTOMER_COLUMNS.get(c) for c in cols} & _CUSTOMER_SIGN:
         return "customers"
-    raise ValueError("cannot tell what this file holds from its header; expected customers "
-                     "(id,kind,first_name,last_name,...), groups (id,name,scannable) or cards "
-                     "(code,customer_id,card_type,revoked,batch)")
+    raise ValueError("cannot tell what this file holds from its header; "
+                     + "; ".join(f"{k} need {rule}" for k, rule in KIND_RULES.items()))
+
+
+def _shown(value: str) -> str:
+    """A cell as an error message may quote it: printable and short (a cell may hold a megabyte)."""
+    return safe_text(repr(value), 60)
 
 
 def _bool(value: str, default: bool, column: str) -> bool:
@@ -100,7 +132,7 @@ def _bool(value: str, default: bool, column: str) -> bool:
         return True
     if v in ("false", "no", "n", "0", "inactive", "nee", "onwaar", "revoked", "disabled", "blocked"):
         return False
-    raise RecordError(f"{column!r} must be true or false (or yes/no, 1/0), got {value!r}")
+    raise RecordError(f"{column!r} must be true or false (or yes/no, 1/0), got {_shown(value)}")
 
 
 def _date(value: str, column: str) -> str | None:
@@ -117,7 +149,7 @@ def _date(value: str, column: str) -> str | None:
             return datetime.strptime(v[:10], fmt).date().isoformat()
         except ValueError:
             continue
-    raise RecordError(f"{column!r} must be a date such as 2027-01-31 or 31/01/2027, got {value!r}")
+    raise RecordError(f"{column!r} must be a date such as 2027-01-31 or 31/01/2027, got {_shown(value)}")
 
 
 def _split_name(full: str) -> tuple[str, str]:
@@ -143,13 +175,9 @@ def _customer(row: dict[str, str]) -> dict[str, Any]:
         if not basis.strip("|"):
             raise RecordError("row has no customer id, email or name")
         cid = "I-" + hashlib.sha1(basis.encode()).hexdigest()[:10].upper()
-    elif cid[0] not in "IiOo":
-        raise RecordError(f"customer id {cid!r} must start with I (individual) or O (organisation)")
     rec["id"] = cid
     kind = row.get("kind", "").strip().lower()
     rec["kind"] = _KINDS.get(kind, kind) or ("organisation" if cid[0] in "Oo" else "individual")
-    if rec["kind"] not in ("individual", "organisation"):
-        raise RecordError(f"'kind' must be individual or organisation, got {kind!r}")
     first, last, name = row.get("first_name", "").strip(), row.get("last_name", "").strip(), row.get("name", "").strip()
     if name and not (first or last) and rec["kind"] == "individual":
         first, last = _split_name(name)
@@ -165,8 +193,6 @@ def _customer(row: dict[str, str]) -> dict[str, Any]:
     rec["email"] = row.get("email", "").strip()
     rec["postcode"] = row.get("postcode", "").strip()
     rec["tags"] = _list(row.get("tags", ""))
-    if rec["valid_from"] and rec["valid_until"] and rec["valid_from"] > rec["valid_until"]:
-        raise RecordError(f"'valid_from' {rec['valid_from']} is after 'valid_until' {rec['valid_until']}")
     return rec
 
 
@@ -188,7 +214,7 @@ def _card(row: dict[str, str]) -> dict[str, Any]:
     if not code and url:
         code = card_key(url)
         if code == url:
-            raise RecordError(f"no card UUID found in the URL {url!r}")
+            raise RecordError(f"no card UUID found in the URL {_shown(url)}")
     if not code:
         raise RecordError("row has no card code or URL")
     revoked = row.get("revoked", "").strip().lower()
@@ -196,7 +222,8 @@ def _card(row: dict[str, str]) -> dict[str, Any]:
         revoked not in ("active", "valid", "assigned", "unassigned", "") and _bool(revoked, False, "revoked"))
     owner = row.get("customer_id", "").strip() or None
     return {"type": "card", "code": code, "customer_id": owner, "card_type": row.get("card_type", "").strip() or "ID",
-            "revoked": is_revoked, "batch": row.get("batch", "").strip()}
+            "revoked": is_revoked, "batch": row.get("batch", "").strip(), "entries": row.get("entries", "").strip(),
+            "entries_at": row.get("entries_at", "").strip()}
 
 
 _BUILDERS: dict[str, tuple[dict[str, str], Callable[[dict[str, str]], dict[str, Any]]]] = {
@@ -209,7 +236,8 @@ def _open_csv(path: Path) -> tuple[io.TextIOBase, csv.reader]:
     sample = fh.readline()
     fh.seek(0)
     delimiter = max(",;\t", key=sample.count) if sample else ","
-    return fh, csv.reader(fh, delimiter=delimiter)
+    # strict: a stray quote is an error, not a field that silently swallows the lines after it
+    return fh, csv.reader(fh, delimiter=delimiter, strict=True)
 
 
 def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:
@@ -242,21 +270,27 @@ def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]
 
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
         with fh:
-            line = 1
+            end = reader.line_num
             try:
                 for values in reader:
-                    line = reader.line_num
+                    # a quoted field may span lines: a row is reported by the line it starts on
+                    line, end = end + 1, reader.line_num
                     if not any(v.strip() for v in values):
                         continue
-                    if len(values) > len(header):
+                    if len(values) != len(header):
                         raise RecordError(f"{len(values)} fields but the header has {len(header)}")
                     row = {f: v for f, v in zip(fields, values) if f}
                     yield line, build(row)
             except RecordError as exc:
                 raise ImportRejected(f"{path}:{line}: {exc}") from None
-            except (UnicodeDecodeError, csv.Error) as exc:
+            except UnicodeDecodeError as exc:
                 raise ImportRejected(f"{path}:{reader.line_num}: cannot read this line ({exc}); "
                                      "save the file as UTF-8 CSV") from None
+            except csv.Error as exc:
+                if "end of data" in str(exc):
+                    raise ImportRejected(f"{path}:{end + 1}: a quoted field in the row that starts here is never closed "
+                                         "(a stray or missing \")") from None
+                raise ImportRejected(f"{path}:{end + 1}: cannot read the row that starts here ({exc})") from None
 
     return kind, rows()
 
@@ -296,23 +330,104 @@ def records_from_files(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
             yield named_group(g)
 
 
+class _Seen:
+    """Where each id of this call was first read, so that a duplicate names both lines.
+
+    Kept in a private temporary SQLite database rather than a dict: a million ids stay on disk,
+    not in the importer's memory. Ids are checked in batches; an error names the later line.
+    """
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+        self.db = sqlite3.connect("", isolation_level=None)
+        self.db.execute("PRAGMA cache_size=-8000")
+        self.db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, file INTEGER NOT NULL, line INTEGER NOT NULL) "
+                        "WITHOUT ROWID")
+        self.db.execute("BEGIN")
+        self.pending: list[tuple[str, int, int]] = []
+
+    def add(self, key: str, file: int, line: int) -> None:
+        self.pending.append((key, file, line))
+        if len(self.pending) >= 5000:
+            self.check()
+
+    def check(self) -> None:
+        """Raise ImportRejected for the first id that an earlier row already used."""
+        try:
+            self.db.executemany("INSERT INTO seen VALUES (?, ?, ?)", self.pending)
+        except sqlite3.IntegrityError:
+            # rare: find which row it was; the rows before it are already in, and find themselves
+            for key, file, line in self.pending:
+                first = self.db.execute("SELECT file, line FROM seen WHERE key = ?", (key,)).fetchone()
+                if first is None:
+                    self.db.execute("INSERT INTO seen VALUES (?, ?, ?)", (key, file, line))
+                elif first != (file, line):
+                    kind, _, ident = key.partition(":")
+                    raise ImportRejected(
+                        f"{self.paths[file]}:{line}: {kind} {ident!r} is already on {self.paths[first[0]]}:{first[1]} "
+                        "(ids match whatever their case); keep one of the two rows") from None
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _id_of(kind: str, record: dict[str, Any]) -> str:
+    """The key a record is stored under, as _Seen files it (ids match whatever their case)."""
+    if kind == "customers":
+        return "customer:" + customer_key(record["id"])
+    if kind == "cards":
+        return "card:" + card_key(record["code"])
+    return "group:" + record["id"].strip()
+
+
+def _name_duplicate(paths: list[str]) -> None:
+    """Read the files again to name the lines of an id read twice (runs only when the counts said so)."""
+    opened = _open_in_order(paths)
+    seen = _Seen([path for path, _, _ in opened])
+    try:
+        for file, (_path, kind, rows) in enumerate(opened):
+            for line, record in rows:
+                seen.add(_id_of(kind, record), file, line)
+        seen.check()
+    finally:
+        seen.close()
+    raise ImportRejected("the files hold an id twice, but a second reading found none; did a file change "
+                         "during the import? Import again")
+
+
 def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, replace: bool, now: datetime) -> ImportSummary:
     paths = [str(p) for p in paths]
     opened = _open_in_order(paths)
-    builder = SnapshotBuilder(snapshot_path, "full" if replace else "merge")
+    try:
+        builder = SnapshotBuilder(snapshot_path, "full" if replace else "merge")
+    except sqlite3.DatabaseError as exc:
+        raise ImportRejected(f"{snapshot_path}: cannot merge into the snapshot held ({exc}); "
+                             "import with --replace to start a new one") from None
+    # A replace starts from empty tables, so an id read twice shows as a row count short of the rows
+    # read: checked once at the end for free. A merge updates rows already held, so it files each id.
+    seen = None if replace else _Seen([path for path, _, _ in opened])
     created: list[str] = []
     try:
         named: set[str] = set()
-        for path, kind, rows in opened:
+        for file, (path, kind, rows) in enumerate(opened):
             for line, record in rows:
                 try:
-                    if kind == "customers":  # already checked field by field while read: skip a second check
-                        builder.add_customer(customer_row(record))
+                    if kind == "customers":
+                        row = check_customer(record)
+                        builder.add_customer(row)
                         named.update(record["groups"])
                     else:
                         builder.apply(record)
                 except RecordError as exc:
                     raise ImportRejected(f"{path}:{line}: {exc}") from None
+                if seen is not None:
+                    seen.add(_id_of(kind, record), file, line)
+        if seen is not None:
+            seen.check()
+        elif builder.totals() != {"customers": builder.result.customers, "groups": builder.result.groups,
+                                  "cards": builder.result.cards}:
+            _name_duplicate(paths)
         # in a merge, groups the held snapshot defines count as defined
         for g in sorted(named - builder.group_ids()):
             builder.apply(named_group(g))
@@ -330,6 +445,7 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
     except BaseException:
         builder.abort()
         raise
+    finally:
+        if seen is not None:
+            seen.close()
     return ImportSummary(paths, result, created, {p: k for p, k, _ in sorted(opened, key=lambda item: paths.index(item[0]))}, totals, replace)
-
-

@@ -1,4 +1,9 @@
-"""Outputs that need no hardware: the `--events` JSON stream and the headless decision log."""
+"""Outputs that need no hardware: the `--events` JSON stream and the decision log.
+
+Both may carry a hostile name or scanned text: the log line is made printable and bounded
+(`safe_text`); an event line stays lossless JSON but is escaped to ASCII whenever it holds a
+control, bidi-override or surrogate character, so no terminal or pipe reading it sees one raw.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import threading
 from typing import Any, TextIO
 
 from .model import Decision
+from .text import has_unsafe, safe_text
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +40,10 @@ class EventPrinter:
         self._lock = threading.Lock()
 
     def act(self, decision: Decision) -> None:
-        line = json.dumps(event_of(decision, self.gate), ensure_ascii=False)
+        event = event_of(decision, self.gate)
+        line = json.dumps(event, ensure_ascii=False)
+        if has_unsafe(line):
+            line = json.dumps(event)
         with self._lock:
             self.stream.write(line + "\n")
             self.stream.flush()
@@ -45,11 +54,12 @@ class EventPrinter:
 
 
 class DecisionLog:
-    """Without a screen, staff read decisions in the log (journald)."""
+    """Every decision as one INFO line, screen or not: journald is where a technician looks."""
 
     def act(self, decision: Decision) -> None:
-        who = f" {decision.name} ({decision.customer_id})" if decision.customer_id else ""
-        log.info("%s%s: %s [%s]", decision.verdict.value.upper(), who, decision.reason, decision.source)
+        who = f" {safe_text(decision.name)} ({safe_text(decision.customer_id, 128)})" if decision.customer_id else ""
+        log.info("%s%s: %s [%s]", decision.verdict.value.upper(), who, safe_text(decision.reason, 300),
+                 safe_text(decision.source, 32))
 
     def close(self) -> None:
         pass

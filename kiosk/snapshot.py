@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS customers (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cards (
     key TEXT PRIMARY KEY, code TEXT NOT NULL, customer_key TEXT, card_type TEXT NOT NULL,
-    revoked INTEGER NOT NULL, batch TEXT NOT NULL
+    revoked INTEGER NOT NULL, batch TEXT NOT NULL, entries INTEGER, entries_at TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pass_keys (key_id INTEGER PRIMARY KEY, public_key BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pass_revocations (customer_key TEXT NOT NULL, serial INTEGER NOT NULL,
@@ -54,10 +54,14 @@ CREATE INDEX IF NOT EXISTS customers_by_name ON customers (last_fold, first_fold
 CREATE INDEX IF NOT EXISTS customers_by_email ON customers (email_fold) WHERE email_fold != '';
 CREATE INDEX IF NOT EXISTS customers_by_postcode ON customers (postcode_norm) WHERE postcode_norm != '';
 CREATE INDEX IF NOT EXISTS cards_by_customer ON cards (customer_key);
+CREATE INDEX IF NOT EXISTS punch_cards ON cards (key) WHERE card_type = 'PUNCH';
 """
 _CUSTOMER_COLS = "key, id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, email, postcode, photo, tags"
 _INSERT_CUSTOMER = ("INSERT OR REPLACE INTO customers VALUES (" + ",".join("?" * 18) + ")")
-_INSERT_CARD = "INSERT OR REPLACE INTO cards VALUES (?,?,?,?,?,?)"
+_INSERT_CARD = "INSERT OR REPLACE INTO cards VALUES (?,?,?,?,?,?,?,?)"
+_CARD_COLS = "key, code, customer_key, card_type, revoked, batch, entries, entries_at"
+# A file written before punch cards had a balance: the same columns, the balance read as none.
+_OLD_CARD_COLS = "key, code, customer_key, card_type, revoked, batch, NULL, NULL"
 _INSERT_GROUP = "INSERT OR REPLACE INTO groups VALUES (?,?,?)"
 _BATCH = 5000
 
@@ -156,6 +160,8 @@ class SnapshotBuilder:
         self.db.execute("PRAGMA synchronous=NORMAL" if self.mode == "delta" else "PRAGMA synchronous=OFF")
         self.db.execute("PRAGMA cache_size=-16000")  # 16 MB: bounded memory on a 1M-customer load
         self.db.executescript(_SCHEMA)
+        if "entries" not in {row[1] for row in self.db.execute("PRAGMA table_info(cards)")}:
+            self.db.executescript("ALTER TABLE cards ADD COLUMN entries INTEGER; ALTER TABLE cards ADD COLUMN entries_at TEXT;")
         self.db.execute("BEGIN IMMEDIATE")
 
     # -- records -----------------------------------------------------------------------
@@ -319,6 +325,7 @@ class SnapshotStore:
         self._groups: dict[str, Group] = {}
         self._meta: dict[str, str] = {}
         self._counts: dict[str, int] | None = None
+        self._card_cols = _CARD_COLS
 
     # -- connection --------------------------------------------------------------------
     def _connect(self) -> None:
@@ -379,6 +386,8 @@ class SnapshotStore:
         self._groups = {row[0]: group_from_row(row) for row in self._db.execute("SELECT id, name, scannable FROM groups")}
         self._meta = dict(self._db.execute("SELECT key, value FROM meta"))
         self._counts = None
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(cards)")}
+        self._card_cols = _CARD_COLS if "entries" in columns else _OLD_CARD_COLS
 
     def _ensure(self) -> sqlite3.Connection | None:
         now = time.monotonic()
@@ -431,8 +440,7 @@ class SnapshotStore:
             if db is None:
                 return None
             try:
-                row = db.execute("SELECT key, code, customer_key, card_type, revoked, batch FROM cards WHERE key = ?",
-                                 (card_key(code),)).fetchone()
+                row = db.execute(f"SELECT {self._card_cols} FROM cards WHERE key = ?", (card_key(code),)).fetchone()
             except sqlite3.Error as exc:
                 self._failed(exc)
                 return None
@@ -503,42 +511,69 @@ class SnapshotStore:
             if db is None:
                 return []
             try:
-                rows = db.execute("SELECT key, code, customer_key, card_type, revoked, batch FROM cards"
-                                  " WHERE customer_key = ?", (customer_key(customer_id),)).fetchall()
+                rows = db.execute(f"SELECT {self._card_cols} FROM cards WHERE customer_key = ?",
+                                  (customer_key(customer_id),)).fetchall()
             except sqlite3.Error as exc:
                 self._failed(exc)
                 return []
         return [card_from_row(r) for r in rows]
 
     def find(self, query: str, limit: int = 20) -> list[Customer]:
-        """Search like a box office: "Surname, First" or "Surname, F", an id, an email, a postcode."""
-        q = query.strip()
-        if not q:
+        """Search like a box office: an id, an email, a postcode, "Surname, First", "First Surname",
+        a surname or organisation name (or the first three or more letters of one), a card code.
+
+        Every query is an indexed lookup (see find_queries), so a million customers cost no more than ten."""
+        queries = find_queries(query, limit)
+        if not queries:
             return []
         with self._lock:
             db = self._ensure()
             if db is None:
                 return []
-            sql = f"SELECT {_CUSTOMER_COLS} FROM customers WHERE "
-            rows: list[tuple] = []
-            if "@" in q:
-                rows = db.execute(sql + "email_fold = ? LIMIT ?", (q.casefold(), limit)).fetchall()
-            elif "," in q:
-                last, _, first = (p.strip().casefold() for p in q.partition(","))
-                if first:
-                    rows = db.execute(sql + "last_fold = ? AND first_fold >= ? AND first_fold < ? ORDER BY first_fold LIMIT ?",
-                                      (last, first, first + "\U0010ffff", limit)).fetchall()
-                else:
-                    rows = db.execute(sql + "last_fold = ? ORDER BY first_fold LIMIT ?", (last, limit)).fetchall()
-            else:
-                rows = db.execute(sql + "key = ?", (customer_key(q),)).fetchall()
-                if not rows:
-                    rows = db.execute(sql + "postcode_norm = ? ORDER BY last_fold, first_fold LIMIT ?",
-                                      (normalise_postcode(q), limit)).fetchall()
-                if not rows:
-                    rows = db.execute(sql + "last_fold = ? ORDER BY first_fold LIMIT ?", (q.casefold(), limit)).fetchall()
-                if not rows:
-                    card = db.execute("SELECT customer_key FROM cards WHERE key = ?", (card_key(q),)).fetchone()
-                    if card and card[0]:
-                        rows = db.execute(sql + "key = ?", (card[0],)).fetchall()
-        return [customer_from_row(r) for r in rows]
+            rows: dict[str, tuple] = {}
+            for sql, params in queries:
+                for row in db.execute(sql, params):
+                    rows.setdefault(row[0], row)
+                if len(rows) >= limit:
+                    break
+        return [customer_from_row(r) for r in list(rows.values())[:limit]]
+
+
+_FIND = f"SELECT {_CUSTOMER_COLS} FROM customers WHERE "
+_MAX_FIND_WORDS = 6  # "First Middle de Last" and such: more words are not tried split by split
+
+
+def _prefix(text: str) -> tuple[str, str]:
+    """The bounds of an index range holding every string that starts with `text`."""
+    return text, text + "\U0010ffff"
+
+
+def find_queries(query: str, limit: int) -> list[tuple[str, tuple]]:
+    """The SQL `find` runs for `query`, in order of preference; each one reads an index (customers' key,
+    email, postcode or name), never the whole table."""
+    q = " ".join(query.split())
+    if not q:
+        return []
+    folded = q.casefold()
+    if "@" in q:
+        # "!= ''" lets SQLite use the partial indexes on email and postcode (a bound value could be '')
+        return [(_FIND + "email_fold = ? AND email_fold != '' LIMIT ?", (folded, limit))]
+    by_name = _FIND + "last_fold = ? AND first_fold >= ? AND first_fold < ? ORDER BY first_fold LIMIT ?"
+    if "," in q:
+        last, _, first = (p.strip() for p in folded.partition(","))
+        return [(by_name, (last, *_prefix(first), limit))]
+    queries = [(_FIND + "key = ?", (customer_key(q),)),
+               (_FIND + "postcode_norm = ? AND postcode_norm != '' ORDER BY last_fold, first_fold LIMIT ?", (normalise_postcode(q), limit))]
+    if len(folded) >= 3:  # a surname or organisation name, or the start of one
+        queries.append((_FIND + "last_fold >= ? AND last_fold < ? ORDER BY last_fold, first_fold LIMIT ?",
+                        (*_prefix(folded), limit)))
+    else:
+        queries.append((_FIND + "last_fold = ? ORDER BY first_fold LIMIT ?", (folded, limit)))
+    words = folded.split(" ")
+    if 1 < len(words) <= _MAX_FIND_WORDS:  # "Jane Smith", "Pieter de Vries", and "Smith Jane"
+        for cut in range(1, len(words)):
+            head, tail = " ".join(words[:cut]), " ".join(words[cut:])
+            queries.append((by_name, (tail, *_prefix(head), limit)))
+            queries.append((by_name, (head, *_prefix(tail), limit)))
+    queries.append((_FIND + "key = (SELECT customer_key FROM cards WHERE key = ?)", (card_key(q),)))
+    return queries

@@ -53,6 +53,7 @@ class App:
             except OSError as exc:
                 raise ConfigError(config.source, "state_dir", f"cannot create {self.state_dir} ({exc.strerror}); "
                                   "set state_dir or pass --state-dir to a writable folder") from None
+        log.debug("state dir %s, %s", self.state_dir, "read-only" if readonly else "read-write")
         self.snapshot_path = self.state_dir / "snapshot.sqlite"
         self.journal_path = self.state_dir / "journal.sqlite"
         self.faults = Faults()

@@ -144,18 +144,11 @@ def check_disk(path: Path, *, fail_mb: int = 100, warn_mb: int = 500) -> Check:
 
 def _quick_check(path: Path) -> list[str]:
     """SQLite's quick_check of a file, read-only: [] when it is sound, else what is wrong."""
-    def connect(flags: str) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{path}?{flags}", uri=True)
+    from .sqlfiles import connect_readonly
 
     try:
-        db = connect("mode=ro")
+        db = connect_readonly(path)
         try:
-            rows = db.execute("PRAGMA quick_check").fetchall()
-        except sqlite3.OperationalError:
-            if Path(str(path) + "-wal").exists():
-                raise
-            db.close()
-            db = connect("mode=ro&immutable=1")  # a WAL file in a folder we may not write (see Journal)
             rows = db.execute("PRAGMA quick_check").fetchall()
         finally:
             db.close()

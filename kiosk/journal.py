@@ -23,7 +23,7 @@ from typing import IO, Any, Iterable, Iterator
 
 from .credential import printable
 from .errors import JournalError
-from .sqlfiles import is_corrupt, move_aside, readable_by_service
+from .sqlfiles import connect_readonly, is_corrupt, move_aside, readable_by_service
 from .text import csv_cell
 
 log = logging.getLogger(__name__)
@@ -111,15 +111,7 @@ class Journal:
 
     def _connect(self) -> None:
         if self.readonly:
-            try:
-                self.db = self._connect_ro("mode=ro")
-            except sqlite3.OperationalError:
-                # A WAL journal in a folder we cannot write: SQLite cannot make the -shm file it reads
-                # through. With no -wal file (the kiosk closed it cleanly) the main file holds every event,
-                # so it can be read as an unchanging file.
-                if Path(str(self.path) + "-wal").exists():
-                    raise
-                self.db = self._connect_ro("mode=ro&immutable=1")
+            self.db = connect_readonly(self.path, check_same_thread=False, isolation_level=None)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             new = not self.path.exists()
@@ -138,15 +130,6 @@ class Journal:
             if new:
                 readable_by_service(self.path)
         self._ident = _ident(self.path)
-
-    def _connect_ro(self, flags: str) -> sqlite3.Connection:
-        db = sqlite3.connect(f"file:{self.path}?{flags}", uri=True, check_same_thread=False, isolation_level=None)
-        try:
-            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.Error:
-            db.close()
-            raise
-        return db
 
     def _start_afresh(self, exc: sqlite3.Error) -> None:
         """The file is damaged: keep it aside for whoever wants to look, and journal into a new one."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -47,3 +48,26 @@ def readable_by_service(path: Path) -> None:
             folder = path.parent.stat()
             os.chown(path, folder.st_uid, folder.st_gid)
         os.chmod(path, 0o640)
+
+
+def connect_readonly(path: Path, **kwargs: object) -> sqlite3.Connection:
+    """A read-only connection that also works in a folder the caller cannot write.
+
+    A WAL file there cannot get the -shm file SQLite reads it through ("attempt to write a readonly
+    database"). With no -wal file (its writer closed it cleanly) the main file holds everything, so it
+    is then opened as an unchanging file (`immutable=1`)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, **kwargs)  # type: ignore[arg-type]
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if Path(str(path) + "-wal").exists():
+            raise
+    db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, **kwargs)  # type: ignore[arg-type]
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db

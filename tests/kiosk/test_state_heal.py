@@ -114,7 +114,7 @@ def test_without_an_upstream_kiosk_import_replace_brings_the_snapshot_back(state
     csv.write_text("id,first_name,last_name,groups\nI-1,Ann,Bee,members\n")
     assert main(["import", str(csv), "--state-dir", str(state_dir)]) == 2  # a merge into a damaged file
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "damaged" in err and "--replace" in err
+    assert len(err.splitlines()) == 1 and "not a database" in err and "--replace" in err
     assert main(["import", "--replace", str(csv), "--state-dir", str(state_dir)]) == 0
     app = App(make_config(state_dir), clock=clock)
     try:

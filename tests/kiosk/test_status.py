@@ -154,7 +154,7 @@ def test_status_and_check_work_in_a_folder_they_cannot_write(tmp_path):
     state = Path(tempfile.mkdtemp(prefix="kiosk-ro-"))  # /tmp is reachable by every user
     try:
         demo.seed(state / "snapshot.sqlite", datetime.now(timezone.utc))
-        ran = kiosk("run", "--source", "stdin", "--headless", "--state-dir", str(state), input="I-1001\nI-1003\n")
+        ran = kiosk("run", "--source", "stdin", "--headless", "--state-dir", str(state), input="HELLO\nWORLD\n")
         assert ran.returncode == 0, ran.stderr
         before = tree(state)
         for p in [state, *state.iterdir()]:

@@ -493,6 +493,9 @@ class SnapshotStore:
                 return dict(db.execute("SELECT key_id, public_key FROM pass_keys"))
             except sqlite3.OperationalError:  # a snapshot written before passes existed
                 return {}
+            except sqlite3.DatabaseError as exc:  # damaged: moved aside (heal) or SnapshotError
+                self._failed(exc)
+                return {}
 
     def pass_revoked(self, customer_id: str, serial: int) -> bool:
         with self._lock:
@@ -503,6 +506,9 @@ class SnapshotStore:
                 return db.execute("SELECT 1 FROM pass_revocations WHERE customer_key = ? AND serial = ?",
                                   (customer_key(customer_id), serial)).fetchone() is not None
             except sqlite3.OperationalError:
+                return False
+            except sqlite3.DatabaseError as exc:
+                self._failed(exc)
                 return False
 
     def cards_of(self, customer_id: str) -> list[Card]:

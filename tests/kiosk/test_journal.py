@@ -8,6 +8,8 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kiosk.errors import JournalError
 from kiosk.journal import Journal, iso, write_csv
@@ -341,5 +343,40 @@ def test_a_journal_damaged_past_its_header_is_moved_aside_at_the_first_write_and
         event = add(journal, clock())
         assert journal.moved_aside is not None and journal.moved_aside.read_bytes() == bytes(data)
         assert [e["id"] for e in journal.events()] == [event]
+    finally:
+        journal.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.sampled_from(["append", "append", "append", "fill", "free", "flush", "pass"]), max_size=60))
+def test_whatever_the_disk_does_every_decision_is_written_once_in_order(tmp_path_factory, clock, monkeypatch, ops):
+    """Any sequence of appends, passage answers, a disk filling up and freeing, and retries: once there is
+    space again, the journal holds every decision exactly once, in the order made, with its last answer."""
+    import kiosk.journal as journal_module
+
+    monkeypatch.setattr(journal_module, "RETRY_S", 0.0)  # retry at every call; the interval is not the point
+    journal = Journal(tmp_path_factory.mktemp("j") / "journal.sqlite")
+    try:
+        made: list[str] = []
+        passed: dict[str, bool] = {}
+        for op in ops:
+            if op == "append":
+                made.append(add(journal, clock(), raw="z" * 300 + str(len(made))))
+            elif op == "fill":
+                pages = journal.db.execute("PRAGMA page_count").fetchone()[0]
+                journal.db.execute(f"PRAGMA max_page_count={pages}")
+            elif op == "free":
+                journal.db.execute("PRAGMA max_page_count=1073741823")
+            elif op == "flush":
+                journal.flush()
+            elif made:
+                passed[made[-1]] = len(passed) % 2 == 0
+                journal.set_passed(made[-1], passed[made[-1]])
+        journal.db.execute("PRAGMA max_page_count=1073741823")
+        assert journal.flush()
+        events = list(journal.events())
+        assert [e["id"] for e in events] == made
+        assert {e["id"]: e["passed"] for e in events if e["passed"] is not None} == passed
+        assert journal.lost == 0 and journal.problem is None and not journal.db.in_transaction
     finally:
         journal.close()

@@ -147,6 +147,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "when.weekday": "{day} {time}",
         "when.date": "{date} {time}",
         "reason.guests_used": "All {limit} guests are in",
+        # state files (issue 9)
+        "fault.journal": "Scan record needs attention",
+        "fault.snapshot_damaged": "Member list damaged: waiting for a new one",
         # the member's instruction, large (issue 16); the title and reason below are for staff
         "do.go_in": "Go in",
         "do.go_ahead": "Go ahead",
@@ -285,6 +288,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "when.weekday": "{day} {time}",
         "when.date": "{date} {time}",
         "reason.guests_used": "Alle {limit} gasten zijn binnen",
+        # state files (issue 9)
+        "fault.journal": "Scanlogboek vraagt aandacht",
+        "fault.snapshot_damaged": "Ledenlijst beschadigd: wacht op een nieuwe",
         "do.go_in": "Ga door",
         "do.go_ahead": "Ga maar",
         "do.see_staff": "Naar balie",

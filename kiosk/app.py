@@ -222,10 +222,10 @@ def open_screen(app: App, headless: bool) -> Any | None:
 def run(app: App, *, source: str | None = None, headless: bool = False, events: bool = False,
         limit: int | None = None) -> int:
     """`kiosk run`: until SIGINT/SIGTERM, end of input (stdin/images) or `limit` decisions."""
-    from .notify import Notifier
+    from .notify import TEST_ONLY_STOP_WATCHDOG, Notifier
     from .outputs import DecisionLog, EventPrinter
 
-    notifier = Notifier()
+    notifier = Notifier(stop_file=app.state_dir / TEST_ONLY_STOP_WATCHDOG)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     sources: list[ScanSource] = []

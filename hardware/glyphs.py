@@ -38,6 +38,9 @@ CHAIN = (("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"),
          ("NotoSansCJK-Regular.ttc", "NotoSansCJK-Bold.ttc"))
 
 NOT_A_CHARACTER = "\U0010ffff"  # never in a font: renders as the notdef glyph
+# Bookworm's pygame 2.1.2 has only the older names (tobytes/frombytes are new in 2.1.3).
+_to_bytes = getattr(pygame.image, "tobytes", None) or pygame.image.tostring
+_from_bytes = getattr(pygame.image, "frombytes", None) or pygame.image.fromstring
 _RTL = ("R", "AL")
 _logged: set[str] = set()
 _LOGGED_MAX = 1000
@@ -75,7 +78,7 @@ def notdef(path: str) -> bytes:
 
 def _bitmap(font: pygame.font.Font, text: str) -> bytes:
     image = font.render(text, False, (255, 255, 255), (0, 0, 0))
-    return bytes(image.get_size()) + pygame.image.tobytes(image, "RGB")
+    return str(image.get_size()).encode() + _to_bytes(image, "RGB")
 
 
 @lru_cache(maxsize=20000)
@@ -173,7 +176,10 @@ class ChainFont:
         for image, a in images:
             out.blit(image, (x, ascent - a))
             x += image.get_width()
-        return out
+        # Fallback fonts have taller ascents (Noto CJK: 1.16 em): drop the empty rows above the ink so
+        # the baseline sits where the first font's would, and the line below keeps its distance.
+        crop = min(ascent - self.get_ascent(), out.get_bounding_rect().top)
+        return out.subsurface((0, crop, out.get_width(), height - crop)).copy() if crop > 0 else out
 
     @lru_cache(maxsize=32)  # names in other scripts only; a run at 1920x1080 can be a megabyte
     def _run_image(self, index: int, text: str, color: tuple) -> pygame.Surface:
@@ -221,4 +227,4 @@ def _shaped(path: str, size: int, text: str, color, ascent: int, height: int) ->
     mask = Image.new("L", (width, height), 0)
     ImageDraw.Draw(mask).text((0, ascent), text, font=font, fill=255, anchor="ls", direction="rtl")
     image.putalpha(mask)
-    return pygame.image.frombytes(image.tobytes(), image.size, "RGBA")
+    return _from_bytes(image.tobytes(), image.size, "RGBA")

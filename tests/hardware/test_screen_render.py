@@ -141,7 +141,7 @@ def text_contrast(surface: pygame.Surface, box: pygame.Rect) -> tuple[float, tup
     colour, the text the colour of the glyphs' solid cores (the one furthest from the background
     among colours common enough not to be anti-aliased edges)."""
     region = surface.subsurface(box)
-    data = pygame.image.tobytes(region, "RGB")
+    data = (getattr(pygame.image, "tobytes", None) or pygame.image.tostring)(region, "RGB")  # 2.1.2: tostring
     counts = Counter(data[i:i + 3] for i in range(0, len(data), 3))
     background = counts.most_common(1)[0][0]
     common = [c for c, n in counts.items() if n >= max(4, len(data) // 3 // 2000) and c != background]

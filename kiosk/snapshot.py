@@ -537,11 +537,15 @@ class SnapshotStore:
             if db is None:
                 return []
             rows: dict[str, tuple] = {}
-            for sql, params in queries:
-                for row in db.execute(sql, params):
-                    rows.setdefault(row[0], row)
-                if len(rows) >= limit:
-                    break
+            try:
+                for sql, params in queries:
+                    for row in db.execute(sql, params):
+                        rows.setdefault(row[0], row)
+                    if len(rows) >= limit:
+                        break
+            except sqlite3.Error as exc:  # a damaged index: moved aside (heal) or SnapshotError, like every read
+                self._failed(exc)
+                return []
         return [customer_from_row(r) for r in list(rows.values())[:limit]]
 
 

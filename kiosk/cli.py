@@ -76,6 +76,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .app import App
     from .credential import parse
     from .rules import decide
+    from .text import has_unsafe, safe_text
 
     app = App(load_config(args), readonly=True)  # opens the snapshot read-only, creates nothing
     try:
@@ -96,12 +97,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         event = event_of(decision, app.config.gate.id)
         event.pop("id")
         event.update(source="check", latency_ms=None)
-        print(json.dumps(event, ensure_ascii=False))
+        line = json.dumps(event, ensure_ascii=False)
+        # JSON escapes C0 controls only: a bidi override or C1 control in a name goes out as \u escapes
+        print(json.dumps(event) if has_unsafe(line) else line)
     else:
-        who = f"{decision.name} ({decision.customer_id})" if decision.customer_id else ""
-        print(f"{decision.verdict.value}: {decision.reason}" + (f" — {who}" if who else ""))
+        # a snapshot written before the record checks (or by hand) may hold any text: print none of it raw
+        who = f"{safe_text(decision.name)} ({safe_text(decision.customer_id)})" if decision.customer_id else ""
+        print(f"{decision.verdict.value}: {safe_text(decision.reason, 400)}" + (f" — {who}" if who else ""))
         if decision.groups:
-            print("groups: " + ", ".join(decision.groups))
+            print("groups: " + ", ".join(safe_text(g) for g in decision.groups))
     return 0 if decision.admitted else 1
 
 

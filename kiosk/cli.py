@@ -332,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--replace", action="store_true", help="replace the snapshot instead of merging into it")
 
-    p = add("find", cmd_find, 'search the snapshot: "Surname, First", an id, an email or a postcode')
+    p = add("find", cmd_find, 'search the snapshot: an id, a card code, an email, a postcode, "Surname, First", '
+            '"First Surname", or a surname or organisation name (three or more letters find names starting so)')
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")

@@ -149,9 +149,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
+    from .app import App
     from .text import safe_text
 
-    app = make_app(args)
+    app = App(load_config(args), readonly=True)  # a search creates nothing and moves nothing aside
     try:
         found = app.snapshot.find(args.query, limit=args.limit)
         groups = app.snapshot.groups()

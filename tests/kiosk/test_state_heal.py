@@ -136,10 +136,19 @@ def test_a_search_meeting_a_damaged_index_heals_like_any_other_read(state_dir, c
 
 
 def test_kiosk_find_on_a_damaged_index_is_one_line_not_a_traceback(state_dir, capsys):
-    _damage_name_index(state_dir / "snapshot.sqlite")
+    path = state_dir / "snapshot.sqlite"
+    damaged = _damage_name_index(path)
     assert main(["find", "Smith", "--state-dir", str(state_dir)]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert str(path) in line and "malformed" in line
+    assert path.read_bytes() == damaged and not asides(state_dir, "snapshot.sqlite")  # a search moves nothing
+
+
+def test_kiosk_find_creates_nothing(tmp_path, capsys):
+    state = tmp_path / "state"
+    assert main(["find", "Smith", "--state-dir", str(state)]) == 1
     assert "no customer matches" in capsys.readouterr().out
-    assert len(asides(state_dir, "snapshot.sqlite")) == 1  # and the log line names where it went
+    assert not state.exists()
 
 
 def test_without_an_upstream_kiosk_import_replace_brings_the_snapshot_back(state_dir, tmp_path, clock, capsys):

@@ -138,8 +138,15 @@ class App:
     def _journal_status(self) -> JournalStatus:
         if self.readonly and not self.journal_path.exists():
             return JournalStatus()
-        journal = self.journal
-        counts = journal.counts()
+        try:
+            journal = self.journal
+            counts = journal.counts()
+        except JournalError as exc:
+            if not self.readonly:
+                raise
+            # `kiosk status` on a damaged journal: the fault, and the rest of the status still shown
+            self.faults.set("journal", str(exc))
+            return JournalStatus()
         return JournalStatus(total=counts["total"], pending=counts["pending"], sent=counts["sent"],
                              isolated=counts["isolated"], held=journal.held, lost=journal.lost,
                              last_scan_at=journal.last_at())

@@ -190,10 +190,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .text import safe_text
 
     app = App(load_config(args), readonly=True)
+    app.snapshot.report = True  # a damaged snapshot is a fault to show, with everything else status knows
     try:
         app.watch_staleness()
         status = app.live_status()
-        isolated = app.journal.isolated()[:20] if app.journal_path.exists() else []
+        isolated = app.journal.isolated()[:20] if app.journal_path.exists() and "journal" not in status.faults else []
         published = read_published(app.state_dir, app.clock())
     finally:
         app.close()

@@ -208,3 +208,20 @@ def test_a_status_file_that_cannot_be_written_is_logged_once_and_its_return_too(
         assert json.loads((state / STATUS_FILE).read_text())["gate"] == app.config.gate.id
     finally:
         app.close()
+
+
+def test_status_on_damaged_state_files_shows_them_as_faults_with_the_rest_and_moves_nothing(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    garbage = b"\x00\xffnot a database, a bad SD card sector\n" * 300
+    for name in ("snapshot.sqlite", "journal.sqlite"):
+        (state / name).write_bytes(garbage)
+    shown = kiosk("status", "--state-dir", str(state))
+    assert shown.returncode == 0, shown.stderr
+    assert "gate      lounge-1" in shown.stdout and "journal   0 events" in shown.stdout
+    assert "fault     snapshot: Member list cannot be read (file is not a database)" in shown.stdout
+    assert "fault     journal: " in shown.stdout and "journal.sqlite: cannot open the journal" in shown.stdout
+    as_json = json.loads(kiosk("status", "--json", "--state-dir", str(state)).stdout)
+    assert {"snapshot", "journal"} <= set(as_json["faults"])
+    assert tree(state) == ["journal.sqlite", "snapshot.sqlite"]  # nothing moved aside, nothing created
+    assert all((state / name).read_bytes() == garbage for name in ("snapshot.sqlite", "journal.sqlite"))

@@ -134,7 +134,8 @@ def test_uninstall_keeps_config_and_journal_unless_purged(root: Path):
 def test_raspberry_pi_packages_only_with_the_raspberry_pi_archive(root: Path):
     out = provision("--root", root, "--skip-venv", "--dry-run").stdout
     assert "~ no Raspberry Pi archive in apt's sources: skipped python3-picamera2 python3-lgpio python3-gpiozero" in out
-    assert "apt-get install python3-venv python3-numpy python3-pygame fonts-dejavu-core\n" in out
+    assert ("apt-get install python3-venv python3-numpy python3-pygame fonts-dejavu-core fonts-liberation "
+            "fonts-noto-core fonts-noto-cjk libfribidi0\n") in out
     sources = root / "etc" / "apt" / "sources.list.d"
     sources.mkdir(parents=True)
     (sources / "raspi.list").write_text("# deb http://archive.raspberrypi.com/debian/ bookworm main\n")
@@ -143,7 +144,7 @@ def test_raspberry_pi_packages_only_with_the_raspberry_pi_archive(root: Path):
                                            "Suites: bookworm\nComponents: main\n")
     out = provision("--root", root, "--skip-venv", "--dry-run").stdout
     assert "no Raspberry Pi archive" not in out
-    assert "fonts-dejavu-core python3-picamera2 python3-lgpio python3-gpiozero" in out
+    assert "libfribidi0 python3-picamera2 python3-lgpio python3-gpiozero" in out
 
 
 def test_bad_options_are_refused_with_a_clear_line(root: Path):

@@ -54,15 +54,16 @@ def connect_readonly(path: Path, **kwargs: object) -> sqlite3.Connection:
     """A read-only connection that also works in a folder the caller cannot write.
 
     A WAL file there cannot get the -shm file SQLite reads it through ("attempt to write a readonly
-    database"). With no -wal file (its writer closed it cleanly) the main file holds everything, so it
-    is then opened as an unchanging file (`immutable=1`)."""
+    database"). With no -wal file, or an empty one (its writer closed it cleanly, or never wrote), the
+    main file holds everything, so it is then opened as an unchanging file (`immutable=1`)."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, **kwargs)  # type: ignore[arg-type]
     try:
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return db
     except sqlite3.OperationalError:
         db.close()
-        if Path(str(path) + "-wal").exists():
+        wal = Path(str(path) + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:  # an empty one (a writer that never got going) holds nothing
             raise
     db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, **kwargs)  # type: ignore[arg-type]
     try:

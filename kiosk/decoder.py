@@ -79,7 +79,7 @@ class FrameDecoder:
 
     def __init__(self, formats: Sequence[str] = DEFAULT_FORMATS, *, roi: Sequence[float] = (),
                  try_downscale: bool = True, try_invert: bool = True, min_contrast: int = MIN_CONTRAST,
-                 linear_step: int = LINEAR_STEP, stream: bool = False):
+                 linear_step: int = LINEAR_STEP, search_bars: bool = True, stream: bool = False):
         self.format_names = tuple(formats)
         self.formats = zxingcpp.barcode_formats_from_str(",".join(formats))
         linear = {f.name for f in zxingcpp.barcode_formats_list(zxingcpp.AllLinear)}
@@ -92,10 +92,12 @@ class FrameDecoder:
         self.try_invert = try_invert
         self.min_contrast = min_contrast
         self.linear_step = linear_step
+        self.search_bars = search_bars  # False: sampled lines only, as before issue 15 (for the bench's comparison)
         # On a camera stream, light-on-dark codes are looked for on every other frame instead of on every
         # frame: half the cost per frame, and at 15 fps an inverted code is still found within 0.13 s.
         self.stream = stream
         self._frames = 0
+        self._found_last = False  # the previous stream frame (the other polarity) held a code
 
     def crop(self, frame: Any) -> Any:
         if not self.roi:
@@ -116,7 +118,10 @@ class FrameDecoder:
                 invert = False
                 if self._frames % 2:
                     image = np.invert(image)
-            results = self._read(image, invert)
+            # On a stream, a code found on the previous frame (read the other way) is in view: the search
+            # for missed labels would only find nothing at full cost.
+            results = self._read(image, invert, search=not (self.stream and self._found_last))
+            self._found_last = any(r.valid for r in results)
         except (ValueError, TypeError, RuntimeError, AttributeError) as exc:
             log.warning("decoder rejected a frame: %s", exc)
             return []
@@ -127,7 +132,7 @@ class FrameDecoder:
                 found.setdefault(r.text, Found(r.text, r.format.name, r.valid))
         return list(found.values())
 
-    def _read(self, image: Any, invert: bool) -> list[Any]:
+    def _read(self, image: Any, invert: bool, search: bool = True) -> list[Any]:
         if image.ndim != 2 or self.linear_step <= 1 or self.linear is None:
             return list(zxingcpp.read_barcodes(image, formats=self.formats, try_rotate=True,
                                                try_downscale=self.try_downscale, try_invert=invert))
@@ -144,16 +149,23 @@ class FrameDecoder:
         for view in (rows, cols):
             results += zxingcpp.read_barcodes(view, formats=self.linear, try_rotate=False, try_downscale=False,
                                               try_invert=invert)
-        if not any(r.valid for r in results):
-            # A label the sampled lines missed (blurred, under 2 * step tall, skewed): read it in full where
-            # the frame shows bars. Only frames with bars and no code pay for this (zxing-cpp's photos:
-            # code128-2 lost 20 of 56 readings to the sampled lines alone).
-            box = _bar_box(image)
-            if box is not None:
-                results += zxingcpp.read_barcodes(np.ascontiguousarray(image[box]), formats=self.linear,
-                                                  try_rotate=True, try_downscale=self.try_downscale,
-                                                  try_invert=invert)
+        if search and self.search_bars and not any(r.valid for r in results):
+            results += self._search_bars(image, invert)
         return results
+
+    def _search_bars(self, image: Any, invert: bool) -> list[Any]:
+        """Read a label the sampled lines missed (blurred, under 2 * step tall, skewed) in full where the
+        frame shows bars. Only frames with bars and no code pay for this (zxing-cpp's photos: code128-2
+        lost 20 of 56 readings to the sampled lines alone)."""
+        box = _bar_box(image)
+        if box is None:
+            return []
+        band = image[box]
+        rotate = band.shape == image.shape  # bars both ways: every direction; else along the band only
+        if box[0] == slice(0, image.shape[0]) and not rotate:
+            band = band.T  # a band of columns: its bars run across the transposed rows
+        return list(zxingcpp.read_barcodes(np.ascontiguousarray(band), formats=self.linear, try_rotate=rotate,
+                                           try_downscale=self.try_downscale, try_invert=invert))
 
     @classmethod
     def from_config(cls, camera, *, stream: bool = False) -> "FrameDecoder":

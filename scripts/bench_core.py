@@ -156,7 +156,7 @@ def bench_decode(runs: int) -> None:
     goal("decode, blank 640x480 frame <= 0.5 ms", f"{blank:.3f} ms", blank <= 0.5)
     if zbar is not None:
         worst = max(z / zb for z, zb in medians.values() if zb)
-        goal("camera decode median <= 1/10 of pyzbar's, every frame", f"worst ratio {worst:.3f}", worst <= 0.1)
+        goal("camera decode median <= 1/5 of pyzbar's, every frame (issue 15)", f"worst ratio {worst:.3f}", worst <= 0.2)
 
     # What each zxing-cpp option costs, on the 640x480 frames.
     print("\nzxing-cpp options on 640x480 (median ms; found):")

@@ -175,9 +175,9 @@ def _one(kind: str, i: int) -> Photo:
         strip = code.crop((0, code.size[1] // 2 - 10, code.size[0], code.size[1] // 2 + 10))  # a label 20 px tall
         img = _place(room, strip, rng, angle=rng.uniform(-15, 15), tilt=rng.uniform(0, 0.1))
     else:  # "close-up": held close to the lens, large modules and out of focus
-        big = {"QRCode": 9, "MicroQRCode": 16, "Code128": 5}[fmt]
+        big = {"QRCode": 10, "MicroQRCode": 20, "Code128": 5}[fmt]
         img = _place(room, _code(fmt, text, big), rng, angle=rng.uniform(-8, 8))
-        blur = rng.uniform(1.8, 2.8)
+        blur = rng.uniform(1.8, 2.8) if fmt == "Code128" else rng.uniform(4.0, 7.0)
     return Photo(f"synthetic/{kind}", f"{kind}-{i:02d}", fmt, text, _sensor(img, rng, blur=blur, noise=noise))
 
 

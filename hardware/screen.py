@@ -23,6 +23,9 @@ from kiosk.ports import Scan
 log = logging.getLogger(__name__)
 
 REFERENCE_SIZE = (800, 480)
+# SDL drivers that draw into memory only: SDL falls back to "offscreen" when it finds no display,
+# and "dummy" is what tests ask for. For screen.enabled = "auto" they mean: there is no screen.
+NO_DISPLAY_DRIVERS = ("offscreen", "dummy")
 STATUS_EVERY_S = 10.0
 
 
@@ -39,6 +42,11 @@ def open_screen(app: Any, required: bool) -> "Screen | None":
     cfg = app.config.screen
     try:
         pygame.display.init()
+        driver = pygame.display.get_driver()
+        if not required and is_no_display(driver):
+            pygame.display.quit()
+            return _unavailable(f"no display (SDL chose its {driver!r} driver, which draws nowhere); set "
+                                'screen.enabled = "on" to draw anyway', required)
         pygame.font.init()
         size = tuple(cfg.size) if cfg.size else _desktop_size(pygame) if cfg.fullscreen else REFERENCE_SIZE
         flags = pygame.FULLSCREEN if cfg.fullscreen else 0
@@ -55,6 +63,11 @@ def open_screen(app: Any, required: bool) -> "Screen | None":
         pygame.mouse.set_visible(False)  # a touch kiosk; a pointer would sit in the middle of the screen
     log.info("screen %dx%d via SDL %s driver", *window.get_size(), pygame.display.get_driver())
     return Screen(app, window)
+
+
+def is_no_display(driver: str) -> bool:
+    """True for an SDL video driver that shows nothing to anyone."""
+    return driver.lower() in NO_DISPLAY_DRIVERS
 
 
 def _unavailable(why: str, required: bool) -> None:

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
@@ -25,10 +26,20 @@ EXTENSIONS: tuple[str, ...] = ("kiosk.cli_screen", "kiosk.cli_upstream", "kiosk.
                                "kiosk.cli_pass")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="config file (default: $KIOSK_CONFIG, /etc/kiosk/kiosk.toml, "
-                        "else built-in defaults)")
-    parser.add_argument("--state-dir", metavar="DIR", help="override state_dir (snapshot, journal, state)")
+def _global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """--config, --state-dir and -v, accepted before the command and after it.
+
+    After the command (on each subparser) their default is SUPPRESS: a subparser that was not given
+    one leaves alone what was given before the command, instead of resetting it to the default.
+    """
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if after_command else value
+
+    parser.add_argument("--config", metavar="FILE", default=default(None),
+                        help="config file (default: $KIOSK_CONFIG, /etc/kiosk/kiosk.toml, else built-in defaults)")
+    parser.add_argument("--state-dir", metavar="DIR", default=default(None),
+                        help="override state_dir (snapshot, journal, state)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="debug logging")
 
 
 def load_config(args: argparse.Namespace) -> configuration.Config:
@@ -51,6 +62,9 @@ def make_app(args: argparse.Namespace, *, simulate: bool = False):
 def cmd_run(args: argparse.Namespace) -> int:
     from .app import run
 
+    folder = (args.source or "").removeprefix("images:")
+    if args.source and args.source.startswith("images:") and not os.path.isdir(folder):
+        raise ConfigError("--source", "images:DIR", f"{folder} is not a folder of images")
     app = make_app(args, simulate=args.simulate)
     try:
         return run(app, source=args.source, headless=args.headless, events=args.events, limit=args.limit)
@@ -251,12 +265,18 @@ def cmd_config(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kiosk", description="Membership gate kiosk.")
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _global_options(parser, after_command=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    with_options: set[int] = set()
+
+    def common(p: argparse.ArgumentParser) -> None:
+        if id(p) not in with_options:
+            with_options.add(id(p))
+            _global_options(p, after_command=True)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        _common(p)
+        common(p)
         p.set_defaults(func=func)
         return p
 
@@ -295,7 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("config", cmd_config, "print the effective config, secrets masked")
 
     for module in EXTENSIONS:
-        importlib.import_module(module).register(sub, _common)
+        importlib.import_module(module).register(sub, common)
+    for p in sub.choices.values():  # also the commands whose module did not ask for them
+        common(p)
     return parser
 
 
@@ -320,6 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if args.command in ("import",) else 1
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file or folder named on the command line that cannot be used: one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kiosk: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

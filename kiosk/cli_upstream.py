@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import signal
@@ -50,15 +51,23 @@ class ProgressBar:
 def cmd_sync(args: argparse.Namespace) -> int:
     from .cli import make_app
     from .upstream import Upstream
+    from .upstream.sync import accept_pending
 
     app = make_app(args)
     report: dict[str, Any] = {}
     try:
         upstream = Upstream.from_app(app)
         try:
+            if args.accept_shrink:
+                accepted = accept_pending(app.snapshot_path)
+                report["accepted_pending"] = accepted
+                if accepted:
+                    app.snapshot.reload()
+                if not args.json:
+                    print("applied the held-back snapshot" if accepted else "no held-back snapshot to apply")
             bar = ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
             try:
-                result = upstream.sync_once(bar)
+                result = upstream.sync_once(bar, accept_shrink=args.accept_shrink)
                 report["sync"] = {"ok": True, "kind": result.kind, "cursor": result.cursor,
                                   "changed": result.changed(), "seconds": round(result.seconds, 2)}
                 text = f"sync: {result.summary()}"
@@ -131,8 +140,13 @@ def cmd_upstream(args: argparse.Namespace) -> int:
             log.info("serving %s at cursor %s", ", ".join(args.data), cursor)
 
     load()
-    server = RefUpstream(store, token, args.host, args.port, ssl_context=context, slow_s=args.slow_s,
-                         gzip_level=args.gzip_level, pass_pages=pass_pages(args.pass_key, args.rotation_secret))
+    try:
+        server = RefUpstream(store, token, args.host, args.port, ssl_context=context, slow_s=args.slow_s,
+                             gzip_level=args.gzip_level,
+                             pass_pages=pass_pages(args.pass_key, args.rotation_secret))
+    except OSError as exc:
+        reason = "another program uses it" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise KioskError(f"cannot listen on {args.host}:{args.port} ({reason}); choose another with --port") from None
     for kind, endpoint, times in args.fault or ():
         server.inject(kind, endpoint, times)
 
@@ -165,6 +179,8 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
                                    "Exit status 1 if either failed.")
     common(p)
     p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    p.add_argument("--accept-shrink", action="store_true",
+                   help="apply a held-back snapshot, and let this sync drop more customers than upstream.max_shrink")
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("upstream", help="run the reference upstream server",

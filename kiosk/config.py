@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -94,6 +95,19 @@ def _sources(v: Any) -> str | None:
     for s in v:
         if s not in ("camera", "serial", "hid"):
             return f"{s!r} is not a source; use any of 'camera', 'serial', 'hid'"
+    return None
+
+
+def _http_url(v: str) -> str | None:
+    if not v:
+        return None
+    try:
+        parts = urlsplit(v)
+        host, _ = parts.hostname, parts.port  # .port raises ValueError when it is not a number
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    if parts.scheme not in ("http", "https") or not host:
+        return 'must be an http(s) URL with a host, e.g. "https://hub.example.org/kiosk/v1"'
     return None
 
 
@@ -203,13 +217,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "long_press_s": Key(2, NUM, _positive),
     },
     "upstream": {
-        "url": Key("", STR, lambda v: None if not v or v.startswith(("https://", "http://")) else "must be an http(s) URL"),
+        "url": Key("", STR, _http_url),
         "token_file": Key("", STR),
         "ca_file": Key("", STR),
         "sync_interval_s": Key(60, NUM, _positive),
         "timeout_s": Key(5, NUM, _positive),
         "heartbeat_s": Key(60, NUM, _positive),
         "retry_max_s": Key(300, NUM, _positive),
+        "sync_deadline_s": Key(600, NUM, _positive),
+        "max_snapshot_mb": Key(1024, NUM, _positive),
+        "max_records": Key(5_000_000, INT, _positive),
+        "max_shrink": Key(0.5, NUM, _between(0, 1)),
     },
     "passes": {  # signed member passes (kiosk/passes.py, docs/passes.md)
         "keys": Key([], LIST, _pass_keys, item=str),
@@ -349,8 +367,15 @@ def load_file(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(file, "-", "file not found; pass an existing file with --config or $KIOSK_CONFIG") from None
     except PermissionError:
         raise ConfigError(file, "-", "permission denied; make it readable by the kiosk user") from None
+    except IsADirectoryError:
+        raise ConfigError(file, "-", "is a directory; pass the config file itself, e.g. /etc/kiosk/kiosk.toml") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, "-", f"not UTF-8 text (byte {exc.start + 1} is 0x{exc.object[exc.start]:02x}); "
+                          "save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "-", f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(file, "-", f"cannot be read ({exc.strerror or exc})") from None
     return Config(validate(data, file), file)
 
 
@@ -379,8 +404,23 @@ def resolve_state_dir(configured: str) -> Path:
     return Path(base) / "kiosk"
 
 
+_URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@]*@")
+
+
+def redact_url(text: str) -> str:
+    """`text` with the user name and password of a URL (scheme://user:pass@host) replaced by ********."""
+    return _URL_USERINFO.sub(lambda m: m.group(1) + "********@", text, count=1)
+
+
 def masked(config: Config) -> dict[str, dict[str, Any]]:
+    """The effective config for printing: secrets, and credentials inside any URL, masked."""
     out = config.as_dict()
+    for keys in out.values():
+        for key, value in keys.items():
+            if isinstance(value, str):
+                keys[key] = redact_url(value)
+            elif isinstance(value, list):
+                keys[key] = [redact_url(v) if isinstance(v, str) else v for v in value]
     for dotted in SECRET_KEYS:
         section, _, key = dotted.rpartition(".")
         if out[section].get(key):

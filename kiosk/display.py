@@ -120,7 +120,7 @@ def verdict_label(verdict: str, msg: Messages) -> str:
 _FAULT_KEYS = (("upstream_auth", "fault.upstream_auth"), ("token", "fault.upstream_auth"),
                ("upstream", "fault.upstream"), ("camera", "fault.camera"), ("serial", "fault.scanner"),
                ("hid", "fault.scanner"), ("scanner", "fault.scanner"), ("snapshot_stale", "fault.snapshot_stale"),
-               ("door", "fault.door_held"))
+               ("door", "fault.door_held"), ("snapshot_pending", "fault.snapshot_pending"))
 
 
 def fault_text(name: str, message: str, msg: Messages) -> str:

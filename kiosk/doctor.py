@@ -70,11 +70,13 @@ def check_token(token_file: str, upstream_url: str) -> Check:
     if not os.access(path, os.R_OK):
         return Check("token", FAIL, f"{path} is not readable by {_who()}", f"sudo chown kiosk: {path}")
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        token = path.read_text(encoding="utf-8-sig").strip()
     except (OSError, UnicodeDecodeError) as exc:
         return Check("token", FAIL, f"{path} cannot be read ({exc})", f"write the token on one line into {path}")
-    if not token or any(c.isspace() for c in token):
-        return Check("token", FAIL, f"{path} must hold one token on one line", f"write the token alone into {path}")
+    from .upstream.client import token_problem
+
+    if problem := token_problem(token):
+        return Check("token", FAIL, f"{path} {problem}", f"write the token alone into {path}")
     return Check("token", OK, f"{path} mode {stat.filemode(st.st_mode)}, owner uid {st.st_uid}")
 
 
@@ -292,9 +294,11 @@ def check_upstream(config: Any, timeout_s: float = 3.0) -> Check:
     """GET /snapshot with the token, headers only: reachable, and is the token accepted?"""
     if not config.upstream.url:
         return Check("upstream", SKIP, "no upstream.url: the kiosk works offline from its snapshot")
+    from .config import redact_url
     from .errors import ConfigError, SyncError
     from .upstream.client import ClientSettings, UpstreamClient, UpstreamError
 
+    url = redact_url(config.upstream.url)
     started = time.monotonic()
     try:
         settings = ClientSettings.from_config(config)
@@ -307,14 +311,22 @@ def check_upstream(config: Any, timeout_s: float = 3.0) -> Check:
             status = response.status_code
     except UpstreamError as exc:
         fix = "renew the token in upstream.token_file" if exc.status in (401, 403) else "ask the upstream's operator"
-        return Check("upstream", FAIL, f"{config.upstream.url}: {exc}", fix)
+        return Check("upstream", FAIL, f"{url}: {exc}", fix)
     except SyncError as exc:
-        return Check("upstream", FAIL, f"{config.upstream.url}: {exc}",
+        return Check("upstream", FAIL, f"{url}: {exc}",
                      "check the network, upstream.url, upstream.ca_file and the clock")
     finally:
         client.close()
     ms = (time.monotonic() - started) * 1000
-    return Check("upstream", OK, f"{config.upstream.url} reachable, token accepted (HTTP {status}, {ms:.0f} ms)")
+    return Check("upstream", OK, f"{url} reachable, token accepted (HTTP {status}, {ms:.0f} ms)")
+
+
+def check_upstream_url(config: Any) -> Check | None:
+    """What is risky in an upstream.url that works (plain http:// off this machine, a password in it); None if nothing."""
+    from .upstream.client import url_warnings
+
+    warnings = url_warnings(config.upstream.url) if config.upstream.url else []
+    return Check("url", WARN, "; ".join(warnings), "change upstream.url in the config") if warnings else None
 
 
 # -- all -------------------------------------------------------------------------------------
@@ -343,6 +355,7 @@ def run_checks(config_path: str | None, state_dir: str | None = None, *, env: Ma
     checks.append(check_upstream(config, timeout_s) if upstream_ok or not config.upstream.url
                   else Check("upstream", FAIL, "not tried: the token is not usable", "fix the token check above"))
     checks.append(Check("passes", *pass_check(config)))
+    checks.extend(filter(None, [check_upstream_url(config)]))
     return checks
 
 

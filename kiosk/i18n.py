@@ -123,6 +123,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "title.code_expired": "Code expired",
         "reason.code_expired": "Refresh the pass on your phone",
         "verdict.code_expired": "Code expired",
+        # upstream limits (issue 9)
+        "fault.snapshot_pending": "New member list held back: ask staff",
     },
     "nl": {
         "idle.prompt": "Scan je lidmaatschapskaart",
@@ -226,6 +228,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "title.code_expired": "Code verlopen",
         "reason.code_expired": "Ververs de pas op je telefoon",
         "verdict.code_expired": "Code verlopen",
+        # upstream limits (issue 9)
+        "fault.snapshot_pending": "Nieuwe ledenlijst tegengehouden: vraag personeel",
     },
 }
 

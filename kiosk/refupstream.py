@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 ENTITIES = {"group": 0, "customer": 1, "card": 2, "pass_key": 3, "pass_revocation": 4}  # full snapshot order
 NAMES = {v: k for k, v in ENTITIES.items()}
 MAX_SCANS = 500
+MAX_BODY = 16 * 1024 * 1024  # bytes of one request body; 500 events take well under 1 MB
+SKIP_BODY = 64 * 1024  # a refused request's body up to this size is read and dropped; a longer one is not read
 FAULTS = ("500", "503", "401", "403", "400", "422", "slow", "stall", "close", "no_end", "wrong_count", "bad_json",
           "long_line", "bad_record", "lose_answer", "accept_extra", "hold_back")
 
@@ -287,10 +289,11 @@ class RefUpstream:
 
     def __init__(self, store: RefStore, token: str, host: str = "127.0.0.1", port: int = 0, *,
                  ssl_context: ssl.SSLContext | None = None, slow_s: float = 2.0, gzip_level: int = 1,
-                 pass_pages: PassPages | None = None):
+                 pass_pages: PassPages | None = None, max_body: int = MAX_BODY):
         self.store = store
         self.pass_pages = pass_pages  # members' pass pages at /pass/<token>, when it issues passes
         self.token = token
+        self.max_body = max_body
         self.slow_s = slow_s
         self.gzip_level = gzip_level
         self.bad_ids: set[str] = set()  # events with these ids are rejected as bad (422)
@@ -404,8 +407,12 @@ class _Handler(BaseHTTPRequestHandler):
         return path, parse_qs(parts.query)
 
     def _json(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        if self._unread:
+            self._skip_body()
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         if status not in (204, 304):
@@ -422,9 +429,37 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
         return False
 
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+    _unread = False  # a POST whose body was not read yet
+
+    def _skip_body(self) -> None:
+        """Answering before reading the body: read a small one (the connection stays usable), else hang up after."""
+        self._unread = False
+        text = self.headers.get("Content-Length") or "0"
+        if text.isdigit() and int(text) <= SKIP_BODY and not self.headers.get("Transfer-Encoding"):
+            self.rfile.read(int(text))
+        else:
+            self.close_connection = True
+
+    def _body(self) -> bytes | None:
+        """The request body, read only after the token was checked; None when it was refused (answered)."""
+        self._unread = False
+        if self.headers.get("Transfer-Encoding"):
+            self._refuse(411, "send the body with a Content-Length, not chunked")
+            return None
+        text = self.headers.get("Content-Length") or "0"
+        if not text.isdigit():
+            self._refuse(400, f"Content-Length {text[:20]!r} is not a number")
+            return None
+        length = int(text)
+        if length > self.ref.max_body:
+            self._refuse(413, f"the body is {length:,} bytes; at most {self.ref.max_body:,} are accepted")
+            return None
         return self.rfile.read(length) if length else b""
+
+    def _refuse(self, status: int, error: str) -> None:
+        # The body stays unread: this connection cannot carry another request.
+        self.close_connection = True
+        self._json(status, {"error": error})
 
     def _hang_up(self) -> None:
         self.close_connection = True
@@ -471,16 +506,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLError):
             path, query = self._route()
-            body = self._body()
+            # The token first: an unauthenticated client must not make the server read (or hold) a body.
+            self._unread = True
             if path.startswith("admin/"):
-                if self._authorised():
+                if self._authorised() and (body := self._body()) is not None:
                     self._admin(path[6:], query, body)
                 return
             if path not in ("scans", "heartbeat"):
                 self._json(404, {"error": f"no such resource {path!r}"})
                 return
             go_on, fault = self._let_through(path)
-            if not go_on:
+            if not go_on or (body := self._body()) is None:
                 return
             try:
                 data = json.loads(body)

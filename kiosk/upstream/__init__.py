@@ -9,7 +9,8 @@ delays a scan (scans are decided on the main thread from the snapshot already he
   timer, for passage updates), and sends a heartbeat every `upstream.heartbeat_s`.
 
 What happened last goes to `app.state["last_sync"]` / `["last_upload"]`; what is wrong now
-to `app.faults` ("upstream": unreachable or refusing; "token": the upstream refused the token).
+to `app.faults` ("upstream": unreachable or refusing; "token": the upstream refused the token;
+"snapshot_pending": a sync that would drop too many customers was held back).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from .. import __version__
 from ..errors import KioskError
 from ..journal import Journal, iso
 from ..rules import snapshot_age
-from .client import ClientSettings, UpstreamClient, UpstreamError, read_token
-from .sync import Progress, SyncResult, SyncStopped, sync_snapshot
+from .client import ClientSettings, UpstreamClient, UpstreamError, read_token, url_warnings
+from .limits import SyncLimits
+from .sync import Progress, SnapshotHeldBack, SyncResult, SyncStopped, discard_pending, sync_snapshot
 from .uploader import UploadResult, upload_round
 
 __all__ = ["Upstream", "SyncResult", "UploadResult"]
@@ -45,15 +47,18 @@ def backoff_delay(failures: int, base_s: float, cap_s: float, rng: random.Random
 
 class Upstream:
     def __init__(self, app: Any, settings: ClientSettings, *, sync_interval_s: float, heartbeat_s: float,
-                 retry_max_s: float, rng: random.Random | None = None):
+                 retry_max_s: float, limits: SyncLimits, rng: random.Random | None = None):
         self.app = app
         self.settings = settings
+        self.limits = limits
         self.sync_interval_s = sync_interval_s
         self.heartbeat_s = heartbeat_s
         self.retry_max_s = max(retry_max_s, sync_interval_s)
         self.retry_base_s = min(5.0, sync_interval_s)
         self.rng = rng or random.Random()
         read_token(settings.token_file, settings.config_file)  # refuse to start on a bad token file
+        for warning in url_warnings(settings.url):
+            log.warning("%s", warning)
         # The reporter's own connection to the journal, for reads and checkpoints: WAL readers never
         # block the gate. Its writes go through app.journal in short transactions, so a scan being
         # journalled waits at most for one of them, on the journal's lock (not SQLite's busy sleep).
@@ -75,11 +80,15 @@ class Upstream:
         """Build from the app's config; raises ConfigError on a missing/unsafe token file or a bad CA file."""
         up = app.config.upstream
         return cls(app, ClientSettings.from_config(app.config), sync_interval_s=float(up.sync_interval_s),
-                   heartbeat_s=float(up.heartbeat_s), retry_max_s=float(up.retry_max_s))
+                   heartbeat_s=float(up.heartbeat_s), retry_max_s=float(up.retry_max_s),
+                   limits=SyncLimits.from_config(up))
 
     # -- one round each (the threads and `kiosk sync` use these) -------------------------
-    def sync_once(self, progress: Progress | None = None) -> SyncResult:
-        """One snapshot sync; records the outcome in state and faults. Raises SyncError on failure."""
+    def sync_once(self, progress: Progress | None = None, accept_shrink: bool = False) -> SyncResult:
+        """One snapshot sync; records the outcome in state and faults. Raises SyncError on failure.
+
+        `accept_shrink` lets an answer through that drops more customers than upstream.max_shrink allows.
+        """
         app = self.app
         now = app.clock()
 
@@ -89,17 +98,24 @@ class Upstream:
             return self._stop.is_set()
 
         try:
-            result = sync_snapshot(self._sync_client, app.snapshot_path, app.snapshot.meta(), now, watch)
+            result = sync_snapshot(self._sync_client, app.snapshot_path, app.snapshot.meta(), now, watch,
+                                   limits=self.limits, accept_shrink=accept_shrink)
         except SyncStopped:
             raise  # shutting down: not a failure worth a fault or a status entry
         except KioskError as exc:
             self.sync_failures += 1
-            self._failed("sync", exc)
+            if isinstance(exc, SnapshotHeldBack):
+                log.warning("sync: %s", exc)
+                app.faults.set("snapshot_pending", "New member list held back: it drops many members")
+            else:
+                self._failed("sync", exc)
             app.state["last_sync"] = {"at": iso(now), "ok": False, "cursor": app.snapshot.meta().get("cursor", ""),
                                       "error": str(exc), "failures": self.sync_failures,
                                       "last_ok_at": (app.state.get("last_sync") or {}).get("last_ok_at")}
             raise
         self.sync_failures = 0
+        discard_pending(app.snapshot_path)
+        app.faults.clear("snapshot_pending")
         app.snapshot.reload()
         self._succeeded("sync")
         app.watch_staleness()

@@ -7,6 +7,7 @@ never an httpx exception.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import httpx
 
 from .. import __version__
 from ..errors import ConfigError, SyncError
+from .limits import Deadline
 
 log = logging.getLogger(__name__)
 # httpx logs every request at INFO: a kiosk syncing every minute would fill the journal with them.
@@ -63,16 +65,53 @@ def read_token(path: str, config_file: str = "<config>") -> str:
         if st.st_mode & (stat.S_IRGRP | stat.S_IROTH):
             raise ConfigError(config_file, key, f"{path} is readable by group or others "
                               f"(mode {stat.filemode(st.st_mode)}); run: chmod 600 {path}")
-        token = Path(path).read_text(encoding="utf-8").strip()
+        # utf-8-sig: an editor's byte order mark is not part of the token; nor is a trailing newline or space.
+        text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(config_file, key, f"{path} does not exist") from None
     except PermissionError:
         raise ConfigError(config_file, key, f"{path}: permission denied; make it readable by the kiosk user") from None
+    except IsADirectoryError:
+        raise ConfigError(config_file, key, f"{path} is a directory; name the file holding the token") from None
     except UnicodeDecodeError:
         raise ConfigError(config_file, key, f"{path} is not a UTF-8 text file") from None
-    if not token or any(c.isspace() for c in token):
-        raise ConfigError(config_file, key, f"{path} must hold one token on one line")
+    token = text.strip()
+    if problem := token_problem(token):
+        raise ConfigError(config_file, key, f"{path} {problem}")
     return token
+
+
+def token_problem(token: str) -> str | None:
+    """What is wrong with a bearer token (it travels in an HTTP header: printable ASCII, no spaces), or None."""
+    if not token or any(c.isspace() for c in token):
+        return "must hold one token on one line"
+    bad = next((i for i, c in enumerate(token) if not "!" <= c <= "~"), None)
+    if bad is not None:
+        return (f"holds a character a bearer token cannot have (U+{ord(token[bad]):04X} at position {bad + 1}); "
+                "a token is printable ASCII: letters, digits and - . _ ~ + / =")
+    return None
+
+
+def url_warnings(url: str) -> list[str]:
+    """What is risky about an upstream URL that still works: said at start and by `kiosk doctor`."""
+    parts = httpx.URL(url)
+    warnings = []
+    if parts.scheme == "http" and not _loopback(parts.host):
+        warnings.append(f"upstream.url is plain http:// to {parts.host}: the token and the scans cross the network "
+                        "unencrypted; use https://")
+    if parts.userinfo:
+        warnings.append("upstream.url holds a user name or password; they are not sent (the kiosk authenticates "
+                        "with the bearer token in upstream.token_file); remove them")
+    return warnings
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _verify(settings: ClientSettings) -> ssl.SSLContext | bool:
@@ -125,6 +164,8 @@ class UpstreamClient:
             headers={"Kiosk-Device": settings.device, "User-Agent": f"kiosk/{__version__}",
                      "Accept-Encoding": "gzip"},
             follow_redirects=False,
+            # No auth from the URL's user:password: httpx would send it as Basic in place of the bearer token.
+            auth=httpx.Auth(),
         )
 
     def _load_token(self) -> None:
@@ -147,21 +188,31 @@ class UpstreamClient:
 
     # -- requests ----------------------------------------------------------------------
     @contextlib.contextmanager
-    def snapshot(self, since: str = "", etag: str = "") -> Iterator[httpx.Response]:
+    def snapshot(self, since: str = "", etag: str = "", deadline: Deadline | None = None) -> Iterator[httpx.Response]:
         """GET /snapshot, streamed. Yields the response (200 or 304); the body is read by the caller.
 
-        httpx errors raised while the caller reads the body are mapped here too.
+        httpx errors raised while the caller reads the body are mapped here too. With a `deadline`, the
+        connection is shut when it passes, even mid-read, and SyncDeadline is raised.
         """
         headers = {"If-None-Match": etag} if etag else {}
+        extensions = None
+        if deadline is not None:
+            # A new connection per snapshot, so the deadline's watchdog always holds its socket.
+            headers["Connection"] = "close"
+            extensions = {"trace": deadline.trace}
         params = {"since": since} if since else None
-        try:
-            with self.http.stream("GET", "snapshot", params=params, headers=self._auth(headers)) as response:
-                if response.status_code not in (200, 304):
-                    response.read()
-                    raise _status_error("snapshot", response)
-                yield response
-        except httpx.HTTPError as exc:
-            raise SyncError(describe(exc)) from exc
+        with deadline.armed() if deadline is not None else contextlib.nullcontext():
+            try:
+                with self.http.stream("GET", "snapshot", params=params, headers=self._auth(headers),
+                                      extensions=extensions) as response:
+                    if response.status_code not in (200, 304):
+                        response.read()
+                        raise _status_error("snapshot", response)
+                    yield response
+            except httpx.HTTPError as exc:
+                if deadline is not None and deadline.expired.is_set():
+                    raise deadline.error() from exc
+                raise SyncError(describe(exc)) from exc
 
     def post_scans(self, scans: list[dict[str, Any]]) -> list[str]:
         """POST /scans; the ids the upstream says it stored."""

@@ -2,9 +2,13 @@
 
 A full answer builds a new file that is swapped in on commit; a delta is one transaction on
 the live file. Anything wrong with the answer (no end marker, a wrong count, a line that is
-not JSON, over 64 KiB or of the wrong shape, a dropped connection) aborts the builder, so
-the snapshot the kiosk held stays exactly as it was. Memory is bounded by one line plus the
-builder's batch, whatever the size of the answer.
+not JSON, over 64 KiB or of the wrong shape, a dropped connection, a limit passed: see
+limits.py) aborts the builder, so the snapshot the kiosk held stays exactly as it was. Memory is
+bounded by one line plus the builder's batch, whatever the size of the answer.
+
+A full answer is built as `snapshot.pending.sqlite` and swapped in only if it keeps enough of
+the customers held (upstream.max_shrink); otherwise it stays there, held back, until
+`kiosk sync --accept-shrink` applies it or a later sync makes it moot.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from ..config import redact_url
 from ..errors import SnapshotError, SyncError
 from ..records import RecordError
-from ..snapshot import LoadResult, SnapshotBuilder
+from ..snapshot import LoadResult, SnapshotBuilder, _fsync_dir, writer_lock
 from .client import UpstreamClient
+from .limits import Deadline, SyncLimits, SyncTooLarge, decoded
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,37 @@ class SnapshotRejected(SyncError):
 
 class SyncStopped(SyncError):
     """The kiosk is shutting down; the sync was abandoned and nothing of it applied."""
+
+
+class SnapshotHeldBack(SyncError):
+    """The answer would drop too many customers: not applied (a full one is kept as pending)."""
+
+
+def pending_path(path: Path) -> Path:
+    """Where a held-back full snapshot waits for `kiosk sync --accept-shrink`."""
+    return path.with_name(f"{path.stem}.pending{path.suffix}")
+
+
+def accept_pending(path: Path) -> bool:
+    """Make a held-back full snapshot live; False when there is none."""
+    with writer_lock(path):
+        pending = pending_path(path)
+        if not pending.exists():
+            return False
+        os.replace(pending, path)
+        _fsync_dir(path.parent)
+    log.info("applied the held-back snapshot %s", pending)
+    return True
+
+
+def discard_pending(path: Path) -> None:
+    """A sync succeeded without it: a held-back snapshot is moot."""
+    if not pending_path(path).exists():
+        return  # the usual case: no need to wait for the writer lock (an import may hold it for a while)
+    with writer_lock(path):
+        with contextlib.suppress(FileNotFoundError):
+            pending_path(path).unlink()
+            log.info("discarded the held-back snapshot %s: a later sync succeeded", pending_path(path))
 
 
 @dataclass
@@ -92,20 +129,21 @@ class _LineTooLong(Exception):
 
 def held_basis(meta: dict[str, str], url: str) -> tuple[str, str]:
     """(cursor, etag) to send: only for a snapshot that came from this upstream, else ask for a full one."""
-    if meta.get("source") == "upstream" and meta.get("upstream") == url:
+    if meta.get("source") == "upstream" and meta.get("upstream") == redact_url(url):
         return meta.get("cursor", ""), meta.get("etag", "")
     return "", ""
 
 
 def sync_snapshot(client: UpstreamClient, path: Path, held_meta: dict[str, str], now: datetime,
-                  progress: Progress | None = None) -> SyncResult:
+                  progress: Progress | None = None, *, limits: SyncLimits, accept_shrink: bool = False) -> SyncResult:
     """One snapshot sync. Returns what changed; raises SyncError (the held snapshot untouched) otherwise."""
     started = time.monotonic()
     url = client.settings.url
     since, etag = held_basis(held_meta, url)
     if since and not path.exists():
         since, etag = "", ""
-    with client.snapshot(since, etag) as response:
+    deadline = Deadline(limits.deadline_s)
+    with client.snapshot(since, etag, deadline) as response:
         if response.status_code == 304:
             if not since:
                 raise SnapshotRejected("the upstream answered 304 Not Modified to a request for a full snapshot")
@@ -114,13 +152,21 @@ def sync_snapshot(client: UpstreamClient, path: Path, held_meta: dict[str, str],
         ctype = response.headers.get("content-type", "")
         if ctype and "ndjson" not in ctype:
             raise SnapshotRejected(f"the upstream's snapshot is {ctype.split(';')[0]}, not application/x-ndjson")
-        result = _apply(response.iter_bytes(), path, since, now, url, response.headers.get("etag", ""), progress)
+        body = decoded(response.iter_raw(), response.headers.get("content-encoding", ""), limits.max_bytes)
+        result = _apply(_until(deadline, body), path, since, now, url, response.headers.get("etag", ""), progress,
+                        limits, accept_shrink)
     result.seconds = time.monotonic() - started
     return result
 
 
+def _until(deadline: Deadline, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    for chunk in chunks:
+        deadline.check()
+        yield chunk
+
+
 def _apply(chunks: Iterable[bytes], path: Path, since: str, now: datetime, url: str, etag: str,
-           progress: Progress | None) -> SyncResult:
+           progress: Progress | None, limits: SyncLimits, accept_shrink: bool) -> SyncResult:
     counted = _Counted(chunks)
     lines = iter_lines(counted)
     lineno = 1
@@ -132,12 +178,13 @@ def _apply(chunks: Iterable[bytes], path: Path, since: str, now: datetime, url: 
         full = header["full"]
         if not full and not since:
             raise SnapshotRejected("the upstream sent a delta although the kiosk asked for a full snapshot")
-        builder = _open_builder(path, "full" if full else "delta")
+        builder = SnapshotBuilder(pending_path(path), "full") if full else _open_builder(path, "delta")
         try:
             if not full:
                 _check_base(builder, since)
             expected = header.get("records") if isinstance(header.get("records"), int) else None
             count, end = 0, None
+            held = None  # a delta's customers before its first customer delete
             for line in lines:
                 lineno += 1
                 record = _parse(line, lineno)
@@ -147,6 +194,11 @@ def _apply(chunks: Iterable[bytes], path: Path, since: str, now: datetime, url: 
                     break
                 if kind == "header":
                     raise SnapshotRejected(f"line {lineno}: a second header")
+                if count >= limits.max_records:
+                    raise SyncTooLarge(f"the upstream's answer is too large: over {limits.max_records:,} records "
+                                       "(upstream.max_records); nothing of it was applied")
+                if held is None and not full and kind == "delete" and record.get("entity") == "customer":
+                    held = builder.totals()["customers"]
                 try:
                     builder.apply(record)
                 except RecordError as exc:
@@ -164,11 +216,15 @@ def _apply(chunks: Iterable[bytes], path: Path, since: str, now: datetime, url: 
                 raise SnapshotRejected(f"the end marker counts {end.get('records')!r} records but {count} arrived")
             meta = {"cursor": header["cursor"], "synced_at": now.isoformat(timespec="seconds"), "etag": etag}
             if full:
-                meta.update(source="upstream", upstream=url)
+                meta.update(source="upstream", upstream=redact_url(url))  # the snapshot file holds no password
+            elif held is not None and not accept_shrink:
+                _check_shrink(held, builder.totals()["customers"], limits, "a delta", "not applied")
             loaded = builder.commit(meta)
         except BaseException:
             builder.abort()
             raise
+        if full:
+            _promote(path, limits, accept_shrink)
     except _LineTooLong:
         raise SnapshotRejected(f"line {lineno + 1} is longer than {MAX_LINE // 1024} KiB") from None
     except (SnapshotError, sqlite3.Error) as exc:
@@ -176,6 +232,36 @@ def _apply(chunks: Iterable[bytes], path: Path, since: str, now: datetime, url: 
     if progress is not None:
         progress(count, expected)
     return SyncResult("full" if full else "delta", header["cursor"], loaded, counted.bytes)
+
+
+def _promote(path: Path, limits: SyncLimits, accept_shrink: bool) -> None:
+    """Swap the new full snapshot in, unless it drops too many of the customers held (then it stays pending)."""
+    with writer_lock(path):
+        pending = pending_path(path)
+        if not accept_shrink:
+            _check_shrink(_customers(path), _customers(pending), limits, "the full snapshot",
+                          f"kept as pending in {pending.name}")
+        os.replace(pending, path)
+        _fsync_dir(path.parent)
+
+
+def _check_shrink(held: int, new: int, limits: SyncLimits, what: str, outcome: str) -> None:
+    if held and (held - new) / held > limits.max_shrink:
+        raise SnapshotHeldBack(
+            f"held back: {what} from the upstream would leave {new:,} of the {held:,} customers held "
+            f"(drops {(held - new) / held:.0%}, more than upstream.max_shrink = {limits.max_shrink:g}); {outcome}; "
+            "if that is right, run: kiosk sync --accept-shrink")
+
+
+def _customers(path: Path) -> int:
+    """Customers in a snapshot file; 0 when there is none or it cannot be read (nothing then to protect)."""
+    if not path.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT count(*) FROM customers").fetchone()[0]
+    except sqlite3.Error:
+        return 0
 
 
 class _Counted:

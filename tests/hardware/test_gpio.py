@@ -60,6 +60,11 @@ def decision(verdict=Verdict.ADMIT, event_id="e1"):
     return Decision(verdict, at=utc_now(), event_id=event_id)
 
 
+def went_on(pin, since: int = 0) -> bool:
+    """Whether the pin was driven high at any point of its history from entry `since` on."""
+    return any(entry.state for entry in pin.states[since:])
+
+
 def on_periods(states):
     """(start offset, length) of every high period in a MockPin history, in seconds since its first entry."""
     t, periods, since = 0.0, [], None
@@ -88,9 +93,8 @@ def test_relay_is_created_off_and_pulses_once_on_admit(boards):
 def test_no_relay_pulse_on_repeat_or_denial(boards, verdict):
     board = board_for(boards, gpio_config())
     board.act(decision(verdict))
-    time.sleep(0.05)
+    wait_for(lambda: went_on(pin(board, 27)))  # red instead
     assert [s.state for s in pin(board, 24).states] == [False]
-    assert pin(board, 27).state is True  # red instead
 
 
 def test_active_low_relay_board(boards):
@@ -132,26 +136,28 @@ def test_admit_shows_green_and_beeps_once_denial_red_and_two_beeps(boards):
     board = board_for(boards, gpio_config())
     green, red, buzzer = pin(board, 17), pin(board, 27), pin(board, 23)
     board.act(decision(Verdict.ADMIT))
-    assert green.state is True and red.state is False
+    wait_for(lambda: went_on(green))
+    assert not went_on(red)
     wait_for(lambda: len(green.states) >= 3 and len(buzzer.states) >= 3)
     (light,), _ = on_periods(green.states)
     assert light[1] >= 0.07
     beeps, _ = on_periods(buzzer.states)
     assert len(beeps) == 1 and beeps[0][1] >= 0.015
     buzzer.clear_states()
+    green_seen = len(green.states)
     board.act(decision(Verdict.NOT_IN_GROUP))
-    assert red.state is True and green.state is False
-    wait_for(lambda: len(red.states) >= 3)
-    time.sleep(0.1)
-    beeps, still = on_periods(buzzer.states)
-    assert len(beeps) == 2 and not still
+    wait_for(lambda: went_on(red))
+    assert not went_on(green, since=green_seen)
+    wait_for(lambda: len(on_periods(buzzer.states)[0]) >= 2 and not on_periods(buzzer.states)[1])
+    assert len(on_periods(buzzer.states)[0]) == 2
 
 
 def test_a_new_verdict_replaces_the_light_of_the_previous_one(boards):
     board = board_for(boards, gpio_config(signals={**FAST, "admit_light_s": 5, "deny_light_s": 5}))
     board.act(decision(Verdict.ADMIT))
     board.act(decision(Verdict.EXPIRED))
-    assert pin(board, 17).state is False and pin(board, 27).state is True
+    wait_for(lambda: pin(board, 27).state is True)  # 5 s lights: still on when looked at, however loaded
+    assert pin(board, 17).state is False
 
 
 def test_faults_blink_amber_until_cleared(boards):
@@ -175,15 +181,19 @@ def test_faults_blink_amber_until_cleared(boards):
 def test_rgb_led_shows_amber_as_red_and_green_and_resumes_it_after_a_verdict(boards):
     faults = Faults()
     pins = {"green": 17, "red": 27, "relay": 24}
-    board = board_for(boards, gpio_config(pins, lights="rgb"), faults=faults)
+    # a 1 s verdict: long enough that the checks below see it still showing, however loaded the machine
+    board = board_for(boards, gpio_config(pins, lights="rgb", signals={**FAST, "admit_light_s": 1}), faults=faults)
     green, red = pin(board, 17), pin(board, 27)
     faults.set("snapshot_stale", "Member list out of date")
     wait_for(lambda: len(red.states) >= 5)
     board.act(decision(Verdict.ADMIT))
-    assert green.state is True and red.state is False  # the verdict wins over the fault
+    wait_for(lambda: green.state is True)
+    assert red.state is False  # the verdict wins over the fault
     red.clear_states()
     time.sleep(0.05)
-    assert [s.state for s in red.states] == [False]
+    during = [s.state for s in red.states]
+    if green.state:  # read after red's history: the verdict was still showing all that time
+        assert during == [False]
     wait_for(lambda: len(red.states) >= 4)  # after the verdict the fault blinks again
     faults.clear("snapshot_stale")
     assert green.state is False and red.state is False

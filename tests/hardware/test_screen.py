@@ -192,7 +192,7 @@ def test_closing_the_window_stops_the_loop(screen):
 
 def test_without_a_pin_hash_the_panel_says_it_is_disabled(tmp_path, clock):
     app = make_app(tmp_path, clock, pin=False, locale="nl", size=(480, 320))
-    screen = open_screen(app, required=False)
+    screen = open_screen(app, required=True)
     try:
         screen.monotonic = Ticker()
         step(screen)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
 import json
+import socket
 import subprocess
 import sys
 import tomllib
@@ -227,3 +229,59 @@ def test_config_prints_the_effective_config(tmp_path):
     assert printed["staff"]["pin_hash"] == "********"
     assert secret.split("$")[-1] not in result.stdout
     assert printed["relay"]["pulse_ms"] == 1000
+
+
+def test_config_masks_credentials_inside_urls(tmp_path):
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[upstream]\nurl = "https://gate:s3cret-pw@hub.example.org/kiosk/v1"\n'
+                      '[serial]\nurl = "rfc2217://op:hunter2@10.0.0.5:2217"\n')
+    result = kiosk("config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    printed = tomllib.loads(result.stdout)
+    assert printed["upstream"]["url"] == "https://********@hub.example.org/kiosk/v1"
+    assert printed["serial"]["url"] == "rfc2217://********@10.0.0.5:2217"
+    assert "s3cret-pw" not in result.stdout and "hunter2" not in result.stdout
+
+
+# -- the first five minutes -------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def taken_port():
+    """A port something else listens on (and answers nothing)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_upstream_on_a_taken_port_says_so_in_one_line(tmp_path, taken_port):
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
+    token.chmod(0o600)
+    done = kiosk("upstream", "--port", str(taken_port), "--token-file", str(token), "--db", str(tmp_path / "up.sqlite"))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"kiosk: cannot listen on 127.0.0.1:{taken_port} (another program uses it); "
+                                        "choose another with --port"]
+
+
+def test_demo_with_its_upstream_port_taken_stops_and_says_so(tmp_path, taken_port):
+    env = {**os.environ, "KIOSK_UPSTREAM_PORT": str(taken_port), "KIOSK_DEMO_STATE": str(tmp_path / "demo")}
+    done = subprocess.run([str(ROOT / "scripts" / "demo"), "--upstream", "--headless", "--limit", "1"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("demo: the reference upstream did not start") and f"127.0.0.1:{taken_port}" in line
+    assert "another program uses it" in line and "KIOSK_UPSTREAM_PORT" in line
+
+
+def test_a_path_that_cannot_be_used_is_one_line_not_a_traceback(state, tmp_path):
+    assert kiosk("run", "--source", "stdin", "--headless", "--state-dir", str(state), input="I-1001\n").returncode == 0
+    done = kiosk("journal", "--csv", "/nonexistent/x.csv", "--state-dir", str(state))
+    assert (done.returncode, done.stderr) == (2, "kiosk: cannot write /nonexistent/x.csv: No such file or directory\n")
+    done = kiosk("run", "--source", f"images:{tmp_path / 'nowhere'}", "--headless", "--state-dir", str(state))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"kiosk: config error: --source: images:DIR: {tmp_path / 'nowhere'} "
+                                        "is not a folder of images"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -84,6 +85,10 @@ def test_wrong_type(tmp_path, text, key, words):
     ("[relay]\npulse_ms = 5", "relay.pulse_ms", "between 10 and 30000"),
     ("[journal]\nmax_events = 10", "journal.max_events", "at least 1000"),
     ("[upstream]\nurl = 'ftp://x'", "upstream.url", "http"),
+    ("[upstream]\nurl = 'https://'", "upstream.url", "with a host"),
+    ("[upstream]\nurl = 'https://hub:port/x'", "upstream.url", "not a URL"),
+    ("[upstream]\nmax_shrink = 1.5", "upstream.max_shrink", "between 0 and 1"),
+    ("[upstream]\nsync_deadline_s = 0", "upstream.sync_deadline_s", "greater than 0"),
     ("[serial]\nterminator = 'EOT'", "serial.terminator", "0x03"),
 ])
 def test_impossible_value(tmp_path, text, key, words):
@@ -211,3 +216,40 @@ def test_bad_config_from_the_environment_too(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "relay.pulse_ms" in result.stderr
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p.mkdir(), "is a directory"),
+    (lambda p: p.write_bytes(b'[gate]\nname = "Caf\xe9"\n'), "not UTF-8 text (byte 19 is 0xe9)"),
+])
+def test_a_config_that_is_a_directory_or_not_utf8_exits_2_with_one_line_naming_it(tmp_path, make, words):
+    bad = tmp_path / "kiosk.toml"
+    make(bad)
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        load_file(bad)
+    for args in (["status", "--config", str(bad)], ["--config", str(bad), "check", "I-1001"]):
+        result = kiosk(*args, "--state-dir", str(tmp_path / "s"))
+        assert result.returncode == 2
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"kiosk: config error: {bad}: ") and words in line
+
+
+@pytest.mark.parametrize("argv", [
+    ["--config", "{f}", "status"], ["status", "--config", "{f}"], ["-v", "status", "--config", "{f}"],
+    ["--config", "{f}", "status", "-v"], ["--state-dir", "{s}", "--config", "{f}", "status", "--json"],
+])
+def test_global_options_work_before_and_after_the_command(tmp_path, argv):
+    config = write(tmp_path, f'state_dir = "{tmp_path / "s"}"\n[gate]\nid = "door-42"\n')
+    result = kiosk(*[a.format(f=config, s=tmp_path / "s") for a in argv])
+    assert result.returncode == 0, result.stderr
+    assert "door-42" in result.stdout
+    assert ("DEBUG" in result.stderr) == ("-v" in argv)
+
+
+def test_an_option_after_the_command_wins_over_one_before_it(tmp_path):
+    before = write(tmp_path, '[gate]\nid = "before"\n')
+    after = tmp_path / "after.toml"
+    after.write_text('[gate]\nid = "after"\n')
+    result = kiosk("--config", str(before), "status", "--config", str(after), "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 0, result.stderr
+    assert "after" in result.stdout and "before" not in result.stdout

@@ -43,7 +43,10 @@ from kiosk.rules import Policy  # noqa: E402
 from kiosk.snapshot import SnapshotStore  # noqa: E402
 from kiosk.text import has_unsafe  # noqa: E402
 from kiosk.upstream.client import ClientSettings, UpstreamClient  # noqa: E402
+from kiosk.upstream.limits import SyncLimits  # noqa: E402
 from kiosk.upstream.sync import SyncError, sync_snapshot  # noqa: E402
+
+LIMITS = SyncLimits(deadline_s=60, max_bytes=1 << 30, max_records=5_000_000, max_shrink=1.0)
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
 POLICY = Policy(groups="all", repeat_window_s=0, tz=timezone.utc)
@@ -216,13 +219,13 @@ def test_hostile_ndjson_records_are_refused_with_their_line_or_sync_and_scan_cle
         try:
             if first_bad is not None:
                 with pytest.raises(SyncError) as err:
-                    sync_snapshot(client, snapshot, {}, NOW)
+                    sync_snapshot(client, snapshot, {}, NOW, limits=LIMITS)
                 message = str(err.value)
                 assert re.search(rf"\bline {first_bad + 2}\b", message), message
                 assert message.isprintable() and len(message) < 600
                 assert not snapshot.exists()
                 return
-            sync_snapshot(client, snapshot, {}, NOW)
+            sync_snapshot(client, snapshot, {}, NOW, limits=LIMITS)
         finally:
             client.http.close()
         scan_all(snapshot, Path(tmp) / "journal.sqlite", [r[0] for r in records], caplog)

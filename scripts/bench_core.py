@@ -262,6 +262,71 @@ def bench_lookup(workdir: Path, n: int, samples: int) -> None:
     goal(f"lookup p99 <= 50 µs at {n:,} customers", f"worst p99 {worst_p99:.1f} µs", worst_p99 <= 50)
 
 
+# -- scan: parse + decide against the bare query ---------------------------------------------------------
+
+def bench_scan(workdir: Path, n: int, samples: int, rounds: int = 3) -> None:
+    """parse() + decide() on a card hit (a card URL, as an ID card's QR holds it) against the bare query: the
+    same two indexed point reads (card, then its customer) through sqlite3 on the same file, nothing else."""
+    import sqlite3
+
+    from kiosk.credential import parse
+    from kiosk.rules import Policy, decide
+
+    print(f"\n## Scan: parse + decide() on a card hit vs the bare query, µs per call ({n:,} customers and cards, "
+          f"{samples:,} random cards, {rounds} rounds interleaved)")
+    path = workdir / "lookup" / "snapshot.sqlite"
+    build_lookup_snapshot(path, n)
+    store = SnapshotStore(path)
+    bare = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    policy = Policy(groups=("members",), tz=timezone.utc, repeat_window_s=0)
+    now = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+    rng = random.Random(11)
+    picks = [rng.randrange(n) for _ in range(samples)]
+    texts = {i: f"https://members.example.org/card/{card_uuid(i)}" for i in picks}
+    keys = {i: card_uuid(i) for i in picks}
+    card_sql = "SELECT key, code, customer_key, card_type, revoked, batch FROM cards WHERE key = ?"
+    customer_sql = ("SELECT key, id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, "
+                    "email, postcode, photo, tags FROM customers WHERE key = ?")
+
+    def bare_query(i: int) -> tuple:
+        card = bare.execute(card_sql, (keys[i],)).fetchone()
+        return bare.execute(customer_sql, (card[2],)).fetchone()
+
+    def scan(i: int) -> object:
+        return decide(parse(texts[i]), store, policy, now)
+
+    def run(call: Callable[[int], Any]) -> list[float]:
+        times = []
+        for i in picks:
+            t = time.perf_counter_ns()
+            call(i)
+            times.append((time.perf_counter_ns() - t) / 1e3)
+        return times
+
+    first = scan(picks[0])
+    if first.verdict.value != "admit":  # a hit that is not an admit would measure a shorter path
+        raise SystemExit(f"bench scan: expected an admit, got {first.verdict.value}: {first.reason}")
+    for i in picks[:1000]:
+        bare_query(i), scan(i)
+    medians: list[tuple[float, float, float, float]] = []
+    try:
+        for _ in range(rounds):
+            b, s = run(bare_query), run(scan)
+            medians.append((statistics.median(b), percentile(b, 99), statistics.median(s), percentile(s, 99)))
+    finally:
+        store.close()
+        bare.close()
+    print(f"{'round':<6} {'bare p50':>9} {'p99':>8} {'scan p50':>9} {'p99':>8} {'p50 ratio':>10} {'p99 ratio':>10}")
+    ratios = []
+    for k, (bp50, bp99, sp50, sp99) in enumerate(medians, 1):
+        ratios.append(sp50 / bp50)
+        print(f"{k:<6} {bp50:>9.1f} {bp99:>8.1f} {sp50:>9.1f} {sp99:>8.1f} {sp50 / bp50:>10.2f} {sp99 / bp99:>10.2f}")
+    ratios.sort()
+    goal("scan: parse + decide() on a card hit <= 1.5x the bare query (p50, median of rounds)",
+         f"{ratios[0]:.2f} / {ratios[len(ratios) // 2]:.2f} / {ratios[-1]:.2f}x (min / median / max)",
+         ratios[len(ratios) // 2] <= 1.5)
+
+
 # -- import --------------------------------------------------------------------------------------------
 
 def write_customers_csv(path: Path, n: int) -> None:
@@ -361,7 +426,7 @@ def bench_latency(workdir: Path, scans: int) -> None:
 
 
 def main() -> int:
-    parts = ("decode", "lookup", "import", "latency")
+    parts = ("decode", "lookup", "scan", "import", "latency")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(parts), help=f"comma-separated: {', '.join(parts)}")
     parser.add_argument("--customers", type=int, default=1_000_000, help="snapshot / import size")
@@ -387,6 +452,8 @@ def main() -> int:
         bench_decode(args.runs)
     if "lookup" in chosen:
         bench_lookup(workdir, args.customers, args.samples)
+    if "scan" in chosen:
+        bench_scan(workdir, args.customers, args.samples)
     if "latency" in chosen:
         bench_latency(workdir, args.scans)
 

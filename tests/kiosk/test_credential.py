@@ -229,3 +229,32 @@ def test_arbitrary_scans_through_the_gate_always_get_a_verdict(gate, raw):
     assert decision.reason
     assert decision.event_id
     assert gate.journal.counts()["total"] == before + 1
+
+
+def test_parse_does_not_walk_the_text_in_python():
+    """The checks on a scanned text run in C (regex searches), not per character in Python: the Python lines
+    parse executes are the same for a 200-character code as for a 20-character one (counted, not timed)."""
+    import sys
+
+    from kiosk import credential
+
+    def lines_run(text: str) -> int:
+        count = 0
+
+        def tracer(frame, event, arg):
+            nonlocal count
+            if frame.f_code.co_filename == credential.__file__:
+                count += event == "line"
+                return tracer
+            return None
+
+        sys.settrace(tracer)
+        try:
+            parse(text)
+        finally:
+            sys.settrace(None)
+        return count
+
+    short, long = lines_run("GIFT-" + "7" * 15), lines_run("GIFT-" + "7" * 195)
+    assert short > 0 and long == short
+    assert parse("GIFT-" + "7" * 195 + "\udc80").kind is CredentialKind.INVALID  # the check still runs

@@ -12,20 +12,24 @@ their case) is an error. Every record then passes the same checks as the upstrea
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
+import json
 import re
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .credential import card_key, customer_key
 from .errors import ImportRejected
-from .records import RecordError, check_customer
+from .records import (MAX_EMAIL, MAX_ID, MAX_ITEMS, MAX_NAME, MAX_POSTCODE, MAX_TAG, RecordError, check_customer,
+                      checked_list, iso_day, json_list, normalise_postcode)
 from .snapshot import LoadResult, SnapshotBuilder, SnapshotStore
-from .text import safe_text
+from .text import has_unsafe, safe_text
 
 csv.field_size_limit(1 << 20)
 
@@ -230,6 +234,84 @@ _BUILDERS: dict[str, tuple[dict[str, str], Callable[[dict[str, str]], dict[str, 
 }
 
 
+# -- customers straight to the store's row -------------------------------------------------------------
+# A million-row load spends most of its time in Python per row. The common row (an id, plain text within
+# the caps, a known kind and active flag, dates and lists seen before) goes from the CSV's list of values
+# to the store's tuple with the same checks as `_customer` + `records.check_customer`, without a dict;
+# anything else returns None and takes that checked path, which names the fault.
+
+_FAST_FIELDS = ("id", "kind", "first_name", "last_name", "name", "active", "groups", "valid_from", "valid_until",
+                "email", "postcode", "tags")
+_TRUE = ("true", "yes", "y", "1", "active", "ja", "waar", "valid")
+
+
+@functools.lru_cache(maxsize=256)
+def _fast_kind(cell: str) -> str:
+    kind = cell.strip().lower()
+    return _KINDS.get(kind, kind)
+
+
+@functools.lru_cache(maxsize=256)
+def _fast_active(cell: str) -> bool | None:
+    v = cell.strip().lower()
+    return True if not v or v in _TRUE else None  # an inactive customer or a bad cell: the checked path
+
+
+@functools.lru_cache(maxsize=4096)
+def _fast_date(cell: str) -> str | None | bool:
+    """The ISO day of a date cell, None if empty, False if the checked path must judge it."""
+    try:
+        day = _date(cell, "")
+    except RecordError:
+        return False
+    return day if day is None else (iso_day(day) or False)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fast_list(cell: str, cap: int) -> str | None:
+    """The JSON list the store keeps for a groups or tags cell; None if the checked path must judge it."""
+    items = tuple(_list(cell))
+    if len(items) > MAX_ITEMS:
+        return None
+    try:
+        return json_list(checked_list("", cap, items))
+    except RecordError:
+        return None
+
+
+def _fast_customer_row(fields: list[str | None]) -> Callable[[list[str]], tuple | None] | None:
+    """A function from a customers row's values to the store's row, or None for the checked path; None
+    when the header has no id column (ids are then derived) or an `inactive` column."""
+    where = {f: i for i, f in enumerate(fields) if f}  # the last of two columns for one field wins, as in `rows()`
+    if "id" not in where or "inactive" in where:
+        return None
+    absent = len(fields)  # index of the "" appended to each row for a column the file does not have
+    pick = itemgetter(*(where.get(f, absent) for f in _FAST_FIELDS))
+
+    def row(values: list[str]) -> tuple | None:
+        values.append("")
+        cid, kind, first, last, name, active, groups, vf, vu, email, postcode, tags = pick(values)
+        cid, first, last, name = cid.strip(), first.strip(), last.strip(), name.strip()
+        email, postcode = email.strip(), postcode.strip()
+        if not cid or cid[0] not in "IiOo" or (name and not (first or last)):
+            return None
+        kind = _fast_kind(kind) or ("organisation" if cid[0] in "Oo" else "individual")
+        is_active, from_day, until_day = _fast_active(active), _fast_date(vf), _fast_date(vu)
+        group_list, tag_list = _fast_list(groups, MAX_ID), _fast_list(tags, MAX_TAG)
+        if (kind not in ("individual", "organisation") or is_active is None or from_day is False
+                or until_day is False or group_list is None or tag_list is None
+                or (from_day and until_day and from_day > until_day)
+                or len(cid) > MAX_ID or len(first) > MAX_NAME or len(last) > MAX_NAME or len(name) > MAX_NAME
+                or len(email) > MAX_EMAIL or len(postcode) > MAX_POSTCODE
+                or has_unsafe(cid + first + last + name + email + postcode)):
+            return None
+        return (customer_key(cid), cid, kind, first, last, name, 1, group_list, from_day, until_day, email, postcode,
+                "", tag_list, (last or name).casefold(), first.casefold(), email.casefold(),
+                normalise_postcode(postcode))
+
+    return row
+
+
 def _open_csv(path: Path) -> tuple[io.TextIOBase, csv.reader]:
     fh = open(path, newline="", encoding="utf-8-sig")
     sample = fh.readline()
@@ -239,8 +321,10 @@ def _open_csv(path: Path) -> tuple[io.TextIOBase, csv.reader]:
     return fh, csv.reader(fh, delimiter=delimiter, strict=True)
 
 
-def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:
-    """(kind, iterator of (line number, protocol record)). Raises ImportRejected naming file and line."""
+def read_file(path: str | Path, *, store_rows: bool = False) -> tuple[str, Iterator[tuple[int, Any]]]:
+    """(kind, iterator of (line number, protocol record)). Raises ImportRejected naming file and line.
+
+    `store_rows=True`: a customers file yields the store's checked row tuples instead of records."""
     path = Path(path)
     try:
         fh, reader = _open_csv(path)
@@ -267,7 +351,10 @@ def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]
         fh.close()
         raise ImportRejected(f"{path}:1: a customers file needs an id, email or name column")
 
-    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+    fast = _fast_customer_row(fields) if store_rows and kind == "customers" else None
+    n_fields = len(header)
+
+    def rows() -> Iterator[tuple[int, Any]]:
         with fh:
             end = reader.line_num
             try:
@@ -276,8 +363,14 @@ def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]
                     line, end = end + 1, reader.line_num
                     if not any(v.strip() for v in values):
                         continue
-                    if len(values) != len(header):
-                        raise RecordError(f"{len(values)} fields but the header has {len(header)}")
+                    if len(values) != n_fields:
+                        raise RecordError(f"{len(values)} fields but the header has {n_fields}")
+                    if store_rows and kind == "customers":
+                        checked = fast(values) if fast is not None else None
+                        if checked is None:
+                            checked = check_customer(build({f: v for f, v in zip(fields, values) if f}))
+                        yield line, checked
+                        continue
                     row = {f: v for f, v in zip(fields, values) if f}
                     yield line, build(row)
             except RecordError as exc:
@@ -297,10 +390,10 @@ def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]
 _KIND_ORDER = {"groups": 0, "customers": 1, "cards": 2}
 
 
-def _open_in_order(paths: Iterable[str | Path]) -> list[tuple[str, str, Iterator[tuple[int, dict[str, Any]]]]]:
+def _open_in_order(paths: Iterable[str | Path], store_rows: bool = False) -> list[tuple[str, str, Iterator[tuple[int, Any]]]]:
     """(path, kind, rows) for every file, headers all checked before any row is read; groups first,
     so a group's name and scannable flag are known before customers name it."""
-    opened = [(str(p), *read_file(p)) for p in paths]
+    opened = [(str(p), *read_file(p, store_rows=store_rows)) for p in paths]
     return sorted(opened, key=lambda item: _KIND_ORDER[item[1]])
 
 
@@ -397,7 +490,7 @@ def _name_duplicate(paths: list[str]) -> None:
 
 def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, replace: bool, now: datetime) -> ImportSummary:
     paths = [str(p) for p in paths]
-    opened = _open_in_order(paths)
+    opened = _open_in_order(paths, store_rows=True)
     try:
         builder = SnapshotBuilder(snapshot_path, "full" if replace else "merge")
     except sqlite3.DatabaseError as exc:
@@ -408,16 +501,19 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
     seen = None if replace else _Seen([path for path, _, _ in opened])
     created: list[str] = []
     try:
-        named: set[str] = set()
+        named_lists: set[str] = set()  # the customers' group lists as stored (JSON): few distinct ones
         for file, (path, kind, rows) in enumerate(opened):
+            if kind == "customers":  # rows are the store's checked tuples (read_file's store_rows)
+                add = builder.add_customer
+                for line, row in rows:
+                    add(row)
+                    named_lists.add(row[7])
+                    if seen is not None:
+                        seen.add("customer:" + row[0], file, line)
+                continue
             for line, record in rows:
                 try:
-                    if kind == "customers":
-                        row = check_customer(record)
-                        builder.add_customer(row)
-                        named.update(record["groups"])
-                    else:
-                        builder.apply(record)
+                    builder.apply(record)
                 except RecordError as exc:
                     raise ImportRejected(f"{path}:{line}: {exc}") from None
                 if seen is not None:
@@ -428,6 +524,7 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
                                   "cards": builder.result.cards}:
             _name_duplicate(paths)
         # in a merge, groups the held snapshot defines count as defined
+        named = {g for groups in named_lists for g in json.loads(groups)}
         for g in sorted(named - builder.group_ids()):
             builder.apply(named_group(g))
             created.append(g)

@@ -361,7 +361,7 @@ def read_file(path: str | Path, *, store_rows: bool = False) -> tuple[str, Itera
                 for values in reader:
                     # a quoted field may span lines: a row is reported by the line it starts on
                     line, end = end + 1, reader.line_num
-                    if not any(v.strip() for v in values):
+                    if not "".join(values).strip():  # a blank row (joined: one C call, not one per field)
                         continue
                     if len(values) != n_fields:
                         raise RecordError(f"{len(values)} fields but the header has {n_fields}")
@@ -488,6 +488,15 @@ def _name_duplicate(paths: list[str]) -> None:
                          "during the import? Import again")
 
 
+def _filed(rows: Iterator[tuple[int, tuple]], file: int, named_lists: set[str], seen: _Seen | None) -> Iterator[tuple]:
+    """The store's customer rows, noting each row's group list (and, in a merge, its id and line) on the way."""
+    for line, row in rows:
+        named_lists.add(row[7])
+        if seen is not None:
+            seen.add("customer:" + row[0], file, line)
+        yield row
+
+
 def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, replace: bool, now: datetime) -> ImportSummary:
     paths = [str(p) for p in paths]
     opened = _open_in_order(paths, store_rows=True)
@@ -504,12 +513,7 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
         named_lists: set[str] = set()  # the customers' group lists as stored (JSON): few distinct ones
         for file, (path, kind, rows) in enumerate(opened):
             if kind == "customers":  # rows are the store's checked tuples (read_file's store_rows)
-                add = builder.add_customer
-                for line, row in rows:
-                    add(row)
-                    named_lists.add(row[7])
-                    if seen is not None:
-                        seen.add("customer:" + row[0], file, line)
+                builder.add_customers(_filed(rows, file, named_lists, seen))
                 continue
             for line, record in rows:
                 try:

@@ -341,37 +341,33 @@ def write_customers_csv(path: Path, n: int) -> None:
                         f"m{i}@example.org", f"{1000 + i % 9000} AB"])
 
 
-def floor_import(src: str, db_path: str) -> None:
-    """The floor the import is measured against: csv.reader + executemany into the snapshot's schema and
-    indexes, one transaction, then fsync, with no checks at all (each value put in its column as read)."""
-    import sqlite3
-
-    from kiosk import snapshot
-
-    db = sqlite3.connect(db_path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=DELETE")
-    db.execute("PRAGMA synchronous=OFF")
-    db.execute("PRAGMA cache_size=-16000")
-    db.executescript(snapshot._SCHEMA)
-    db.execute("BEGIN IMMEDIATE")
-    with open(src, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        next(reader)
-        # id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, email, postcode
-        rows = ((r[0], r[0], r[1], r[2], r[3], r[4], 1, r[6], r[7] or None, r[8] or None, r[9], r[10], "", "[]",
-                 r[3], r[2], r[9], r[10]) for r in reader)
-        while True:
-            batch = [row for _, row in zip(range(5000), rows)]
-            if not batch:
-                break
-            db.executemany(snapshot._INSERT_CUSTOMER, batch)
-    db.execute("INSERT INTO groups VALUES ('members', 'members', 1), ('patrons', 'patrons', 1)")
-    db.execute("COMMIT")
-    db.executescript(snapshot._INDEXES)
-    db.close()
-    fd = os.open(db_path, os.O_RDONLY)
-    os.fsync(fd)
-    os.close(fd)
+# The floor the import is measured against, run as its own lean process (python -c, nothing imported but
+# the snapshot's schema): csv.reader + executemany into the snapshot's schema and indexes, one transaction,
+# then fsync, with no checks at all (each value put in its column as read).
+FLOOR_IMPORT = """
+import csv, os, sqlite3, sys
+from kiosk import snapshot
+src, db_path = sys.argv[1:3]
+db = sqlite3.connect(db_path, isolation_level=None)
+db.execute("PRAGMA journal_mode=DELETE")
+db.execute("PRAGMA synchronous=OFF")
+db.execute("PRAGMA cache_size=-16000")
+db.executescript(snapshot._SCHEMA)
+db.execute("BEGIN IMMEDIATE")
+with open(src, newline="", encoding="utf-8") as fh:
+    reader = csv.reader(fh)
+    next(reader)
+    # id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, email, postcode
+    db.executemany(snapshot._INSERT_CUSTOMER, ((r[0], r[0], r[1], r[2], r[3], r[4], 1, r[6], r[7] or None, r[8] or None,
+                                              r[9], r[10], "", "[]", r[3], r[2], r[9], r[10]) for r in reader))
+db.execute("INSERT INTO groups VALUES ('members', 'members', 1), ('patrons', 'patrons', 1)")
+db.execute("COMMIT")
+db.executescript(snapshot._INDEXES)
+db.close()
+fd = os.open(db_path, os.O_RDONLY)
+os.fsync(fd)
+os.close(fd)
+"""
 
 
 def _run_child(command: list[str]) -> tuple[float, float, float, str]:
@@ -386,7 +382,8 @@ def _run_child(command: list[str]) -> tuple[float, float, float, str]:
     child.stderr.close()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
-        raise SystemExit(f"{command[2:4]} FAILED with exit {code}: {err.strip() or out.strip()}")
+        what = "the floor" if command[1] == "-c" else " ".join(command[1:4])
+        raise SystemExit(f"{what} FAILED with exit {code}: {err.strip() or out.strip()}")
     return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out  # ru_maxrss: kB on Linux
 
 
@@ -400,7 +397,7 @@ def bench_import(workdir: Path, n: int, rounds: int = 3) -> None:
     state.mkdir(exist_ok=True)
     floor_db = workdir / "import-floor.sqlite"
     kiosk_cmd = [sys.executable, "-m", "kiosk.cli", "import", str(src), "--replace", "--state-dir", str(state)]
-    floor_cmd = [sys.executable, __file__, "--floor-import", str(src), str(floor_db)]
+    floor_cmd = [sys.executable, "-c", FLOOR_IMPORT, str(src), str(floor_db)]
     print(f"file {src.stat().st_size / 1e6:.0f} MB")
     print(f"{'round':<6} {'kiosk wall':>10} {'CPU':>7} {'RSS MB':>7} | {'floor wall':>10} {'CPU':>7} {'RSS MB':>7} | "
           f"{'CPU ratio':>9} {'wall ratio':>10}")
@@ -485,13 +482,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200, help="decode runs per frame")
     parser.add_argument("--samples", type=int, default=100_000, help="lookups per case")
     parser.add_argument("--scans", type=int, default=2000, help="scans for the latency run")
-    parser.add_argument("--floor-import", nargs=2, metavar=("CSV", "DB"), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "kiosk-bench"),
                         help="where generated snapshots and CSV files are kept between runs")
     args = parser.parse_args()
-    if args.floor_import:  # the import's reference, run as its own process by bench_import
-        floor_import(*args.floor_import)
-        return 0
     chosen = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = set(chosen) - set(parts)
     if unknown:

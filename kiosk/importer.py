@@ -12,7 +12,6 @@ their case) is an error. Every record then passes the same checks as the upstrea
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import json
@@ -27,9 +26,9 @@ from typing import Any, Callable, Iterable, Iterator
 from .credential import card_key, customer_key
 from .errors import ImportRejected
 from .records import (MAX_EMAIL, MAX_ID, MAX_ITEMS, MAX_NAME, MAX_POSTCODE, MAX_TAG, RecordError, check_customer,
-                      checked_list, iso_day, json_list)
+                      checked_list, json_list)
 from .snapshot import LoadResult, SnapshotBuilder, SnapshotStore
-from .text import has_unsafe, safe_text
+from .text import UNSAFE_CHARS, safe_text
 
 csv.field_size_limit(1 << 20)
 
@@ -240,41 +239,32 @@ _BUILDERS: dict[str, tuple[dict[str, str], Callable[[dict[str, str]], dict[str, 
 # to the store's tuple with the same checks as `_customer` + `records.check_customer`, without a dict;
 # anything else returns None and takes that checked path, which names the fault.
 
-_FAST_FIELDS = ("id", "kind", "first_name", "last_name", "name", "active", "groups", "valid_from", "valid_until",
-                "email", "postcode", "tags")
+_TEXT_FIELDS = ("id", "first_name", "last_name", "name", "email", "postcode")
+_CELL_FIELDS = ("kind", "active", "groups", "valid_from", "valid_until", "tags")
 _TRUE = ("true", "yes", "y", "1", "active", "ja", "waar", "valid")
+# The text fields, stripped and joined by U+001F, within their caps and free of unsafe characters (U+001F is
+# one of them, so no field can fake a separator): one regex match instead of six length checks and a search.
+_PLAIN_TEXT = re.compile("\x1f".join(f"[^{UNSAFE_CHARS}]{{0,{cap}}}"
+                                     for cap in (MAX_ID, MAX_NAME, MAX_NAME, MAX_NAME, MAX_EMAIL, MAX_POSTCODE)))
+_CELLS_HELD = 65536  # distinct (kind, active, groups, dates, tags) cells remembered; dates make most of them
 
 
-@functools.lru_cache(maxsize=256)
-def _fast_kind(cell: str) -> str:
-    kind = cell.strip().lower()
-    return _KINDS.get(kind, kind)
-
-
-@functools.lru_cache(maxsize=256)
-def _fast_active(cell: str) -> bool | None:
-    v = cell.strip().lower()
-    return True if not v or v in _TRUE else None  # an inactive customer or a bad cell: the checked path
-
-
-@functools.lru_cache(maxsize=4096)
-def _fast_date(cell: str) -> str | None | bool:
-    """The ISO day of a date cell, None if empty, False if the checked path must judge it."""
-    try:
-        day = _date(cell, "")
-    except RecordError:
-        return False
-    return day if day is None else (iso_day(day) or False)
-
-
-@functools.lru_cache(maxsize=4096)
-def _fast_list(cell: str, cap: int) -> str | None:
-    """The JSON list the store keeps for a groups or tags cell; None if the checked path must judge it."""
-    items = tuple(_list(cell))
-    if len(items) > MAX_ITEMS:
+def _cells(kind: str, active: str, groups: str, valid_from: str, valid_until: str, tags: str) -> tuple | None:
+    """(kind or "", valid_from, valid_until, groups JSON, tags JSON) as the store keeps them, from a row's
+    cells, with `_customer` + `records.check_customer`'s checks; None if the checked path must judge them
+    (an inactive customer, a bad cell)."""
+    kind = kind.strip().lower()
+    kind = _KINDS.get(kind, kind)
+    flag = active.strip().lower()
+    if kind not in ("", "individual", "organisation") or (flag and flag not in _TRUE):
         return None
     try:
-        return json_list(checked_list("", cap, items))
+        from_day, until_day = _date(valid_from, ""), _date(valid_until, "")  # ISO days, as records' check keeps them
+        group_items, tag_items = tuple(_list(groups)), tuple(_list(tags))
+        if len(group_items) > MAX_ITEMS or len(tag_items) > MAX_ITEMS or (from_day and until_day and from_day > until_day):
+            return None
+        return (kind, from_day, until_day, json_list(checked_list("", MAX_ID, group_items)),
+                json_list(checked_list("", MAX_TAG, tag_items)))
     except RecordError:
         return None
 
@@ -286,29 +276,33 @@ def _fast_customer_row(fields: list[str | None]) -> Callable[[list[str]], tuple 
     if "id" not in where or "inactive" in where:
         return None
     absent = len(fields)  # index of a "" after the row's values, for a column the file does not have
-    getter = itemgetter(*(where.get(f, absent) for f in _FAST_FIELDS))
-    pick = getter if all(f in where for f in _FAST_FIELDS) else (lambda values: getter(values + [""]))
+    texts = itemgetter(*(where.get(f, absent) for f in _TEXT_FIELDS))
+    cells = itemgetter(*(where.get(f, absent) for f in _CELL_FIELDS))
+    pad = not all(f in where for f in _TEXT_FIELDS + _CELL_FIELDS)
+    held: dict[tuple, tuple | None] = {}
 
     def row(values: list[str]) -> tuple | None:
-        cid, kind, first, last, name, active, groups, vf, vu, email, postcode, tags = pick(values)
-        cid, first, last, name = cid.strip(), first.strip(), last.strip(), name.strip()
-        email, postcode = email.strip(), postcode.strip()
-        if not cid or cid[0] not in "IiOo" or (name and not (first or last)):
+        if pad:
+            values = values + [""]
+        cid, first, last, name, email, postcode = texts(values)
+        cid, first, last, name, email, postcode = \
+            cid.strip(), first.strip(), last.strip(), name.strip(), email.strip(), postcode.strip()
+        if not cid or cid[0] not in "IiOo" or (name and not (first or last)) \
+                or _PLAIN_TEXT.fullmatch("\x1f".join((cid, first, last, name, email, postcode))) is None:
             return None
-        kind = _fast_kind(kind) or ("organisation" if cid[0] in "Oo" else "individual")
-        is_active, from_day, until_day = _fast_active(active), _fast_date(vf), _fast_date(vu)
-        group_list, tag_list = _fast_list(groups, MAX_ID), _fast_list(tags, MAX_TAG)
-        if (kind not in ("individual", "organisation") or is_active is None or from_day is False
-                or until_day is False or group_list is None or tag_list is None
-                or (from_day and until_day and from_day > until_day)
-                or len(cid) > MAX_ID or len(first) > MAX_NAME or len(last) > MAX_NAME or len(name) > MAX_NAME
-                or len(email) > MAX_EMAIL or len(postcode) > MAX_POSTCODE
-                or has_unsafe(cid + first + last + name + email + postcode)):
+        key = cells(values)
+        known = held.get(key, held)
+        if known is held:
+            if len(held) >= _CELLS_HELD:
+                held.clear()
+            known = held[key] = _cells(*key)
+        if known is None:
             return None
+        kind, from_day, until_day, group_list, tag_list = known
         # customer_key(cid) and records.normalise_postcode(postcode), inline: two calls fewer per row
-        return (cid.upper(), cid, kind, first, last, name, 1, group_list, from_day, until_day, email, postcode,
-                "", tag_list, (last or name).casefold(), first.casefold(), email.casefold(),
-                "".join(postcode.split()).upper())
+        return (cid.upper(), cid, kind or ("organisation" if cid[0] in "Oo" else "individual"), first, last, name, 1,
+                group_list, from_day, until_day, email, postcode, "", tag_list, (last or name).casefold(),
+                first.casefold(), email.casefold(), "".join(postcode.split()).upper())
 
     return row
 

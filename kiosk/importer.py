@@ -269,9 +269,10 @@ def _cells(kind: str, active: str, groups: str, valid_from: str, valid_until: st
         return None
 
 
-def _fast_customer_row(fields: list[str | None]) -> Callable[[list[str]], tuple | None] | None:
+def _fast_customer_row(fields: list[str | None], group_lists: set[str]) -> Callable[[list[str]], tuple | None] | None:
     """A function from a customers row's values to the store's row, or None for the checked path; None
-    when the header has no id column (ids are then derived) or an `inactive` column."""
+    when the header has no id column (ids are then derived) or an `inactive` column. Each group list it
+    stores is added to `group_lists` (as JSON)."""
     where = {f: i for i, f in enumerate(fields) if f}  # the last of two columns for one field wins, as in `rows()`
     if "id" not in where or "inactive" in where:
         return None
@@ -296,6 +297,8 @@ def _fast_customer_row(fields: list[str | None]) -> Callable[[list[str]], tuple 
             if len(held) >= _CELLS_HELD:
                 held.clear()
             known = held[key] = _cells(*key)
+            if known is not None:
+                group_lists.add(known[3])
         if known is None:
             return None
         kind, from_day, until_day, group_list, tag_list = known
@@ -316,10 +319,11 @@ def _open_csv(path: Path) -> tuple[io.TextIOBase, csv.reader]:
     return fh, csv.reader(fh, delimiter=delimiter, strict=True)
 
 
-def read_file(path: str | Path, *, store_rows: bool = False) -> tuple[str, Iterator[tuple[int, Any]]]:
+def read_file(path: str | Path, *, group_lists: set[str] | None = None) -> tuple[str, Iterator[tuple[int, Any]]]:
     """(kind, iterator of (line number, protocol record)). Raises ImportRejected naming file and line.
 
-    `store_rows=True`: a customers file yields the store's checked row tuples instead of records."""
+    With `group_lists`, a customers file yields the store's checked row tuples instead of records, and
+    adds each row's group list (JSON) to `group_lists`."""
     path = Path(path)
     try:
         fh, reader = _open_csv(path)
@@ -346,11 +350,14 @@ def read_file(path: str | Path, *, store_rows: bool = False) -> tuple[str, Itera
         fh.close()
         raise ImportRejected(f"{path}:1: a customers file needs an id, email or name column")
 
-    fast = _fast_customer_row(fields) if store_rows and kind == "customers" else None
+    store_rows = group_lists is not None and kind == "customers"
+    fast = _fast_customer_row(fields, group_lists) if store_rows else None
     n_fields = len(header)
-    if store_rows and kind == "customers":
+    if store_rows:
         def make(values: list[str]) -> Any:
-            return check_customer(build({f: v for f, v in zip(fields, values) if f}))
+            row = check_customer(build({f: v for f, v in zip(fields, values) if f}))
+            group_lists.add(row[7])
+            return row
     else:
         def make(values: list[str]) -> Any:
             return build({f: v for f, v in zip(fields, values) if f})
@@ -389,10 +396,11 @@ def read_file(path: str | Path, *, store_rows: bool = False) -> tuple[str, Itera
 _KIND_ORDER = {"groups": 0, "customers": 1, "cards": 2}
 
 
-def _open_in_order(paths: Iterable[str | Path], store_rows: bool = False) -> list[tuple[str, str, Iterator[tuple[int, Any]]]]:
+def _open_in_order(paths: Iterable[str | Path], group_lists: set[str] | None = None
+                   ) -> list[tuple[str, str, Iterator[tuple[int, Any]]]]:
     """(path, kind, rows) for every file, headers all checked before any row is read; groups first,
     so a group's name and scannable flag are known before customers name it."""
-    opened = [(str(p), *read_file(p, store_rows=store_rows)) for p in paths]
+    opened = [(str(p), *read_file(p, group_lists=group_lists)) for p in paths]
     return sorted(opened, key=lambda item: _KIND_ORDER[item[1]])
 
 
@@ -487,18 +495,20 @@ def _name_duplicate(paths: list[str]) -> None:
                          "during the import? Import again")
 
 
-def _filed(rows: Iterator[tuple[int, tuple]], file: int, named_lists: set[str], seen: _Seen | None) -> Iterator[tuple]:
-    """The store's customer rows, noting each row's group list (and, in a merge, its id and line) on the way."""
+_ROW = itemgetter(1)
+
+
+def _filed(rows: Iterator[tuple[int, tuple]], file: int, seen: _Seen) -> Iterator[tuple]:
+    """The store's customer rows, filing each id and line on the way (a merge)."""
     for line, row in rows:
-        named_lists.add(row[7])
-        if seen is not None:
-            seen.add("customer:" + row[0], file, line)
+        seen.add("customer:" + row[0], file, line)
         yield row
 
 
 def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, replace: bool, now: datetime) -> ImportSummary:
     paths = [str(p) for p in paths]
-    opened = _open_in_order(paths, store_rows=True)
+    group_lists: set[str] = set()  # the customers' group lists as stored (JSON): few distinct ones
+    opened = _open_in_order(paths, group_lists)
     try:
         builder = SnapshotBuilder(snapshot_path, "full" if replace else "merge")
     except sqlite3.DatabaseError as exc:
@@ -509,10 +519,10 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
     seen = None if replace else _Seen([path for path, _, _ in opened])
     created: list[str] = []
     try:
-        named_lists: set[str] = set()  # the customers' group lists as stored (JSON): few distinct ones
         for file, (path, kind, rows) in enumerate(opened):
             if kind == "customers":  # rows are the store's checked tuples (read_file's store_rows)
-                builder.add_customers(_filed(rows, file, named_lists, seen))
+                # a replace streams the rows straight in (no Python call per row); a merge files each id
+                builder.add_customers(map(_ROW, rows) if seen is None else _filed(rows, file, seen))
                 continue
             for line, record in rows:
                 try:
@@ -527,7 +537,7 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
                                   "cards": builder.result.cards}:
             _name_duplicate(paths)
         # in a merge, groups the held snapshot defines count as defined
-        named = {g for groups in named_lists for g in json.loads(groups)}
+        named = {g for groups in group_lists for g in json.loads(groups)}
         for g in sorted(named - builder.group_ids()):
             builder.apply(named_group(g))
             created.append(g)

@@ -41,7 +41,7 @@ def test_fast_row_is_the_checked_row_or_defers_to_it(values, dropped):
         checked = check_customer(_customer(dict(zip(fields, values))))
     except RecordError:
         checked = None
-    fast = _fast_customer_row(fields)(list(values))
+    fast = _fast_customer_row(fields, set())(list(values))
     # None: the checked path decides (and names the fault); otherwise exactly its row
     assert fast is None or fast == checked
 
@@ -57,8 +57,9 @@ def test_plain_rows_make_no_record_dict_and_others_take_the_checked_path(tmp_pat
     monkeypatch.setitem(importer._BUILDERS, "customers",
                         (CUSTOMER_COLUMNS, lambda row: calls.append(row) or _customer(row)))
     plain = [f"I-{i},,First{i},Last{i},,true,members,,2027-12-31,m{i}@example.org,{1000 + i} AB," for i in range(500)]
-    inactive = "I-9999,,Old,Member,,no,members,,,,,"
-    import_files(tmp_path / "snapshot.sqlite", [write(tmp_path, plain + [inactive])], replace=True, now=NOW)
+    inactive = "I-9999,,Old,Member,,no,alumni,,,,,"
+    summary = import_files(tmp_path / "snapshot.sqlite", [write(tmp_path, plain + [inactive])], replace=True, now=NOW)
+    assert sorted(summary.groups_created) == ["alumni", "members"]  # named by fast and checked rows alike
     assert [row["id"] for row in calls] == ["I-9999"]  # one dict, for the row the fast path defers
     store = SnapshotStore(tmp_path / "snapshot.sqlite")
     try:

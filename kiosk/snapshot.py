@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS customers (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cards (
     key TEXT PRIMARY KEY, code TEXT NOT NULL, customer_key TEXT, card_type TEXT NOT NULL,
-    revoked INTEGER NOT NULL, batch TEXT NOT NULL
+    revoked INTEGER NOT NULL, batch TEXT NOT NULL, entries INTEGER, entries_at TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pass_keys (key_id INTEGER PRIMARY KEY, public_key BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pass_revocations (customer_key TEXT NOT NULL, serial INTEGER NOT NULL,
@@ -53,21 +53,32 @@ CREATE INDEX IF NOT EXISTS customers_by_name ON customers (last_fold, first_fold
 CREATE INDEX IF NOT EXISTS customers_by_email ON customers (email_fold) WHERE email_fold != '';
 CREATE INDEX IF NOT EXISTS customers_by_postcode ON customers (postcode_norm) WHERE postcode_norm != '';
 CREATE INDEX IF NOT EXISTS cards_by_customer ON cards (customer_key);
+CREATE INDEX IF NOT EXISTS punch_cards ON cards (key) WHERE card_type = 'PUNCH';
 """
 _CUSTOMER_COLS = "key, id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, email, postcode, photo, tags"
-# A card with its owner's row in one statement: decide() asks for the owner right after the card, and one
-# statement instead of two saves a read transaction (lock, check, unlock) per card scan.
-_CARD_AND_OWNER = ("SELECT cards.key, cards.code, cards.customer_key, cards.card_type, cards.revoked, cards.batch, "
-                   + ", ".join(f"customers.{c}" for c in _CUSTOMER_COLS.split(", "))
-                   + " FROM cards LEFT JOIN customers ON customers.key = cards.customer_key WHERE cards.key = ?")
 # How long an owner read with its card may answer the next customer() call: that call comes microseconds
 # later in decide(); a later one reads afresh, so a delta committed since is seen.
 _OWNER_FRESH_S = 0.05
 _CUSTOMER_BY_KEY = f"SELECT {_CUSTOMER_COLS} FROM customers WHERE key = ?"
 _INSERT_CUSTOMER = ("INSERT OR REPLACE INTO customers VALUES (" + ",".join("?" * 18) + ")")
-_INSERT_CARD = "INSERT OR REPLACE INTO cards VALUES (?,?,?,?,?,?)"
+_INSERT_CARD = "INSERT OR REPLACE INTO cards VALUES (?,?,?,?,?,?,?,?)"
+_CARD_COLS = "key, code, customer_key, card_type, revoked, batch, entries, entries_at"
+# A file written before punch cards had a balance: the same columns, the balance read as none.
+_OLD_CARD_COLS = "key, code, customer_key, card_type, revoked, batch, NULL, NULL"
 _INSERT_GROUP = "INSERT OR REPLACE INTO groups VALUES (?,?,?)"
 _BATCH = 5000
+
+
+def _card_and_owner(card_cols: str) -> str:
+    """A card with its owner's row in one statement: decide() asks for the owner right after the card, and
+    one statement instead of two saves a read transaction (lock, check, unlock) per card scan."""
+    cols = ", ".join(c if c == "NULL" else f"cards.{c}" for c in card_cols.split(", "))
+    owner = ", ".join(f"customers.{c}" for c in _CUSTOMER_COLS.split(", "))
+    return f"SELECT {cols}, {owner} FROM cards LEFT JOIN customers ON customers.key = cards.customer_key WHERE cards.key = ?"
+
+
+_CARD_AND_OWNER = _card_and_owner(_CARD_COLS)
+_CARD_WIDTH = len(_CARD_COLS.split(", "))
 
 
 @dataclass
@@ -145,6 +156,8 @@ class SnapshotBuilder:
         self.db.execute("PRAGMA synchronous=NORMAL" if self.mode == "delta" else "PRAGMA synchronous=OFF")
         self.db.execute("PRAGMA cache_size=-16000")  # 16 MB: bounded memory on a 1M-customer load
         self.db.executescript(_SCHEMA)
+        if "entries" not in {row[1] for row in self.db.execute("PRAGMA table_info(cards)")}:
+            self.db.executescript("ALTER TABLE cards ADD COLUMN entries INTEGER; ALTER TABLE cards ADD COLUMN entries_at TEXT;")
         self.db.execute("BEGIN IMMEDIATE")
 
     # -- records -----------------------------------------------------------------------
@@ -298,9 +311,12 @@ class SnapshotStore:
         self._meta: dict[str, str] = {}
         self._counts: dict[str, int] | None = None
         self._owner: tuple[str, tuple, float] | None = None  # (customer key, row, when) read with the last card
+        self._card_cols = _CARD_COLS
+        self._card_and_owner = _CARD_AND_OWNER
 
     # -- connection --------------------------------------------------------------------
     def _connect(self) -> None:
+        self._owner = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -328,6 +344,10 @@ class SnapshotStore:
         self._groups = {row[0]: group_from_row(row) for row in self._db.execute("SELECT id, name, scannable FROM groups")}
         self._meta = dict(self._db.execute("SELECT key, value FROM meta"))
         self._counts = None
+        self._owner = None
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(cards)")}
+        self._card_cols = _CARD_COLS if "entries" in columns else _OLD_CARD_COLS
+        self._card_and_owner = _card_and_owner(self._card_cols)
 
     def _ensure(self) -> sqlite3.Connection | None:
         now = time.monotonic()
@@ -360,13 +380,13 @@ class SnapshotStore:
     def customer(self, customer_id: str) -> Customer | None:
         key = customer_key(customer_id)
         with self._lock:
+            db = self._ensure()  # first: a swapped file or a delta seen here drops the owner read with a card
             owner, self._owner = self._owner, None  # one use only
             if owner is not None and owner[0] == key and time.monotonic() - owner[2] < _OWNER_FRESH_S:
                 row = owner[1]
+            elif db is None:
+                return None
             else:
-                db = self._ensure()
-                if db is None:
-                    return None
                 row = db.execute(_CUSTOMER_BY_KEY, (key,)).fetchone()
         return customer_from_row(row) if row else None
 
@@ -375,9 +395,10 @@ class SnapshotStore:
             db = self._ensure()
             if db is None:
                 return None
-            row = db.execute(_CARD_AND_OWNER, (card_key(code),)).fetchone()
-            self._owner = (row[2], row[6:], time.monotonic()) if row is not None and row[6] is not None else None
-        return card_from_row(row[:6]) if row else None
+            row = db.execute(self._card_and_owner, (card_key(code),)).fetchone()
+            owned = row is not None and row[_CARD_WIDTH] is not None
+            self._owner = (row[2], row[_CARD_WIDTH:], time.monotonic()) if owned else None
+        return card_from_row(row[:_CARD_WIDTH]) if row else None
 
     def groups(self) -> dict[str, Group]:
         with self._lock:
@@ -439,7 +460,7 @@ class SnapshotStore:
             db = self._ensure()
             if db is None:
                 return []
-            rows = db.execute("SELECT key, code, customer_key, card_type, revoked, batch FROM cards WHERE customer_key = ?",
+            rows = db.execute(f"SELECT {self._card_cols} FROM cards WHERE customer_key = ?",
                               (customer_key(customer_id),)).fetchall()
         return [card_from_row(r) for r in rows]
 

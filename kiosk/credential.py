@@ -20,6 +20,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # C speed: walking the characters in Python cost 17 % of parse + decide() on a card hit (issue 15).
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _TRAILING = "\r\n\t"
+# http(s)://host[:port] followed by a path, query or fragment, with a host urlsplit takes as it is
+_PLAIN_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.:-]*(?=[/?#])")
 
 
 def printable(text: str, limit: int = MAX_LEN) -> str:
@@ -77,6 +79,12 @@ def _classify(candidate: str, raw: str) -> Credential | None:
 
 def _uuid_in_url(url: str) -> str | None:
     """ID cards print a URL such as https://venue.example/card/<uuid> or ...?card=<uuid>."""
+    plain = _PLAIN_URL.match(url)
+    if plain and "%" not in url:
+        # Nothing to unquote, and a UUID cannot span a ? or #: the first one after the host is the one
+        # urlsplit's path, query and fragment would give, without splitting (every card URL is new to its cache).
+        match = _UUID.search(url, plain.end())
+        return match.group(0).lower() if match else None
     try:
         parts = urlsplit(url)
     except ValueError:

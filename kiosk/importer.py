@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator
 from .credential import card_key, customer_key
 from .errors import ImportRejected
 from .records import (MAX_EMAIL, MAX_ID, MAX_ITEMS, MAX_NAME, MAX_POSTCODE, MAX_TAG, RecordError, check_customer,
-                      checked_list, json_list)
+                      checked_list, json_list, normalise_postcode)
 from .snapshot import LoadResult, SnapshotBuilder, SnapshotStore
 from .text import UNSAFE_CHARS, safe_text
 
@@ -243,10 +243,11 @@ _BUILDERS: dict[str, tuple[dict[str, str], Callable[[dict[str, str]], dict[str, 
 _TEXT_FIELDS = ("id", "first_name", "last_name", "name", "email", "postcode")
 _CELL_FIELDS = ("kind", "active", "groups", "valid_from", "valid_until", "tags")
 _TRUE = ("true", "yes", "y", "1", "active", "ja", "waar", "valid")
-# The text fields, stripped and joined by U+001F, within their caps and free of unsafe characters (U+001F is
-# one of them, so no field can fake a separator): one regex match instead of six length checks and a search.
-_PLAIN_TEXT = re.compile("\x1f".join(f"[^{UNSAFE_CHARS}]{{0,{cap}}}"
-                                     for cap in (MAX_ID, MAX_NAME, MAX_NAME, MAX_NAME, MAX_EMAIL, MAX_POSTCODE)))
+# The text fields, stripped and joined: one search for unsafe characters, and the caps checked one by one only
+# when the whole is long enough to break one.
+_UNSAFE = re.compile(f"[{UNSAFE_CHARS}]")
+_CAPS = (MAX_ID, MAX_NAME, MAX_NAME, MAX_NAME, MAX_EMAIL, MAX_POSTCODE)
+_SHORT = min(_CAPS[:-1])  # a joined text no longer than this keeps every cap but the postcode's
 _CELLS_HELD = 65536  # distinct (kind, active, groups, dates, tags) cells remembered; dates make most of them
 
 
@@ -282,6 +283,7 @@ def _fast_customer_row(fields: list[str | None], group_lists: set[str]) -> Calla
     cells = itemgetter(*(where.get(f, absent) for f in _CELL_FIELDS))
     pad = not all(f in where for f in _TEXT_FIELDS + _CELL_FIELDS)
     held: dict[tuple, tuple | None] = {}
+    postcodes: dict[str, str] = {}
 
     def row(values: list[str]) -> tuple | None:
         if pad:
@@ -289,8 +291,10 @@ def _fast_customer_row(fields: list[str | None], group_lists: set[str]) -> Calla
         cid, first, last, name, email, postcode = texts(values)
         cid, first, last, name, email, postcode = \
             cid.strip(), first.strip(), last.strip(), name.strip(), email.strip(), postcode.strip()
-        if not cid or cid[0] not in "IiOo" or (name and not (first or last)) \
-                or _PLAIN_TEXT.fullmatch("\x1f".join((cid, first, last, name, email, postcode))) is None:
+        joined = "".join((cid, first, last, name, email, postcode))
+        if not cid or cid[0] not in "IiOo" or (name and not (first or last)) or len(postcode) > MAX_POSTCODE \
+                or _UNSAFE.search(joined) is not None \
+                or (len(joined) > _SHORT and any(len(t) > cap for t, cap in zip((cid, first, last, name, email), _CAPS))):
             return None
         key = cells(values)
         known = held.get(key, held)
@@ -303,10 +307,15 @@ def _fast_customer_row(fields: list[str | None], group_lists: set[str]) -> Calla
         if known is None:
             return None
         kind, from_day, until_day, group_list, tag_list = known
-        # customer_key(cid) and records.normalise_postcode(postcode), inline: two calls fewer per row
+        postcode_norm = postcodes.get(postcode)
+        if postcode_norm is None:  # postcodes repeat across customers (a town's streets): each normalised once
+            if len(postcodes) >= _CELLS_HELD:
+                postcodes.clear()
+            postcode_norm = postcodes[postcode] = normalise_postcode(postcode)
+        # customer_key(cid) inline: one call fewer per row
         return (cid.upper(), cid, kind or ("organisation" if cid[0] in "Oo" else "individual"), first, last, name, 1,
                 group_list, from_day, until_day, email, postcode, "", tag_list, (last or name).casefold(),
-                first.casefold(), email.casefold(), "".join(postcode.split()).upper())
+                first.casefold(), email.casefold(), postcode_norm)
 
     return row
 

@@ -397,7 +397,7 @@ def _run_child(command: list[str]) -> tuple[float, float, float, str]:
     return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out  # ru_maxrss: kB on Linux
 
 
-def bench_import(workdir: Path, n: int, rounds: int = 3) -> None:
+def bench_import(workdir: Path, n: int, rounds: int = 5) -> None:
     print(f"\n## Import of {n:,} customers: `kiosk import FILE --replace` vs csv + executemany (the floor), "
           f"each in a subprocess, alternately, {rounds} rounds")
     src = workdir / f"customers-{n}.csv"

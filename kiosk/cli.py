@@ -73,17 +73,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from .app import App
     from .credential import parse
     from .rules import decide
 
-    app = make_app(args)
+    app = App(load_config(args), readonly=True)  # opens the snapshot read-only, creates nothing
     try:
         at = _parse_since(args.at, "--at") if args.at else app.clock()
         counts = app.counts
         if args.at:  # as if at that time: the journal's counts up to then
             from .counts import Counts, punch_cards
 
-            counts = Counts.rebuild(app.journal.path, app.policy.access, app.policy.tz, punch_cards(app.snapshot_path),
+            counts = Counts.rebuild(app.journal_path, app.policy.access, app.policy.tz, punch_cards(app.snapshot_path),
                                     until=at)
         recent = counts.recent_admits(at - timedelta(seconds=app.policy.repeat_window_s))
         decision = decide(parse(args.text, app.policy.id_patterns), app.snapshot, app.policy, at, recent, counts)
@@ -176,40 +177,58 @@ def cmd_find(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    app = make_app(args)
+    """Read-only: the files as they are, and the running kiosk's own status.json when it is fresh."""
+    import dataclasses
+
+    from .app import App
+    from .status import STALE_S, read_published
+    from .text import safe_text
+
+    app = App(load_config(args), readonly=True)
     try:
         app.watch_staleness()
-        status = app.status()
-        status["journal"]["isolated_events"] = app.journal.isolated()[:20]
+        status = app.live_status()
+        isolated = app.journal.isolated()[:20] if app.journal_path.exists() else []
+        published = read_published(app.state_dir, app.clock())
     finally:
         app.close()
+    if published is not None and published.fresh:
+        live = published.status
+        # Faults, the held queue and the last outcomes are the running kiosk's; counts come from the files.
+        status = dataclasses.replace(status, faults=live.faults, last_sync=live.last_sync or status.last_sync,
+                                     last_upload=live.last_upload or status.last_upload, uptime_s=live.uptime_s,
+                                     scans_queued=live.scans_queued, scans_dropped=live.scans_dropped,
+                                     journal=dataclasses.replace(status.journal, held=live.journal.held,
+                                                                 lost=live.journal.lost))
+        running = f"running (pid {published.pid}, up {live.uptime_s} s, status {published.age_s:.0f} s old)"
+    elif published is not None:
+        running = (f"NOT RUNNING or hung: its live status is {published.age_s / 60:.0f} min old "
+                   f"(written every few seconds; stale after {STALE_S:.0f} s)")
+    else:
+        running = "not running (no live status in the state dir); faults below are from the files only"
     if args.json:
-        print(json.dumps(status, ensure_ascii=False, default=str))
+        print(json.dumps({**status.to_json(), "running": bool(published and published.fresh),
+                          "isolated_events": isolated}, ensure_ascii=False, default=str))
         return 0
-    s, j = status["snapshot"], status["journal"]
-    age = "never synced" if s["age_s"] is None else f"{s['age_s'] // 3600} h {s['age_s'] % 3600 // 60} min old"
-    print(f"gate      {status['gate']} on {status['device']}")
-    print(f"snapshot  cursor {s['cursor'] or '-'}, {age}{' (STALE)' if s['stale'] else ''}, source {s['source'] or '-'}")
-    print(f"          {s['customers']} customers, {s['groups']} groups, {s['cards']} cards")
-    print(f"journal   {j['total']} events, {j['unreported']} unreported, {j['isolated']} set aside, "
-          f"last scan {j['last_scan_at'] or '-'}")
-    for label, outcome in (("last sync", status["last_sync"]), ("last upload", status.get("last_upload"))):
-        if outcome:
-            print(f"{label:<9} {_outcome(outcome)}")
-    for name, message in status["faults"].items():
-        print(f"fault     {name}: {message}")
+    s, j = status.snapshot, status.journal
+    age = "never synced" if s.age_s is None else f"{s.age_s // 3600} h {s.age_s % 3600 // 60} min old"
+    print(f"gate      {safe_text(status.gate)} on {safe_text(status.device)}")
+    print(f"kiosk     {running}")
+    print(f"snapshot  cursor {safe_text(s.cursor) or '-'}, {age}{' (STALE)' if s.stale else ''}, "
+          f"source {safe_text(s.source or '-')}")
+    print(f"          {s.customers} customers, {s.groups} groups, {s.cards} cards")
+    print(f"journal   {j.total} events, {j.unreported} unreported, {j.isolated} set aside, "
+          f"last scan {j.last_scan_at or '-'}")
+    if j.held or j.lost:
+        print(f"          {j.held} decisions held in memory (journal not writable), {j.lost} lost")
+    if status.scans_dropped:
+        print(f"scans     {status.scans_dropped} dropped (queue full), {status.scans_queued} queued")
+    for label, outcome in (("last sync", status.last_sync), ("last upload", status.last_upload)):
+        if outcome is not None:
+            print(f"{label:<9} {safe_text(outcome.line(), 400)}")
+    for name, message in status.faults.items():
+        print(f"fault     {safe_text(name, 40)}: {safe_text(message, 400)}")
     return 0
-
-
-def _outcome(outcome: Any) -> str:
-    """A sync or upload result from the state file, in one line."""
-    if not isinstance(outcome, dict):
-        return str(outcome)
-    head = f"{outcome.get('at', '?')}: " + ("ok" if outcome.get("ok") else "FAILED")
-    if not outcome.get("ok"):
-        return f"{head}: {outcome.get('error', 'unknown error')}"
-    details = [f"{k} {outcome[k]}" for k in ("kind", "cursor", "changed", "accepted", "isolated") if outcome.get(k)]
-    return head + (", " + ", ".join(details) if details else "")
 
 
 def cmd_journal(args: argparse.Namespace) -> int:

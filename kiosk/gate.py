@@ -48,6 +48,8 @@ class Gate:
         self.scans: "queue.Queue[Scan]" = queue.Queue(maxsize=1000)
         self._recent_admits: dict[str, datetime] = {}
         self.decided = 0
+        self.dropped = 0  # scans from live sources dropped because the queue was full
+        self.stopped = threading.Event()  # the loop has ended: nobody takes scans any more
         self._guest_host: Decision | None = None  # the member admitted last who may bring guests
         self._guests_used = 0
         # the access rules' counts, rebuilt from the journal by the caller; they also restore the repeat memory
@@ -56,11 +58,23 @@ class Gate:
 
     # -- intake ------------------------------------------------------------------------
     def submit(self, scan: Scan) -> None:
-        """Called from any source thread. A full queue drops the scan rather than block a reader."""
+        """For live sources (camera, scanners), from any thread: a full queue drops the scan (counted in
+        `dropped` and status) rather than block a reader whose device would overflow instead."""
         try:
             self.scans.put_nowait(scan)
         except queue.Full:
-            log.warning("scan queue full; dropped a scan from %s", scan.source)
+            self.dropped += 1
+            log.warning("scan queue full; dropped a scan from %s (%d dropped so far)", scan.source, self.dropped)
+
+    def submit_waiting(self, scan: Scan) -> None:
+        """For sources that can wait (a file on stdin, a folder of images): blocks while the queue is full,
+        so nothing is dropped. Gives up only when the loop has ended."""
+        while not self.stopped.is_set():
+            try:
+                self.scans.put(scan, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def add_output(self, output: Output) -> None:
         self.outputs.append(output)
@@ -89,11 +103,14 @@ class Gate:
         return self._record_and_act(decision, scan, started, time.perf_counter())
 
     def _record_and_act(self, decision: Decision, scan: Scan, started: float, decided: float) -> Decision:
-        # the parser's raw: already trimmed of the scanner's CR/LF and made printable, and what --events shows
+        # the parser's raw: already trimmed of the scanner's CR/LF and made printable, and what --events shows.
+        # While the journal cannot be written the event is held in memory (Journal.append) and the gate
+        # still acts: a stuck or full disk must not lock people out or in.
         event_id = self.journal.append(
             at=decision.at, gate=self.gate_id, source=scan.source, raw=decision.raw, credential=decision.credential,
             verdict=decision.verdict.value, customer_id=decision.customer_id,
             groups=decision.groups, cursor=decision.cursor, reason=decision.reason)
+        self.watch_journal()
         journalled = time.perf_counter()
         self.counts.record(at=decision.at, verdict=decision.verdict.value, source=scan.source,
                            customer_id=decision.customer_id, credential=decision.credential,
@@ -125,9 +142,25 @@ class Gate:
             horizon = decision.at - timedelta(seconds=keep_s)
             self._recent_admits = {k: t for k, t in self._recent_admits.items() if t >= horizon}
 
+    def watch_journal(self) -> None:
+        """Raise or clear the journal fault from what the journal says about itself."""
+        journal = self.journal
+        problems = []
+        if journal.problem:
+            problems.append(f"Journal not writable, {journal.held} decisions kept in memory ({journal.problem})")
+        if journal.lost:
+            problems.append(f"{journal.lost} decisions lost: more were waiting than the journal could hold")
+        if journal.moved_aside is not None:
+            problems.append(f"Journal was damaged: moved aside to {journal.moved_aside.name}, a new one started")
+        if problems:
+            self.faults.set("journal", "; ".join(problems))
+        else:
+            self.faults.clear("journal")
+
     # -- after the decision ------------------------------------------------------------
     def record_passage(self, event_id: str, passed: bool) -> None:
         self.journal.set_passed(event_id, passed)
+        self.watch_journal()
 
     def record_alarm(self, kind: str, reason: str, source: str = "door") -> str:
         """Door forced, door held open...: journalled as an event with the alarm's code as verdict."""
@@ -163,15 +196,21 @@ class Gate:
 
         `until_idle`: when set and the queue is empty, the loop ends (end of stdin / images).
         """
-        while not stop.is_set():
-            try:
-                scan = self.scans.get(timeout=tick_s)
-            except queue.Empty:
-                scan = None
-            if scan is not None:
-                self.handle(scan)
-            elif until_idle is not None and until_idle.is_set() and self.scans.empty():
-                break
-            if tick is not None:
-                tick()
+        try:
+            while not stop.is_set():
+                try:
+                    scan = self.scans.get(timeout=tick_s)
+                except queue.Empty:
+                    scan = None
+                if scan is not None:
+                    self.handle(scan)
+                elif until_idle is not None and until_idle.is_set() and self.scans.empty():
+                    break
+                if self.journal.problem:
+                    self.journal.flush()
+                    self.watch_journal()
+                if tick is not None:
+                    tick()
+        finally:
+            self.stopped.set()
 

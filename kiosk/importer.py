@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .credential import card_key, customer_key
-from .errors import ImportRejected
+from .errors import ImportRejected, SnapshotError
 from .records import (MAX_EMAIL, MAX_ID, MAX_ITEMS, MAX_NAME, MAX_POSTCODE, MAX_TAG, RecordError, check_customer,
                       checked_list, json_list, normalise_postcode)
 from .snapshot import LoadResult, SnapshotBuilder, SnapshotStore
@@ -521,8 +521,8 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
     opened = _open_in_order(paths, group_lists)
     try:
         builder = SnapshotBuilder(snapshot_path, "full" if replace else "merge")
-    except sqlite3.DatabaseError as exc:
-        raise ImportRejected(f"{snapshot_path}: cannot merge into the snapshot held ({exc}); "
+    except SnapshotError as exc:  # the builder maps sqlite3's errors; the cause says what was wrong
+        raise ImportRejected(f"{snapshot_path}: cannot merge into the snapshot held ({exc.__cause__ or exc}); "
                              "import with --replace to start a new one") from None
     # A replace starts from empty tables, so an id read twice shows as a row count short of the rows
     # read: checked once at the end for free. A merge updates rows already held, so it files each id.

@@ -28,7 +28,7 @@ from .errors import ImportRejected, SnapshotError
 from .records import (MAX_EMAIL, MAX_ID, MAX_ITEMS, MAX_NAME, MAX_POSTCODE, MAX_TAG, RecordError, check_customer,
                       checked_list, json_list, normalise_postcode)
 from .snapshot import LoadResult, SnapshotBuilder, SnapshotStore
-from .text import UNSAFE_CHARS, safe_text
+from .text import has_unsafe, safe_text
 
 csv.field_size_limit(1 << 20)
 
@@ -245,7 +245,6 @@ _CELL_FIELDS = ("kind", "active", "groups", "valid_from", "valid_until", "tags")
 _TRUE = ("true", "yes", "y", "1", "active", "ja", "waar", "valid")
 # The text fields, stripped and joined: one search for unsafe characters, and the caps checked one by one only
 # when the whole is long enough to break one.
-_UNSAFE = re.compile(f"[{UNSAFE_CHARS}]")
 _CAPS = (MAX_ID, MAX_NAME, MAX_NAME, MAX_NAME, MAX_EMAIL, MAX_POSTCODE)
 _SHORT = min(_CAPS[:-1])  # a joined text no longer than this keeps every cap but the postcode's
 _CELLS_HELD = 65536  # distinct (kind, active, groups, dates, tags) cells remembered; dates make most of them
@@ -293,7 +292,7 @@ def _fast_customer_row(fields: list[str | None], group_lists: set[str]) -> Calla
             cid.strip(), first.strip(), last.strip(), name.strip(), email.strip(), postcode.strip()
         joined = "".join((cid, first, last, name, email, postcode))
         if not cid or cid[0] not in "IiOo" or (name and not (first or last)) or len(postcode) > MAX_POSTCODE \
-                or _UNSAFE.search(joined) is not None \
+                or has_unsafe(joined) \
                 or (len(joined) > _SHORT and any(len(t) > cap for t, cap in zip((cid, first, last, name, email), _CAPS))):
             return None
         key = cells(values)

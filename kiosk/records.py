@@ -91,14 +91,14 @@ def _date(rec: dict, key: str) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > 40:  # the longest ISO date-time with an offset is 32
         raise RecordError(f"{key!r} must be an ISO date such as 2027-01-31, got {_shown(value)}")
-    day = iso_day(value)
+    day = _iso_day(value)
     if day is None:
         raise RecordError(f"{key!r} must be an ISO date such as 2027-01-31, got {_shown(value)}")
     return day
 
 
 @functools.lru_cache(maxsize=4096)
-def iso_day(value: str) -> str | None:
+def _iso_day(value: str) -> str | None:
     """Dates repeat across customers (an expiry per season): each distinct one is parsed once."""
     for text in (value, value.strip()[:10]):
         try:

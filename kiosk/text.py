@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 
 # C0 and C1 controls, DEL, the bidi embeddings, overrides and isolates, and lone surrogates.
-UNSAFE_CHARS = "\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"  # a regex character class's inside
-_UNSAFE = re.compile(f"[{UNSAFE_CHARS}]")
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ELLIPSIS = "\u2026"
 

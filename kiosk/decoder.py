@@ -30,6 +30,8 @@ BAR_STEP = 16
 BAR_WINDOW = 32
 BAR_EDGE = 6  # mean grey-level step between neighbouring pixels in a window of bars (noise alone: ~1x the
 # step between rows, so the second test, edges >= 3x the row-to-row change, rejects it)
+BAR_STEPS = 6  # steps of at least BAR_STEP_MIN grey levels in a window: bars, not one edge (a door frame)
+BAR_STEP_MIN = 4
 
 
 def _flat(image: Any, min_contrast: int) -> bool:
@@ -41,9 +43,11 @@ def _bar_windows(lines: Any, next_lines: Any) -> Any:
     """(line, window) flags: many grey-level steps along the line that the neighbouring line repeats."""
     steps = np.abs(np.diff(lines, axis=1))
     n, width = len(lines), steps.shape[1] // BAR_WINDOW * BAR_WINDOW
-    edges = steps[:, :width].reshape(n, -1, BAR_WINDOW).sum(axis=2)
+    steps = steps[:, :width].reshape(n, -1, BAR_WINDOW)
+    edges = steps.sum(axis=2)
+    many = (steps >= BAR_STEP_MIN).sum(axis=2) >= BAR_STEPS
     change = np.abs(lines - next_lines)[:, :width].reshape(n, -1, BAR_WINDOW).sum(axis=2)
-    return (edges >= BAR_EDGE * BAR_WINDOW) & (edges >= 3 * change)
+    return many & (edges >= BAR_EDGE * BAR_WINDOW) & (edges >= 3 * change)
 
 
 def _bar_box(image: Any) -> tuple[slice, slice] | None:

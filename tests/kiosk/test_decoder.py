@@ -108,3 +108,23 @@ def test_a_blurred_label_the_sampled_lines_miss_is_read_where_the_frame_shows_ba
     label = np.asarray(code.crop((0, 20, code.size[0], 34)).filter(ImageFilter.GaussianBlur(1.1)))  # 14 px tall
     frame = scene(label, ground=150)
     assert [f.text for f in FrameDecoder(linear_step=LINEAR_STEP).decode(frame)] == ["GIFT-2026-0042"]
+
+
+def test_edges_of_a_room_are_not_bars_but_a_label_is():
+    """The full-resolution search runs only where the frame shows bars: a wall with a door frame and a
+    poster (single strong edges) shows none; a blurred label does."""
+    from PIL import Image, ImageFilter
+
+    from kiosk.decoder import _bar_box
+
+    room = np.tile(np.linspace(90, 200, 640, dtype=np.float32), (480, 1))
+    room[40:440, 80:260], room[60:420, 100:240] = 60, 140
+    room[100:220, 380:560], room[120:200, 400:540] = 230, 30
+    room = room.astype(np.uint8)
+    assert _bar_box(room) is None
+    code = Image.fromarray(np.where(render_code("GIFT-2026-0042", "Code128", 2) > 127, 220, 30).astype(np.uint8))
+    label = np.asarray(code.crop((0, 20, code.size[0], 34)).filter(ImageFilter.GaussianBlur(1.1)))
+    with_label = room.copy()
+    with_label[300:300 + label.shape[0], 300:300 + min(label.shape[1], 340)] = label[:, :340]
+    box = _bar_box(with_label)
+    assert box is not None and box[0].start <= 300 < 300 + label.shape[0] <= box[0].stop

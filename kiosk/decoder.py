@@ -116,15 +116,18 @@ class FrameDecoder:
             image = self.crop(frame)
             if image.ndim == 2 and self.min_contrast and _flat(image, self.min_contrast):
                 return []  # no dark modules on a light ground anywhere: no code can be here
-            invert = self.try_invert
+            invert = search_invert = self.try_invert
+            search = True
             if self.stream and invert:
                 self._frames += 1
                 invert = False
                 if self._frames % 2:
                     image = np.invert(image)
-            # On a stream, a code found on the previous frame (read the other way) is in view: the search
-            # for missed labels would only find nothing at full cost.
-            results = self._read(image, invert, search=not (self.stream and self._found_last))
+                # The search for missed labels runs on the upright frames only, reading its band both ways
+                # (half its cost per frame; a label is found within two frames), and not after a frame that
+                # held a code (read the other way, it is still in view: the search would find nothing).
+                search = not self._frames % 2 and not self._found_last
+            results = self._read(image, invert, search=search, search_invert=search_invert)
             self._found_last = any(r.valid for r in results)
         except (ValueError, TypeError, RuntimeError, AttributeError) as exc:
             log.warning("decoder rejected a frame: %s", exc)
@@ -136,7 +139,7 @@ class FrameDecoder:
                 found.setdefault(r.text, Found(r.text, r.format.name, r.valid))
         return list(found.values())
 
-    def _read(self, image: Any, invert: bool, search: bool = True) -> list[Any]:
+    def _read(self, image: Any, invert: bool, search: bool = True, search_invert: bool = False) -> list[Any]:
         if image.ndim != 2 or self.linear_step <= 1 or self.linear is None:
             return list(zxingcpp.read_barcodes(image, formats=self.formats, try_rotate=True,
                                                try_downscale=self.try_downscale, try_invert=invert))
@@ -154,7 +157,7 @@ class FrameDecoder:
             results += zxingcpp.read_barcodes(view, formats=self.linear, try_rotate=False, try_downscale=False,
                                               try_invert=invert)
         if search and self.search_bars and not any(r.valid for r in results):
-            results += self._search_bars(image, invert)
+            results += self._search_bars(image, search_invert)
         return results
 
     def _search_bars(self, image: Any, invert: bool) -> list[Any]:

@@ -46,6 +46,7 @@ class App:
         self.clock = clock
         self.readonly = readonly
         self.started = time.monotonic()
+        self._publish_failing = False
         self.state_dir = config.state_path
         if not readonly:
             try:
@@ -137,8 +138,15 @@ class App:
     def _journal_status(self) -> JournalStatus:
         if self.readonly and not self.journal_path.exists():
             return JournalStatus()
-        journal = self.journal
-        counts = journal.counts()
+        try:
+            journal = self.journal
+            counts = journal.counts()
+        except JournalError as exc:
+            if not self.readonly:
+                raise
+            # `kiosk status` on a damaged journal: the fault, and the rest of the status still shown
+            self.faults.set("journal", str(exc))
+            return JournalStatus()
         return JournalStatus(total=counts["total"], pending=counts["pending"], sent=counts["sent"],
                              isolated=counts["isolated"], held=journal.held, lost=journal.lost,
                              last_scan_at=journal.last_at())
@@ -150,7 +158,14 @@ class App:
     def publish_status(self) -> None:
         """status.json for `kiosk status` in other processes."""
         self.status_changed.clear()
-        publish(self.state_dir, self.live_status(), self.clock())
+        problem = publish(self.state_dir, self.live_status(), self.clock())
+        # a full disk fails every publish (one per decision while faults change): say so once, and when it ends
+        if problem is not None and not self._publish_failing:
+            log.warning("cannot publish the live status to %s: %s (not logged again until it works)",
+                        self.state_dir / STATUS_FILE, problem)
+        elif problem is None and self._publish_failing:
+            log.info("the live status is published again to %s", self.state_dir / STATUS_FILE)
+        self._publish_failing = problem is not None
 
     def purge_journal(self) -> None:
         try:
@@ -222,10 +237,10 @@ def open_screen(app: App, headless: bool) -> Any | None:
 def run(app: App, *, source: str | None = None, headless: bool = False, events: bool = False,
         limit: int | None = None) -> int:
     """`kiosk run`: until SIGINT/SIGTERM, end of input (stdin/images) or `limit` decisions."""
-    from .notify import Notifier
+    from .notify import TEST_ONLY_STOP_WATCHDOG, Notifier
     from .outputs import DecisionLog, EventPrinter
 
-    notifier = Notifier()
+    notifier = Notifier(stop_file=app.state_dir / TEST_ONLY_STOP_WATCHDOG)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     sources: list[ScanSource] = []

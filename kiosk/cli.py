@@ -76,6 +76,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .app import App
     from .credential import parse
     from .rules import decide
+    from .text import has_unsafe, safe_text
 
     app = App(load_config(args), readonly=True)  # opens the snapshot read-only, creates nothing
     try:
@@ -96,12 +97,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         event = event_of(decision, app.config.gate.id)
         event.pop("id")
         event.update(source="check", latency_ms=None)
-        print(json.dumps(event, ensure_ascii=False))
+        line = json.dumps(event, ensure_ascii=False)
+        # JSON escapes C0 controls only: a bidi override or C1 control in a name goes out as \u escapes
+        print(json.dumps(event) if has_unsafe(line) else line)
     else:
-        who = f"{decision.name} ({decision.customer_id})" if decision.customer_id else ""
-        print(f"{decision.verdict.value}: {decision.reason}" + (f" — {who}" if who else ""))
+        # a snapshot written before the record checks (or by hand) may hold any text: print none of it raw
+        who = f"{safe_text(decision.name)} ({safe_text(decision.customer_id)})" if decision.customer_id else ""
+        print(f"{decision.verdict.value}: {safe_text(decision.reason, 400)}" + (f" — {who}" if who else ""))
         if decision.groups:
-            print("groups: " + ", ".join(decision.groups))
+            print("groups: " + ", ".join(safe_text(g) for g in decision.groups))
     return 0 if decision.admitted else 1
 
 
@@ -145,9 +149,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
+    from .app import App
     from .text import safe_text
 
-    app = make_app(args)
+    app = App(load_config(args), readonly=True)  # a search creates nothing and moves nothing aside
     try:
         found = app.snapshot.find(args.query, limit=args.limit)
         groups = app.snapshot.groups()
@@ -185,10 +190,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .text import safe_text
 
     app = App(load_config(args), readonly=True)
+    app.snapshot.report = True  # a damaged snapshot is a fault to show, with everything else status knows
     try:
         app.watch_staleness()
         status = app.live_status()
-        isolated = app.journal.isolated()[:20] if app.journal_path.exists() else []
+        isolated = app.journal.isolated()[:20] if app.journal_path.exists() and "journal" not in status.faults else []
         published = read_published(app.state_dir, app.clock())
     finally:
         app.close()
@@ -328,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--replace", action="store_true", help="replace the snapshot instead of merging into it")
 
-    p = add("find", cmd_find, 'search the snapshot: "Surname, First", an id, an email or a postcode')
+    p = add("find", cmd_find, 'search the snapshot: an id, a card code, an email, a postcode, "Surname, First", '
+            '"First Surname", or a surname or organisation name (three or more letters find names starting so)')
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")

@@ -188,9 +188,10 @@ def check_camera(config: Any, dev: Path = Path("/dev"),
     if config.camera.backend == "simulated":
         return Check("camera", OK, "simulated camera (camera.backend)")
     if find_module("picamera2") is None:
-        return Check("camera", FAIL, "picamera2 cannot be imported",
-                     "sudo apt-get install python3-picamera2, and make the venv with --system-site-packages "
-                     "(scripts/provision does both)")
+        return Check("camera", FAIL, "picamera2 cannot be imported: the camera is unavailable",
+                     "python3-picamera2 comes only from the Raspberry Pi OS archive (archive.raspberrypi.com): "
+                     "on Raspberry Pi OS run sudo scripts/provision (apt package + --system-site-packages venv); "
+                     'elsewhere use a serial or HID scanner, or camera.backend = "simulated"')
     devices = sorted(p.name for p in dev.glob("video*")) + sorted(p.name for p in dev.glob("media*"))
     if not devices:
         return Check("camera", FAIL, f"no libcamera device ({dev}/video*, {dev}/media*)",

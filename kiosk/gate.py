@@ -22,6 +22,7 @@ from .journal import Journal
 from .model import Decision, Verdict
 from .ports import Faults, Output, Scan
 from .rules import Policy, SnapshotView, decide, repeat_key
+from .text import safe_text
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Gate:
         self.stopped = threading.Event()  # the loop has ended: nobody takes scans any more
         self._guest_host: Decision | None = None  # the member admitted last who may bring guests
         self._guests_used = 0
+        self._failing_outputs: set[int] = set()  # id() of the outputs whose last act raised
         # the access rules' counts, rebuilt from the journal by the caller; they also restore the repeat memory
         self.counts = counts if counts is not None else Counts(policy.access, policy.tz)
         self._recent_admits.update(self.counts.recent_admits(clock() - timedelta(seconds=policy.repeat_window_s)))
@@ -129,9 +131,26 @@ class Gate:
         for output in self.outputs:
             try:
                 output.act(decision)
-            except Exception:
-                log.exception("output %s failed on a %s decision", type(output).__name__, decision.verdict.value)
+            except Exception as exc:
+                self._output_failed(output, decision, exc)
+            else:
+                if id(output) in self._failing_outputs:
+                    self._output_works(output)
         return decision
+
+    def _output_failed(self, output: Output, decision: Decision, exc: Exception) -> None:
+        """Logged once (not on every scan while it stays broken) and shown as a fault until it works again."""
+        name = type(output).__name__
+        if id(output) not in self._failing_outputs:
+            self._failing_outputs.add(id(output))
+            log.exception("output %s failed on a %s decision; the gate keeps deciding (not logged again until it "
+                          "works)", name, decision.verdict.value)
+        self.faults.set(f"output_{name}", f"{name} not working: {safe_text(f'{type(exc).__name__}: {exc}', 200)}")
+
+    def _output_works(self, output: Output) -> None:
+        self._failing_outputs.discard(id(output))
+        log.info("output %s works again", type(output).__name__)
+        self.faults.clear(f"output_{type(output).__name__}")
 
     def _remember_admit(self, decision: Decision) -> None:
         self._recent_admits[repeat_key(decision)] = decision.at

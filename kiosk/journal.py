@@ -410,8 +410,10 @@ def _ident(path: Path) -> tuple[int, int] | None:
 
 
 def write_csv(events: Iterable[dict[str, Any]], out: IO[str]) -> int:
-    writer = csv.writer(out)
-    writer.writerow(COLUMNS)
+    csv.writer(out).writerow(COLUMNS)
+    # Every cell quoted (OWASP): a spreadsheet whose list separator is ";" (Dutch Excel) would otherwise split
+    # an unquoted "x;=HYPERLINK(...)" into a new cell that starts with "=".
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     n = 0
     for event in events:
         row = dict(event)

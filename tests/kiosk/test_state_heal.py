@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -106,6 +107,48 @@ def test_a_snapshot_damaged_past_its_header_is_found_on_a_lookup(state_dir, cloc
         assert [p.read_bytes() for p in asides(state_dir, "snapshot.sqlite")] == [bytes(data)]
     finally:
         app.close()
+
+
+def _damage_name_index(path: Path) -> bytes:
+    """Overwrite the page of the customers' name index only: the file opens and its groups and meta read,
+    a lookup by id works, and a search by name meets the damage."""
+    db = sqlite3.connect(path)
+    try:
+        [root] = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'customers_by_name'").fetchone()
+        [page_size] = db.execute("PRAGMA page_size").fetchone()
+    finally:
+        db.close()
+    data = bytearray(path.read_bytes())
+    data[(root - 1) * page_size:root * page_size] = b"\xa5" * page_size
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_a_search_meeting_a_damaged_index_heals_like_any_other_read(state_dir, clock):
+    damaged = _damage_name_index(state_dir / "snapshot.sqlite")
+    app = App(make_config(state_dir), clock=clock)
+    try:
+        assert app.snapshot.find("Smith") == []  # not a DatabaseError out of the store
+        assert "moved aside" in app.faults.active()["snapshot"]
+        assert [p.read_bytes() for p in asides(state_dir, "snapshot.sqlite")] == [damaged]
+    finally:
+        app.close()
+
+
+def test_kiosk_find_on_a_damaged_index_is_one_line_not_a_traceback(state_dir, capsys):
+    path = state_dir / "snapshot.sqlite"
+    damaged = _damage_name_index(path)
+    assert main(["find", "Smith", "--state-dir", str(state_dir)]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert str(path) in line and "malformed" in line
+    assert path.read_bytes() == damaged and not asides(state_dir, "snapshot.sqlite")  # a search moves nothing
+
+
+def test_kiosk_find_creates_nothing(tmp_path, capsys):
+    state = tmp_path / "state"
+    assert main(["find", "Smith", "--state-dir", str(state)]) == 1
+    assert "no customer matches" in capsys.readouterr().out
+    assert not state.exists()
 
 
 def test_without_an_upstream_kiosk_import_replace_brings_the_snapshot_back(state_dir, tmp_path, clock, capsys):

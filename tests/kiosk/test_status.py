@@ -185,3 +185,43 @@ def test_the_screen_names_the_state_file_faults_in_its_language():
     assert fault_text("snapshot", "Member list was damaged", Messages("en")) == \
         "Member list damaged: waiting for a new one"
     assert fault_text("snapshot_stale", "old", Messages("en")) == "Member list out of date"
+
+
+def test_a_status_file_that_cannot_be_written_is_logged_once_and_its_return_too(tmp_path, caplog):
+    import logging
+
+    from kiosk.app import App
+    from kiosk.config import Config, validate
+
+    state = tmp_path / "state"
+    app = App(Config(validate({"state_dir": str(state)}, "test.toml"), "test.toml"))
+    try:
+        (state / STATUS_FILE).mkdir()  # status.json cannot be replaced, as on a full disk
+        with caplog.at_level(logging.INFO):
+            for _ in range(5):
+                app.publish_status()
+            assert [r.levelname for r in caplog.records if "live status" in r.getMessage()] == ["WARNING"]
+            (state / STATUS_FILE).rmdir()
+            app.publish_status()
+            app.publish_status()
+        assert [r.levelname for r in caplog.records if "live status" in r.getMessage()] == ["WARNING", "INFO"]
+        assert json.loads((state / STATUS_FILE).read_text())["gate"] == app.config.gate.id
+    finally:
+        app.close()
+
+
+def test_status_on_damaged_state_files_shows_them_as_faults_with_the_rest_and_moves_nothing(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    garbage = b"\x00\xffnot a database, a bad SD card sector\n" * 300
+    for name in ("snapshot.sqlite", "journal.sqlite"):
+        (state / name).write_bytes(garbage)
+    shown = kiosk("status", "--state-dir", str(state))
+    assert shown.returncode == 0, shown.stderr
+    assert "gate      lounge-1" in shown.stdout and "journal   0 events" in shown.stdout
+    assert "fault     snapshot: Member list cannot be read (file is not a database)" in shown.stdout
+    assert "fault     journal: " in shown.stdout and "journal.sqlite: cannot open the journal" in shown.stdout
+    as_json = json.loads(kiosk("status", "--json", "--state-dir", str(state)).stdout)
+    assert {"snapshot", "journal"} <= set(as_json["faults"])
+    assert tree(state) == ["journal.sqlite", "snapshot.sqlite"]  # nothing moved aside, nothing created
+    assert all((state / name).read_bytes() == garbage for name in ("snapshot.sqlite", "journal.sqlite"))

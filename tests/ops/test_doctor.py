@@ -121,7 +121,7 @@ def test_camera(tmp_path: Path):
     check = doctor.check_camera(camera, tmp_path, found)
     assert check.status == OK and "video0" in check.message
     check = doctor.check_camera(camera, tmp_path, missing)
-    assert check.status == FAIL and "python3-picamera2" in check.fix
+    assert check.status == FAIL and "python3-picamera2" in check.fix and "archive.raspberrypi.com" in check.fix
     assert doctor.check_camera(make_config({"gate": {"sources": ["serial"]}}), tmp_path, found).status == SKIP
     simulated = make_config({"camera": {"backend": "simulated"}})
     assert doctor.check_camera(simulated, tmp_path, missing).status == OK

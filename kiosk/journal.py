@@ -23,7 +23,7 @@ from typing import IO, Any, Iterable, Iterator
 
 from .credential import printable
 from .errors import JournalError
-from .sqlfiles import connect_readonly, is_corrupt, move_aside, readable_by_service
+from .sqlfiles import connect_readonly, is_corrupt, is_passing, move_aside, readable_by_service
 from .text import csv_cell
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,6 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-# SQLite's primary result codes for what passes by itself: BUSY, LOCKED, IOERR (a full disk cannot
-# even map the -shm file), FULL.
-_PASSING = (5, 6, 10, 13)
 HOLD_MAX = 10_000  # decisions kept in memory while the journal cannot be written
 RETRY_S = 1.0  # how often a held journal tries to write again
 BUSY_MS = 1000  # how long a write waits for another connection's lock before the decision is held
@@ -111,7 +108,7 @@ class Journal:
                 raise JournalError(f"{self.path}: cannot open the journal ({exc})") from exc
             if is_corrupt(exc):
                 self._start_afresh(exc)
-            elif getattr(exc, "sqlite_errorcode", 0) & 0xFF in _PASSING:
+            elif is_passing(exc):
                 self._open_for_reading(exc)
             else:  # a folder in its place, no permission: a setup error that waiting does not mend
                 raise JournalError(f"{self.path}: cannot open the journal ({exc})") from exc

@@ -12,12 +12,17 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # SQLite's primary result codes (sqlite3 gives them as `exc.sqlite_errorcode`, extended codes in the high bits)
-SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 11, 13, 26
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 5, 6, 10, 11, 13, 26
 
 
 def is_corrupt(exc: BaseException | None) -> bool:
     """The file is damaged (not merely locked, full or unreadable)."""
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+
+
+def is_passing(exc: BaseException | None) -> bool:
+    """The file cannot be written for now (locked, or a full disk that cannot even map the -shm file)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL)
 
 
 def move_aside(path: Path, why: str) -> Path:

@@ -148,6 +148,7 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
     devices: list[Output] = []
     screen = None
     upstream = None
+    venue = None
     try:
         devices = build_devices(app)
         for device in devices:
@@ -164,6 +165,10 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             upstream = Upstream.from_app(app)
             app.sync_now = upstream.request_sync
             upstream.start()
+        if app.config.venue.broker:
+            from .venue.wiring import start_link
+
+            venue = start_link(app)
         sources = build_sources(app, source)
         finite = [s.done for s in sources if hasattr(s, "done")]
         ended = threading.Event()
@@ -202,6 +207,9 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             s.stop()
         if upstream is not None:
             upstream.stop()
+        if venue is not None:
+            venue.stop()
+            venue.store.close()
         for output in devices + ([screen] if screen is not None else []):
             try:
                 output.close()

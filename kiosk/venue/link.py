@@ -1,0 +1,341 @@
+"""The MQTT link to the venue's broker (paho-mqtt 2.x): publish what we journalled, take in what peers did.
+
+Outbox: the journal itself. A watermark in state (`venue_published_seq`) says up to which journal
+row the broker has acknowledged (QoS 1); after a restart or an outage the link publishes from
+there, so a kiosk that was away publishes what it journalled meanwhile. A peer that missed some of
+our events asks for them by our journal's row number (`want`), and we ask the peers the same from
+our per-peer cursors (kiosk.venue.store): both ways catch up, and duplicates are no-ops (event id).
+
+Threads: paho's network loop only queues what arrives and what was acknowledged; one pump thread
+reads the journal, writes the store and publishes, so no SQLite work runs in paho's callbacks.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import queue
+import sqlite3
+import ssl
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, MutableMapping
+
+import paho.mqtt.client as mqtt
+
+from ..journal import iso
+from ..text import safe_text
+from . import messages
+from .settings import VenueSettings, topic_level_problem
+from .store import PeerStore
+
+log = logging.getLogger(__name__)
+
+WATERMARK = "venue_published_seq"
+_BATCH = 200  # journal rows read per outbox step; also the most publishes awaiting an acknowledgement
+_REPLAY = 1000  # rows sent per `want`; the asker asks again while it is still behind
+_ASK_AGAIN_S = 3.0
+
+
+class VenueLink:
+    def __init__(self, settings: VenueSettings, *, journal_path: str | Path, store: PeerStore,
+                 state: MutableMapping[str, Any], status: Callable[[], dict[str, Any]], clock: Callable[[], datetime],
+                 on_peer_events: Callable[[list[dict[str, Any]]], None] | None = None):
+        self.settings = settings
+        self.journal_path = Path(journal_path)
+        self.store = store
+        self.state = state
+        self.status = status
+        self.clock = clock
+        self.on_peer_events = on_peer_events
+        self.connected = threading.Event()
+        self.rejected: collections.Counter[str] = collections.Counter()
+        self._logged: set[tuple[str, str]] = set()
+        self._inbox: "queue.SimpleQueue[tuple[str, bytes]]" = queue.SimpleQueue()
+        self._acks: "queue.SimpleQueue[int]" = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._session = 0  # bumped by every (re)connect and disconnect: the pump restarts its outbox from the watermark
+        self._pump_session = -1
+        self._order: collections.deque[tuple[int, int]] = collections.deque()  # (mid, seq) awaiting PUBACK
+        self._acked: set[int] = set()
+        self.watermark = int(state.get(WATERMARK, 0))
+        self._sent = self.watermark
+        self._journal_top = 0  # the journal's newest row as the pump last read it
+        self._peer_last: dict[str, int] = {}  # peer gate -> last_seq its heartbeat announced
+        self._asked: dict[str, float] = {}
+        self._next_beat = 0.0
+        self._next_purge = 0.0
+        self._thread: threading.Thread | None = None
+        self._db: sqlite3.Connection | None = None
+        s = settings
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"kiosk-{s.venue}-{s.gate}",
+                                  clean_session=False)  # a persistent session: the broker queues for us while we are away
+        if s.username:
+            self.client.username_pw_set(s.username, s.password)
+        if s.tls:
+            self.client.tls_set(ca_certs=s.ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
+        self.client.will_set(self._topic(s.gate, "status"), messages.status_payload(False, iso(clock())), qos=1,
+                             retain=True)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+
+    def _topic(self, gate: str, kind: str) -> str:
+        return messages.topic(self.settings.venue, gate, kind)
+
+    # -- life ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.client.connect_async(self.settings.host, self.settings.port, keepalive=max(5, int(self.settings.heartbeat_s)))
+        self.client.loop_start()
+        self._thread = threading.Thread(target=self._pump, name="venue-link", daemon=True)
+        self._thread.start()
+        log.info("venue link to %s as gate %s of venue %s (zone %s, direction %s)", self.settings.url,
+                 self.settings.gate, self.settings.venue, self.settings.zone, self.settings.direction)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Publish what is journalled and not yet published (while the broker answers), say offline, disconnect."""
+        deadline = time.monotonic() + timeout_s
+        while self.connected.is_set() and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.05)  # a pump step reads the journal's newest row
+            if self._journal_top <= self.watermark:
+                break
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+        if self.connected.is_set():
+            info = self.client.publish(self._topic(self.settings.gate, "status"),
+                                       messages.status_payload(False, iso(self.clock())), qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):
+                pass  # the connection went meanwhile: the broker sends our last will instead
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._save_watermark()
+        if self._db is not None:
+            self._db.close()
+
+    def wake(self) -> None:
+        """Something was journalled: publish it now rather than at the next poll."""
+        self._wake.set()
+
+    # -- paho's thread: only queue ----------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            log.warning("venue broker %s refused the connection: %s", self.settings.url, reason)
+            return
+        venue, me = self.settings.venue, self.settings.gate
+        client.publish(self._topic(me, "status"), messages.status_payload(True, iso(self.clock())), qos=1, retain=True)
+        base = messages.root(venue)
+        client.subscribe([(f"{base}/+/event", 1), (f"{base}/+/status", 1), (f"{base}/+/heartbeat", 1),
+                          (self._topic(me, "want"), 1)])
+        self._session += 1
+        self._asked.clear()  # ask every peer that is ahead of us again
+        self._next_beat = 0.0
+        self.connected.set()
+        log.info("venue link connected to %s", self.settings.url)
+        self._wake.set()
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if self.connected.is_set() and not self._stop.is_set():
+            log.warning("venue link to %s lost (%s); reconnecting", self.settings.url, reason)
+        self.connected.clear()
+        self._session += 1
+        self._wake.set()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._inbox.put((message.topic, message.payload))
+        self._wake.set()
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: Any, _props: Any) -> None:
+        self._acks.put(mid)
+        self._wake.set()
+
+    # -- the pump thread ---------------------------------------------------------------------------
+    def _pump(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.25)
+            self._wake.clear()
+            try:
+                self._step()
+            except Exception:  # the link must outlive one bad step; the next poll tries again
+                log.exception("venue link step failed")
+                time.sleep(1)
+
+    def _step(self) -> None:
+        self._take_in()
+        self._take_acks()
+        if not self.connected.is_set():
+            return
+        if self._pump_session != self._session:  # a new connection: what was in flight may be lost
+            self._pump_session = self._session
+            self._order.clear()
+            self._acked.clear()
+            self._sent = self.watermark
+        self._publish_outbox()
+        now = time.monotonic()
+        if now >= self._next_beat:
+            self._next_beat = now + self.settings.heartbeat_s
+            self.publish_heartbeat()
+        self._ask_peers(now)
+        if now >= self._next_purge:
+            self._next_purge = now + 3600
+            self.store.purge(self.clock())
+
+    # outbox
+    def _journal(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect(f"file:{self.journal_path}?mode=ro", uri=True, check_same_thread=False)
+        return self._db
+
+    def _journal_max(self) -> int:
+        try:
+            return self._journal().execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+        except sqlite3.Error:
+            return 0
+
+    def _rows(self, after: int, limit: int) -> list[dict[str, Any]]:
+        cur = self._journal().execute(
+            "SELECT seq, id, at, source, verdict, customer_id, credential, passed, raw FROM events WHERE seq > ?"
+            " ORDER BY seq LIMIT ?", (after, limit))
+        rows = []
+        for seq, eid, at, source, verdict, customer, credential, passed, raw in cur:
+            rows.append({"seq": seq, "id": eid, "at": at, "gate": self.settings.gate, "source": source,
+                         "verdict": verdict, "customer_id": customer, "credential": credential,
+                         "passed": None if passed is None else bool(passed),
+                         "value": raw if verdict == "occupancy_set" else None})
+        return rows
+
+    def _publish_rows(self, rows: list[dict[str, Any]], prev: int, *, track: bool) -> int:
+        """Publish journal rows in order, each naming the row before it; returns the last seq published."""
+        s = self.settings
+        for row in rows:
+            info = self.client.publish(self._topic(s.gate, "event"),
+                                       messages.event_payload(row, prev=prev, zone=s.zone, direction=s.direction), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                break  # not connected any more: the next connection starts again from the watermark
+            if track:
+                self._order.append((info.mid, row["seq"]))
+            prev = row["seq"]
+        return prev
+
+    def _publish_outbox(self) -> None:
+        room = _BATCH - len(self._order)
+        if room <= 0:
+            return
+        top = self._journal_top = self._journal_max()
+        if top < self.watermark:  # a new journal (the old one was deleted): start it from its first row
+            log.warning("the journal restarted below the published watermark (%d < %d); publishing it from row 1",
+                        top, self.watermark)
+            self.watermark = self._sent = 0
+            self._save_watermark()
+        if top > self._sent:
+            self._sent = self._publish_rows(self._rows(self._sent, room), self._sent, track=True)
+
+    def _take_acks(self) -> None:
+        moved = False
+        while True:
+            try:
+                self._acked.add(self._acks.get_nowait())
+            except queue.Empty:
+                break
+        while self._order and self._order[0][0] in self._acked:
+            mid, seq = self._order.popleft()
+            self._acked.discard(mid)
+            self.watermark, moved = seq, True
+        if moved:
+            self._save_watermark()
+
+    def _save_watermark(self) -> None:
+        if int(self.state.get(WATERMARK, 0)) != self.watermark:
+            self.state[WATERMARK] = self.watermark
+
+    # heartbeat
+    def publish_heartbeat(self) -> None:
+        s = self.settings
+        status = self.status()
+        beat = {"v": messages.VERSION, "online": True, "at": iso(self.clock()), "zone": s.zone, "dir": s.direction,
+                "last_seq": self.watermark, **status}
+        self.client.publish(self._topic(s.gate, "heartbeat"),
+                            json.dumps(beat, separators=(",", ":"), ensure_ascii=False).encode(), qos=1, retain=True)
+
+    # peers
+    def _ask_peers(self, now: float) -> None:
+        cursors = self.store.cursors()
+        for peer, last in self._peer_last.items():
+            if last > cursors.get(peer, 0) and now - self._asked.get(peer, -1e9) >= _ASK_AGAIN_S:
+                self._asked[peer] = now
+                self.client.publish(self._topic(peer, "want"),
+                                    messages.want_payload(self.settings.gate, cursors.get(peer, 0)), qos=1)
+
+    def _take_in(self) -> None:
+        events: list[dict[str, Any]] = []
+        now = self.clock()
+        while True:
+            try:
+                name, payload = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            where = messages.split_topic(self.settings.venue, name)
+            if where is None:
+                continue
+            gate, kind = where
+            try:
+                if topic_level_problem(gate):
+                    raise messages.BadMessage("malformed", "a gate id that cannot be a topic level")
+                if kind == "want":
+                    self._answer_want(*messages.parse_want(payload))
+                elif gate == self.settings.gate:
+                    continue  # our own event, status and heartbeat coming back
+                elif kind == "event":
+                    events.append(messages.parse_event(payload, gate))
+                    if len(events) >= 500:
+                        self._store(events, now)
+                        events = []
+                elif kind == "heartbeat":
+                    if not payload:
+                        continue  # a retained heartbeat being cleared
+                    beat = messages.parse_heartbeat(payload, gate)
+                    self._peer_last[gate] = beat["last_seq"]
+                    self.store.see_gate(gate, now, heartbeat=beat)
+                elif kind == "status":
+                    if payload:
+                        self.store.see_gate(gate, now, online=messages.parse_status(payload))
+            except messages.BadMessage as exc:
+                self._reject(gate, kind, exc)
+        if events:
+            self._store(events, now)
+
+    def _store(self, events: list[dict[str, Any]], now: datetime) -> None:
+        new = self.store.add(events, now)
+        if new and self.on_peer_events is not None:
+            self.on_peer_events(new)
+
+    def _answer_want(self, peer: str, after: int) -> None:
+        if topic_level_problem(peer):
+            raise messages.BadMessage("malformed", "a want from a gate id that cannot be a topic level")
+        rows = self._rows(after, _REPLAY)
+        if rows:
+            log.debug("gate %s asked for our events after row %d: sending %d", safe_text(peer, 64), after, len(rows))
+            self._publish_rows(rows, after, track=False)
+
+    def _reject(self, gate: str, kind: str, exc: messages.BadMessage) -> None:
+        """A bad peer message is dropped; logged once per peer and kind of fault, counted always."""
+        self.rejected[exc.kind] += 1
+        key = (gate, exc.kind)
+        if key in self._logged:
+            log.debug("ignored another %s message from gate %s", exc.kind, safe_text(gate, 64))
+            return
+        if len(self._logged) < 1000:
+            self._logged.add(key)
+        log.warning("ignored a %s message from gate %s: %s (further ones from it are only counted)",
+                    kind if kind in ("event", "heartbeat", "status", "want") else "peer", safe_text(gate, 64),
+                    safe_text(str(exc), 200))

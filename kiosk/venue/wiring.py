@@ -1,0 +1,49 @@
+"""Wiring the venue link into a running kiosk (called by the composition root when [venue] names a broker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import Decision
+from .link import VenueLink
+from .settings import VenueSettings
+from .store import PeerStore
+
+STORE_FILE = "venue.sqlite"
+
+
+class _Wake:
+    """An output: a decision was journalled, so the link publishes it now instead of at its next poll."""
+
+    def __init__(self, link: VenueLink):
+        self.link = link
+
+    def act(self, decision: Decision) -> None:
+        self.link.wake()
+
+    def close(self) -> None:
+        """The link is stopped by the composition root, after the sources."""
+
+
+def heartbeat_status(app: Any) -> dict[str, Any]:
+    """What the heartbeat tells the fleet about this gate."""
+    s = app.status()
+    return {"snapshot_age_s": s["snapshot"]["age_s"], "unreported": s["journal"]["unreported"],
+            "faults": s["faults"], "last_scan_at": s["journal"]["last_scan_at"], "occupancy": {}}
+
+
+def open_store(app: Any, *, readonly: bool = False) -> PeerStore:
+    j = app.config.journal
+    return PeerStore(app.state_dir / STORE_FILE, keep_days=j.keep_days, max_events=j.max_events, readonly=readonly)
+
+
+def start_link(app: Any) -> VenueLink | None:
+    """The running link, or None when no broker is configured. Raises ConfigError on bad [venue] settings."""
+    settings = VenueSettings.from_config(app.config)
+    if settings is None:
+        return None
+    link = VenueLink(settings, journal_path=app.journal.path, store=open_store(app), state=app.state,
+                     status=lambda: heartbeat_status(app), clock=app.clock)
+    app.gate.add_output(_Wake(link))
+    link.start()
+    return link

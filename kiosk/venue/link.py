@@ -336,6 +336,6 @@ class VenueLink:
             return
         if len(self._logged) < 1000:
             self._logged.add(key)
-        log.warning("ignored a %s message from gate %s: %s (further ones from it are only counted)",
+        log.warning("ignored a bad %s message from gate %s: %s (further ones like it are only counted)",
                     kind if kind in ("event", "heartbeat", "status", "want") else "peer", safe_text(gate, 64),
                     safe_text(str(exc), 200))

@@ -1,0 +1,150 @@
+"""Real kiosk processes exchanging their journalled events through a real Mosquitto."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import paho.mqtt.client as mqtt
+
+from kiosk.venue import messages
+
+from .conftest import ROOT, Proxy, wait_for
+
+MEMBERS = ["I-1001", "I-1002", "O-2001"]  # admitted by the demo snapshot
+DENIED = ["I-1003", "I-1004", "nobody"]  # not_in_group, inactive, not_recognised
+
+
+def converged(a, b) -> bool:
+    """Each kiosk holds every event the other journalled, exactly once, and nothing else from it."""
+    a_from_b, b_from_a = a.peer_ids(b.gate), b.peer_ids(a.gate)
+    return (sorted(a_from_b) == sorted(b.journal_ids()) and sorted(b_from_a) == sorted(a.journal_ids())
+            and len(a_from_b) == len(set(a_from_b)) and len(b_from_a) == len(set(b_from_a)))
+
+
+def test_each_gate_takes_in_what_the_other_journalled(broker, kiosks):
+    a, b = kiosks("front", broker.url), kiosks("lounge", broker.url)
+    a.scan(*MEMBERS, *DENIED)
+    b.scan("I-1001")
+    wait_for(lambda: len(a.journal()) == 6 and len(b.journal()) == 1, "both journals")
+    wait_for(lambda: converged(a, b), "the two gates to hold each other's events")
+    assert {r[1] for r in a.journal()} >= {"admit", "not_in_group", "inactive", "not_recognised"}
+    # a denial is shared too (it is a fact of the venue), each with the journal's own event id
+    assert set(b.peer_ids("front")) == a.journal_ids()
+
+
+def test_a_gate_that_starts_late_catches_up_from_its_cursor(broker, kiosks):
+    a = kiosks("front", broker.url)
+    a.scan(*MEMBERS)
+    wait_for(lambda: len(a.journal()) == 3, "front's journal")
+    b = kiosks("lounge", broker.url)  # never connected while front scanned: no session held anything for it
+    wait_for(lambda: sorted(b.peer_ids("front")) == sorted(a.journal_ids()), "lounge to catch up")
+
+
+def test_a_kiosk_that_was_down_publishes_what_it_journalled_meanwhile(broker, kiosks, tmp_path):
+    b = kiosks("lounge", broker.url)
+    a = kiosks("front", broker.url)
+    a.scan("I-1001")
+    wait_for(lambda: len(b.peer_ids("front")) == 1, "the first event")
+    assert a.stop() == 0
+    # front journals while it has no link at all: the same state folder, no broker
+    offline = subprocess.run([sys.executable, "-m", "kiosk.cli", "--state-dir", str(a.state), "run", "--simulate",
+                              "--headless", "--source", "stdin"], input=b"I-1002\nO-2001\n", cwd=ROOT,
+                             capture_output=True, timeout=120)
+    assert offline.returncode == 0, offline.stderr.decode()
+    assert len(a.journal()) == 3
+    kiosks("front", broker.url)  # back on the venue link
+    wait_for(lambda: sorted(b.peer_ids("front")) == sorted(a.journal_ids()), "lounge to get what front did offline")
+
+
+def test_broker_killed_mid_run_and_restarted_then_convergence(broker, kiosks):
+    a, b = kiosks("front", broker.url), kiosks("lounge", broker.url)
+    a.scan("I-1001")
+    b.scan("I-1002")
+    wait_for(lambda: converged(a, b), "first exchange")
+    broker.kill()
+    a.scan("O-2001", "I-1003")
+    b.scan("I-1001", "nobody")
+    wait_for(lambda: len(a.journal()) == 3 and len(b.journal()) == 3, "scans decided while the broker is down")
+    assert len(b.peer_ids("front")) == 1 and len(a.peer_ids("lounge")) == 1
+    broker.start()
+    wait_for(lambda: converged(a, b), "convergence after the broker came back")
+
+
+def test_partition_with_scans_on_both_sides_converges_with_nothing_lost_or_doubled(broker, kiosks):
+    proxy = Proxy(broker.port)
+    try:
+        a = kiosks("front", broker.url)
+        b = kiosks("lounge", proxy.url)
+        c = kiosks("exit", broker.url)
+        a.scan("I-1001")
+        wait_for(lambda: converged(a, b) and converged(b, c) and converged(a, c), "the three gates in step")
+        proxy.cut()  # lounge alone
+        a.scan("I-1002", "O-2001")
+        b.scan("I-1001", "I-1002", "nobody")
+        c.scan("O-2001")
+        wait_for(lambda: len(a.journal()) == 3 and len(b.journal()) == 3 and len(c.journal()) == 1,
+                 "scans on both sides")
+        wait_for(lambda: len(c.peer_ids("front")) == 3, "front and exit still in touch")
+        assert len(b.peer_ids("front")) == 1 and not b.peer_ids("exit")  # the partition held
+        proxy.heal()
+        wait_for(lambda: converged(a, b) and converged(b, c) and converged(a, c), "convergence after the partition")
+        for k in (a, b, c):
+            ids = k.peer_ids()
+            assert len(ids) == len(set(ids)) == sum(len(o.journal()) for o in (a, b, c) if o is not k)
+    finally:
+        proxy.close()
+
+
+def _publish(broker, items: list[tuple[str, bytes]]) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hostile-peer")
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    for topic, payload in items:
+        client.publish(topic, payload, qos=1).wait_for_publish(timeout=30)
+    client.disconnect()
+    client.loop_stop()
+
+
+def _event(peer: str, seq: int, **change) -> bytes:
+    body = {"v": 1, "id": f"{peer}-event-{seq}", "seq": seq, "prev": seq - 1, "gate": peer, "zone": "main",
+            "dir": "in", "at": "2026-11-28T10:00:00.000Z", "verdict": "admit", "source": "camera",
+            "customer": "I-9999", "card": None, "passed": None, **change}
+    return json.dumps(body).encode()
+
+
+def test_malformed_and_oversized_peer_messages_are_ignored_and_logged_once(broker, kiosks):
+    b = kiosks("lounge", broker.url)
+    wait_for(lambda: "connected" in b.log_text(), "lounge on the broker")
+    topic = messages.topic("venue", "evil", "event")
+    _publish(broker, [
+        (topic, b"\xff\xfe not json"),
+        (topic, b"{not json either"),
+        (topic, _event("evil", 1, card="x" * 5000)),  # oversized
+        (topic, _event("evil", 2, gate="front")),  # speaks for another gate
+        (topic, _event("evil", 3, at="yesterday")),
+        (topic, _event("evil", 4, verdict="ADMIT\u202e")),
+        (topic, _event("evil", 5, v=99)),
+        (messages.topic("venue", "evil", "heartbeat"), b"[1, 2, 3]"),
+        (topic, _event("evil", 6)),  # the one good message, last: once it is stored the rest were seen
+    ])
+    wait_for(lambda: b.peer_ids("evil") == ["evil-event-6"], "the good message")
+    log = b.log_text()
+    assert log.count("ignored a bad event message from gate evil: not_json") == 1
+    assert log.count("oversized") == 1
+    assert log.count("ignored a bad event message from gate evil: malformed") == 1  # the other three: counted only
+    assert log.count("gate evil: version") == 1
+    assert "ignored a bad heartbeat message from gate evil" not in log  # one log line per peer and kind of fault
+    assert "\u202e" not in log
+    assert b.proc.poll() is None
+
+
+def test_a_peer_event_never_admits_anyone(broker, kiosks):
+    b = kiosks("lounge", broker.url)
+    wait_for(lambda: "connected" in b.log_text(), "lounge on the broker")
+    _publish(broker, [(messages.topic("venue", "evil", "event"), _event("evil", 1, customer="nobody"))])
+    wait_for(lambda: b.peer_ids("evil"), "the peer's admit")
+    b.scan("nobody")
+    wait_for(lambda: b.journal(), "lounge's decision")
+    assert b.journal()[0][1] == "not_recognised"

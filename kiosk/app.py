@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import Any, Callable
 
 from . import demo
+from .access import AccessRules, policy_of
 from .config import Config
+from .counts import Counts, history_since, punch_cards
 from .gate import Gate, utc_now
 from .journal import Journal
-from .pass_keys import PassSettings
 from .ports import Faults, Output, ScanSource
-from .rules import Policy, snapshot_age
+from .rules import snapshot_age
 from .snapshot import SnapshotStore
 from .state import open_state
 
@@ -51,9 +52,12 @@ class App:
         self.journal = Journal(self.state_dir / "journal.sqlite", keep_days=j.keep_days, max_events=j.max_events,
                                sync=j.sync)
         self.state = open_state(self.state_dir / "state.sqlite")
-        self.policy = Policy.from_config(config.gate, PassSettings.from_config(config.passes, config.source))
+        self.policy = policy_of(config)
+        punch = punch_cards(self.snapshot_path)
+        self.counts = Counts.rebuild(self.journal.path, self.policy.access, self.policy.tz, punch,
+                                     since=history_since(self.policy.access, punch, clock()))
         self.gate = Gate(gate_id=config.gate.id, snapshot=self.snapshot, journal=self.journal, policy=self.policy,
-                         clock=clock, faults=self.faults)
+                         clock=clock, faults=self.faults, counts=self.counts)
         self.sync_now: Callable[[], None] | None = None  # set when an upstream is configured
 
     def _seed_demo(self) -> None:
@@ -62,7 +66,7 @@ class App:
         source = held.meta().get("source") if held.exists() else None
         held.close()
         if source in (None, "demo"):
-            demo.seed(self.snapshot_path, self.clock())
+            demo.seed(self.snapshot_path, self.clock(), rules=AccessRules.from_config(self.config.rules).active)
 
     # -- status ------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -117,7 +121,8 @@ def build_sources(app: App, source: str | None) -> list[ScanSource]:
     from hardware import factory
 
     names = [source] if source else list(app.config.gate.sources)
-    return factory.make_sources(app.config, app.faults, names=names, simulate=app.simulate, demo_scans=demo.SCANS)
+    scans = demo.SCANS + (demo.RULE_SCANS if app.policy.access.active else [])
+    return factory.make_sources(app.config, app.faults, names=names, simulate=app.simulate, demo_scans=scans)
 
 
 def build_devices(app: App) -> list[Output]:
@@ -191,6 +196,7 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             now = time.monotonic()
             if now - last_status >= 10:
                 last_status = now
+                app.counts.follow(app.journal.path)  # `kiosk occupancy set N` from a shell, meanwhile
                 app.watch_staleness()
                 notifier.status(app.status_line())
             if now - last_purge >= 3600:

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
 from . import __version__
@@ -23,7 +23,7 @@ log = logging.getLogger("kiosk")
 
 # Modules that add subcommands: each has `register(subparsers)`; a command's parser sets `func`.
 EXTENSIONS: tuple[str, ...] = ("kiosk.cli_screen", "kiosk.cli_upstream", "kiosk.cli_hardware", "kiosk.cli_ops",
-                               "kiosk.cli_pass", "kiosk.cli_venue")
+                               "kiosk.cli_pass", "kiosk.cli_access", "kiosk.cli_venue")
 
 
 def _global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
@@ -78,7 +78,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     app = make_app(args)
     try:
-        decision = decide(parse(args.text, app.policy.id_patterns), app.snapshot, app.policy, app.clock())
+        at = _parse_since(args.at, "--at") if args.at else app.clock()
+        counts = app.counts
+        if args.at:  # as if at that time: the journal's counts up to then
+            from .counts import Counts, punch_cards
+
+            counts = Counts.rebuild(app.journal.path, app.policy.access, app.policy.tz, punch_cards(app.snapshot_path),
+                                    until=at)
+        recent = counts.recent_admits(at - timedelta(seconds=app.policy.repeat_window_s))
+        decision = decide(parse(args.text, app.policy.id_patterns), app.snapshot, app.policy, at, recent, counts)
     finally:
         app.close()
     if args.json:
@@ -241,11 +249,11 @@ def cmd_journal(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_since(text: str) -> datetime:
+def _parse_since(text: str, option: str = "--since") -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError("--since", "since", f"{text!r} is not an ISO date or time, e.g. 2026-11-22 or "
+        raise ConfigError(option, option.lstrip("-"), f"{text!r} is not an ISO date or time, e.g. 2026-11-22 or "
                           "2026-11-22T10:00:00Z") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
@@ -291,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("check", cmd_check, "the decision for one scanned text, without journalling or acting")
     p.add_argument("text")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--at", metavar="ISO", help="decide as if at this time, with the journal's counts up to then")
 
     p = add("decode", cmd_decode, "the codes the camera's decoder finds in image files")
     p.add_argument("images", nargs="+", metavar="IMAGE")

@@ -7,7 +7,7 @@ import getpass
 import os
 import sys
 import tempfile
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +36,7 @@ def demo_decisions(now: datetime) -> dict[Verdict, Decision]:
     """One real decision per verdict: the demo snapshot through the real rules."""
     with tempfile.TemporaryDirectory(prefix="kiosk-screenshot-") as tmp:
         path = Path(tmp) / "snapshot.sqlite"
-        demo.seed(path, now)
+        demo.seed(path, now, rules=True)
         fresh = SnapshotStore(path)
         stale_path = Path(tmp) / "stale.sqlite"
         load_records(stale_path, demo.records(now.date()), {"cursor": "demo-0", "source": "demo",
@@ -52,6 +52,9 @@ def demo_decisions(now: datetime) -> dict[Verdict, Decision]:
                 out[verdict] = decide(parse(text), snapshot, rules, now, recent)
             text, settings = demo_stale_code(now)  # a screenshot of a rotating pass, 10 minutes old
             out[Verdict.CODE_EXPIRED] = decide(parse(text), fresh, Policy(passes=settings), now)
+            for verdict, (text, access_rules, counts) in demo.rule_cases(now).items():
+                rules = Policy(groups=("members", "alumni"), access=access_rules, tz=timezone.utc)
+                out[verdict] = decide(parse(text), fresh, rules, now, None, counts)
         finally:
             fresh.close()
             stale.close()

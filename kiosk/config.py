@@ -150,6 +150,37 @@ def _venue_section() -> dict[str, Key]:
 STR, INT, NUM, BOOL, LIST = (str,), (int,), (int, float), (bool,), (list,)
 
 
+def _rule(parse: Callable[[Any], Any]) -> Callable[[Any], str | None]:
+    """A [rules] key's check: kiosk.access's own parser, its message as the problem."""
+    def check(value: Any) -> str | None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    return check
+
+
+def _rules_section() -> dict[str, Key]:
+    from . import access
+
+    return {
+        "hours": Key([], LIST, _rule(access.parse_hours), item=str),
+        "closed": Key([], LIST, _rule(access.parse_dates), item=str),
+        "limits": Key([], LIST, _rule(access.parse_limits), item=str),
+        "min_interval_min": Key(0, NUM, _at_least(0)),
+        "day_starts": Key("00:00", STR, _rule(access.parse_clock)),
+        "zone": Key("main", STR, lambda v: None if v.strip() else "must not be empty"),
+        "capacity": Key(0, INT, _at_least(0)),
+        "occupancy_reset": Key("", STR, lambda v: _rule(access.parse_clock)(v) if v else None),
+        "direction": Key("in", STR, _one_of(*access.DIRECTIONS)),
+        "passback": Key(False, BOOL),
+        "passback_min": Key(0, NUM, _at_least(0)),
+        "guests": Key([], LIST, _rule(access.parse_guests), item=str),
+        "guest_key": Key("", STR),
+    }
+
+
 def _pin_section(doc_default: str = "") -> dict[str, Key]:
     return {"pin": Key(doc_default, (str, int), _pin), "active_high": Key(True, BOOL)}
 
@@ -252,6 +283,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "rotation_secret_file": Key("", STR),
         "accept_steps": Key(1, INT, _between(0, 10)),
     },
+    "rules": _rules_section(),  # access rules, kiosk/access.py
     "journal": {
         "keep_days": Key(90, INT, _positive),
         "max_events": Key(1_000_000, INT, _at_least(1000)),

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from .access import AccessRules, parse_hours
+from .counts import OCCUPANCY_SET, Counts
+from .model import Verdict
 from .snapshot import LoadResult, load_records
 
 JANE_CARD = "0b6f3f0e-6a4e-4c59-9d8e-3f6b1f2d9a10"
 PIET_VIP = "5d0c2a8e-1f7b-4c3e-8a9d-2b6e4f1a7c35"
 REVOKED_CARD = "9a7e3c1d-4b2f-4e8a-b6c5-1d3f5a7e9b20"
 UNASSIGNED_CARD = "c3e5a7b9-2d4f-4a6c-8e0b-7f9a1c3e5d42"
+PUNCH_CARD = "e7b1d3f5-6a8c-4e0a-9b2d-4f6a8c0e2b64"  # a 10-visit card, every visit used
 
 
 def records(today: date) -> list[dict[str, Any]]:
@@ -59,7 +63,39 @@ SCANS = [
 ]
 
 
-def seed(path: Path, now: datetime) -> LoadResult:
-    """Write the demo snapshot to `path`, synced `now`."""
-    return load_records(path, records(now.date()), {"cursor": "demo-1", "synced_at": now.isoformat(timespec="seconds"),
-                                                    "source": "demo"}, mode="full")
+# With access rules on (config/demo.toml): an alumna outside her hours and a used-up punch card.
+def rule_records(now: datetime) -> list[dict[str, Any]]:
+    return [
+        {"type": "group", "id": "alumni", "name": "Alumni", "scannable": True},
+        {"type": "customer", "id": "I-1006", "kind": "individual", "first_name": "Eva", "last_name": "Visser",
+         "active": True, "groups": ["alumni"], "email": "eva@example.nl"},
+        {"type": "card", "code": PUNCH_CARD, "customer_id": "I-1002", "card_type": "PUNCH", "revoked": False,
+         "batch": "10-visit cards", "entries": 0, "entries_at": now.isoformat(timespec="seconds")},
+    ]
+
+
+RULE_SCANS = ["I-1006", PUNCH_CARD]  # outside_hours, limit_reached; capacity 2 makes PIET_VIP `full`
+
+
+def seed(path: Path, now: datetime, *, rules: bool = False) -> LoadResult:
+    """Write the demo snapshot to `path`, synced `now`; `rules`: with the records the access rules demo needs."""
+    extra = rule_records(now) if rules else []
+    return load_records(path, records(now.date()) + extra, {"cursor": "demo-1", "source": "demo",
+                                                             "synced_at": now.isoformat(timespec="seconds")},
+                        mode="full")
+
+
+def rule_cases(now: datetime) -> dict[Verdict, tuple[str, AccessRules, Counts]]:
+    """For screenshots: a scan, rules and counts that lead to each access rule verdict at `now`."""
+    opens = now.astimezone(timezone.utc) + timedelta(hours=2)  # cli_screen decides these in UTC
+    hours = AccessRules(hours=parse_hours([f"alumni: daily {opens:%H:%M}-{opens + timedelta(hours=1):%H:%M}"]))
+    full = AccessRules(capacity=2)
+    inside = AccessRules(passback=True)
+    counts = {name: Counts(rules) for name, rules in (("full", full), ("inside", inside))}
+    counts["full"].record(at=now - timedelta(minutes=5), verdict=OCCUPANCY_SET, source="staff", customer_id=None,
+                          raw="2")
+    counts["inside"].record(at=now - timedelta(minutes=20), verdict="admit", source="camera", customer_id="I-1001")
+    return {Verdict.OUTSIDE_HOURS: ("I-1006", hours, Counts(hours)),
+            Verdict.LIMIT_REACHED: (PUNCH_CARD, AccessRules(), Counts(AccessRules())),
+            Verdict.FULL: ("O-2001", full, counts["full"]),
+            Verdict.ALREADY_INSIDE: ("I-1001", inside, counts["inside"])}

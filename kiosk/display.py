@@ -59,7 +59,7 @@ def verify_pin(pin: str, stored: str) -> bool:
 
 GO, STOP, WARN = "go", "stop", "warn"  # tones: green + tick, red + cross, amber + exclamation mark
 
-_TONES = {Verdict.ADMIT: GO, Verdict.REPEAT: WARN, Verdict.SNAPSHOT_STALE: WARN}
+_TONES = {Verdict.ADMIT: GO, Verdict.REPEAT: WARN, Verdict.SNAPSHOT_STALE: WARN, Verdict.FULL: WARN}
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,8 @@ def describe(decision: Decision, msg: Messages, *, selected_groups: tuple[str, .
         matched = decision.matched_groups
         reason = msg("reason.admit_stale") if decision.stale else (
             msg("reason.admit", groups=msg.names(matched)) if matched else msg("reason.admit_plain"))
+        if decision.card_type == "PUNCH" and decision.count is not None and not decision.stale:
+            reason = msg("reason.admit_punch", count=decision.count)
     elif v is Verdict.NOT_IN_GROUP:
         reason = msg("reason.not_in_group", groups=msg.names(selected_groups) or "-")
     elif v is Verdict.EXPIRED:
@@ -96,11 +98,48 @@ def describe(decision: Decision, msg: Messages, *, selected_groups: tuple[str, .
             title_key, reason = "title.not_yet_valid", msg("reason.not_yet_valid")
     elif v is Verdict.REPEAT:
         reason = msg("reason.repeat", seconds=round(decision.repeat_of_s or 0))
+    elif v in _RULE_VERDICTS:
+        reason = _rule_reason(decision, msg, tz)
     elif f"reason.{v.value}" in msg:
         reason = msg(f"reason.{v.value}")
     else:  # a verdict newer than this catalogue: say the safe thing
         title_key, reason = "title.snapshot_stale", msg("reason.unknown")
     return ResultText(tone, msg(title_key), decision.name, groups, reason)
+
+
+_RULE_VERDICTS = (Verdict.OUTSIDE_HOURS, Verdict.LIMIT_REACHED, Verdict.FULL, Verdict.ALREADY_INSIDE)
+
+
+def _rule_reason(decision: Decision, msg: Messages, tz: tzinfo | None) -> str:
+    """The words for an access rule's verdict (kiosk/access.py), from the decision's count, limit and next_at."""
+    v, when = decision.verdict, (_when(decision.next_at, decision.at, msg, tz) if decision.next_at else "")
+    if v is Verdict.OUTSIDE_HOURS:
+        groups = msg.names(decision.matched_groups)
+        return msg("reason.outside_hours", groups=groups, when=when) if when else msg(
+            "reason.outside_hours_never", groups=groups)
+    if v is Verdict.FULL:
+        return msg("reason.full", count=decision.count or 0)
+    if v is Verdict.ALREADY_INSIDE:
+        return msg("reason.already_inside")
+    if decision.source == "guest":
+        return msg("reason.guests_used", limit=decision.limit)
+    if decision.limit is None:  # a punch card used up, or the minimum time between entries
+        return msg("reason.limit_next", when=when) if when else msg("reason.punch_used_up")
+    if when:
+        return msg("reason.limit_reached", count=decision.count, limit=decision.limit, when=when)
+    return msg("reason.limit_reached_total", limit=decision.limit)
+
+
+def _when(moment: datetime, now: datetime, msg: Messages, tz: tzinfo | None) -> str:
+    """"07:00" today, "Mon 07:00" this week, else "25 Dec 07:00", in the gate's time zone."""
+    moment, now = moment.astimezone(tz), now.astimezone(tz)
+    clock = f"{moment:%H:%M}"
+    days = (moment.date() - now.date()).days
+    if days == 0:
+        return clock
+    if 0 < days < 7:
+        return msg("when.weekday", day=msg("weekdays").split()[moment.weekday()], time=clock)
+    return msg("when.date", date=msg.day(moment.date(), now.date()), time=clock)
 
 
 def staff_reason_text(note: str, msg: Messages) -> str:

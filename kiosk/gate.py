@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
 from . import credential as credentials
+from .access import GUEST_SOURCE, guest_decision
+from .counts import OCCUPANCY_SET, Counts
 from .journal import Journal
 from .model import Decision, Verdict
 from .ports import Faults, Output, Scan
@@ -34,7 +36,8 @@ def utc_now() -> datetime:
 
 class Gate:
     def __init__(self, *, gate_id: str, snapshot: SnapshotView, journal: Journal, policy: Policy,
-                 outputs: Iterable[Output] = (), clock: Clock = utc_now, faults: Faults | None = None):
+                 outputs: Iterable[Output] = (), clock: Clock = utc_now, faults: Faults | None = None,
+                 counts: Counts | None = None):
         self.gate_id = gate_id
         self.snapshot = snapshot
         self.journal = journal
@@ -45,6 +48,11 @@ class Gate:
         self.scans: "queue.Queue[Scan]" = queue.Queue(maxsize=1000)
         self._recent_admits: dict[str, datetime] = {}
         self.decided = 0
+        self._guest_host: Decision | None = None  # the member admitted last who may bring guests
+        self._guests_used = 0
+        # the access rules' counts, rebuilt from the journal by the caller; they also restore the repeat memory
+        self.counts = counts if counts is not None else Counts(policy.access, policy.tz)
+        self._recent_admits.update(self.counts.recent_admits(clock() - timedelta(seconds=policy.repeat_window_s)))
 
     # -- intake ------------------------------------------------------------------------
     def submit(self, scan: Scan) -> None:
@@ -62,10 +70,13 @@ class Gate:
         """Decide one scan, journal it, then let every output act on it. Never raises for bad input."""
         if scan.source in MANUAL_SOURCES:
             return self.admit_manually(scan.source, scan.note or "Manual admit")
+        guest_key = self.policy.access.guest_key
+        if scan.source == GUEST_SOURCE or (guest_key and scan.raw.strip() == guest_key):
+            return self.admit_guest()
         started = time.perf_counter()
         now = self.clock()
         cred = credentials.parse(scan.raw, self.policy.id_patterns)
-        decision = decide(cred, self.snapshot, self.policy, now, self._recent_admits)
+        decision = decide(cred, self.snapshot, self.policy, now, self._recent_admits, self.counts)
         decided = time.perf_counter()
         return self._record_and_act(decision, scan, started, decided)
 
@@ -84,8 +95,13 @@ class Gate:
             verdict=decision.verdict.value, customer_id=decision.customer_id,
             groups=decision.groups, cursor=decision.cursor, reason=decision.reason)
         journalled = time.perf_counter()
-        if decision.verdict is Verdict.ADMIT and scan.source not in MANUAL_SOURCES:
+        self.counts.record(at=decision.at, verdict=decision.verdict.value, source=scan.source,
+                           customer_id=decision.customer_id, credential=decision.credential,
+                           punch=decision.card_type == "PUNCH")
+        if decision.verdict is Verdict.ADMIT and scan.source not in MANUAL_SOURCES and decision.customer_id:
             self._remember_admit(decision)
+        if decision.guests:
+            self._guest_host, self._guests_used = decision, 0
         decision = dataclasses.replace(decision, event_id=event_id, source=scan.source, timings={
             "decide_ms": (decided - started) * 1000,
             "journal_ms": (journalled - decided) * 1000,
@@ -118,6 +134,27 @@ class Gate:
         return self.journal.append(at=self.clock(), gate=self.gate_id, source=source, raw="", credential="",
                                    verdict=kind, customer_id=None, groups=(), cursor=self.snapshot.meta().get("cursor", ""),
                                    reason=reason)
+
+    def admit_guest(self) -> Decision:
+        """"+1 guest" (a screen button or the scanner's guest key) for the member admitted last."""
+        started = time.perf_counter()
+        decision = guest_decision(self._guest_host, self._guests_used, self.policy.access, self.counts, self.clock(),
+                                  self.snapshot.meta().get("cursor", ""))
+        if decision.admitted:
+            self._guests_used += 1
+        # journalled as a guest whichever button or scanner asked: the counts count guests by that source
+        return self._record_and_act(decision, Scan(raw=decision.raw, source=GUEST_SOURCE), started,
+                                    time.perf_counter())
+
+    def set_occupancy(self, inside: int, source: str = "staff") -> str:
+        """Staff correct the number inside the zone: journalled, then counted."""
+        now = self.clock()
+        event_id = self.journal.append(at=now, gate=self.gate_id, source=source, raw=str(inside), credential="",
+                                       verdict=OCCUPANCY_SET, customer_id=None, groups=(),
+                                       cursor=self.snapshot.meta().get("cursor", ""),
+                                       reason=f"Occupancy set to {inside} by staff")
+        self.counts.record(at=now, verdict=OCCUPANCY_SET, source=source, customer_id=None, raw=str(inside))
+        return event_id
 
     # -- the loop ----------------------------------------------------------------------
     def run_loop(self, stop: threading.Event, *, tick: Callable[[], None] | None = None, tick_s: float = 0.05,

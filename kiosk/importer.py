@@ -59,7 +59,7 @@ CARD_COLUMNS = {
     "cardurl": "url", "link": "url",
     "customerid": "customer_id", "assignedto": "customer_id", "customer": "customer_id",
     "cardtype": "card_type", "type": "card_type", "revoked": "revoked", "status": "revoked", "batch": "batch",
-    "batchname": "batch",
+    "batchname": "batch", "entries": "entries", "punches": "entries", "entriesat": "entries_at",
 }
 
 
@@ -222,7 +222,8 @@ def _card(row: dict[str, str]) -> dict[str, Any]:
         revoked not in ("active", "valid", "assigned", "unassigned", "") and _bool(revoked, False, "revoked"))
     owner = row.get("customer_id", "").strip() or None
     return {"type": "card", "code": code, "customer_id": owner, "card_type": row.get("card_type", "").strip() or "ID",
-            "revoked": is_revoked, "batch": row.get("batch", "").strip()}
+            "revoked": is_revoked, "batch": row.get("batch", "").strip(), "entries": row.get("entries", "").strip(),
+            "entries_at": row.get("entries_at", "").strip()}
 
 
 _BUILDERS: dict[str, tuple[dict[str, str], Callable[[dict[str, str]], dict[str, Any]]]] = {

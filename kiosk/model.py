@@ -24,6 +24,11 @@ class Verdict(str, enum.Enum):
     REPEAT = "repeat"
     SNAPSHOT_STALE = "snapshot_stale"
     CODE_EXPIRED = "code_expired"  # a rotating pass showed a code outside the accepted window
+    # access rules (kiosk/access.py)
+    OUTSIDE_HOURS = "outside_hours"
+    LIMIT_REACHED = "limit_reached"
+    FULL = "full"
+    ALREADY_INSIDE = "already_inside"
 
     def __str__(self) -> str:
         return self.value
@@ -92,6 +97,8 @@ class Card:
     card_type: str = "ID"
     revoked: bool = False
     batch: str = ""
+    entries: int | None = None  # a PUNCH card's entries left, as counted upstream at `entries_at`
+    entries_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,12 @@ class Decision:
     source: str = ""
     timings: dict = field(default_factory=dict, compare=False)
     code_key: str = ""  # a rotating pass's code and step: the gate remembers it so the code admits once
+    # access rules: entries counted / people inside / punches left, the limit, and when the
+    # group may enter next or the limit resets (the screen words these itself)
+    count: int | None = None
+    limit: int | None = None
+    next_at: datetime | None = None
+    guests: int = 0  # how many guests this admitted member may bring ("+1 guest")
 
     @property
     def admitted(self) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import date
+from datetime import date, datetime, timezone
 
 from .credential import MAX_LEN as MAX_CODE
 from .credential import card_key, customer_key
@@ -185,7 +185,28 @@ def check_card(rec: dict) -> tuple:
     if card_type not in CARD_TYPES:
         raise RecordError(f"'card_type' must be one of {', '.join(CARD_TYPES)}, got {card_type!r}")
     return (card_key(code), code, customer_key(owner) if owner else None, card_type,
-            1 if _bool(rec, "revoked", False) else 0, _str(rec, "batch", MAX_BATCH))
+            1 if _bool(rec, "revoked", False) else 0, _str(rec, "batch", MAX_BATCH), *_punch_balance(rec))
+
+
+def _punch_balance(rec: dict) -> tuple[int | None, str | None]:
+    """A PUNCH card's `entries` left, as counted upstream at `entries_at` (uses after it are the kiosk's)."""
+    entries, at = rec.get("entries"), rec.get("entries_at")
+    if entries in (None, ""):
+        return None, None
+    if isinstance(entries, str) and entries.strip().isdigit():
+        entries = int(entries)
+    if isinstance(entries, bool) or not isinstance(entries, int) or not 0 <= entries <= 1_000_000:
+        raise RecordError(f"'entries' must be a whole number from 0 to 1000000, got {safe_text(repr(entries), 40)}")
+    if at in (None, ""):
+        return entries, None
+    try:
+        moment = datetime.fromisoformat(at.strip().replace("Z", "+00:00")) if isinstance(at, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise RecordError(f"'entries_at' must be an ISO time such as 2026-11-28T10:00:00Z, got "
+                          f"{safe_text(repr(at), 40)}")
+    return entries, (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
 
 
 def check_delete(rec: dict) -> tuple[str, str]:
@@ -218,8 +239,9 @@ def customer_from_row(row: tuple) -> Customer:
 
 
 def card_from_row(row: tuple) -> Card:
-    _key, code, owner, card_type, revoked, batch = row
-    return Card(code=code, customer_id=owner, card_type=card_type, revoked=bool(revoked), batch=batch)
+    _key, code, owner, card_type, revoked, batch, entries, entries_at = row
+    return Card(code=code, customer_id=owner, card_type=card_type, revoked=bool(revoked), batch=batch,
+                entries=entries, entries_at=datetime.fromisoformat(entries_at) if entries_at else None)
 
 
 def group_from_row(row: tuple) -> Group:

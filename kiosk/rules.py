@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Mapping, Protocol
 
-from . import passes
+from . import access, passes
+from .counts import Counts
 from .model import Card, Credential, CredentialKind, Customer, Decision, Group, Verdict
 from .pass_keys import PassSettings
 
@@ -43,6 +44,7 @@ class Policy:
     id_patterns: tuple[re.Pattern[str], ...] = field(default=())
     tz: tzinfo | None = None  # where validity dates are read; None is the system's zone
     passes: PassSettings = field(default_factory=PassSettings)
+    access: access.AccessRules = field(default_factory=access.AccessRules)  # [rules]: hours, limits, capacity...
 
     @classmethod
     def from_config(cls, gate, passes: PassSettings | None = None) -> "Policy":
@@ -53,6 +55,9 @@ class Policy:
                    max_snapshot_age_h=float(gate.max_snapshot_age_h), stale_policy=gate.stale_policy,
                    id_patterns=tuple(re.compile(p) for p in gate.id_patterns),
                    tz=ZoneInfo(gate.timezone) if gate.timezone else None, passes=passes or PassSettings())
+
+
+_NO_COUNTS = Counts(access.AccessRules())  # nothing counted: every view method answers zero/none
 
 
 def repeat_key(decision: Decision) -> str:
@@ -71,15 +76,17 @@ def snapshot_age(meta: Mapping[str, str], now: datetime) -> timedelta | None:
 
 
 def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: datetime,
-           recent_admits: Mapping[str, datetime] | None = None) -> Decision:
-    """The verdict on one credential. `recent_admits` maps repeat keys to the time of their last admit."""
+           recent_admits: Mapping[str, datetime] | None = None, counts: access.CountsView | None = None) -> Decision:
+    """The verdict on one credential. `recent_admits` maps repeat keys to the time of their last admit;
+    `counts` are the entries, occupancy and punch uses the access rules read (none given: all zero)."""
+    counts = _NO_COUNTS if counts is None else counts
     meta = snapshot.meta()
     base = {"at": now, "raw": credential.raw, "credential": credential.value, "cursor": meta.get("cursor", "")}
 
     if not credential.valid:
         return Decision(Verdict.NOT_RECOGNISED, reason=f"Barcode not recognised: {credential.problem}", **base)
     if credential.kind is CredentialKind.SIGNED_PASS:
-        return decide_pass(credential, snapshot, policy, now, recent_admits, meta, base)
+        return decide_pass(credential, snapshot, policy, now, recent_admits, meta, base, counts)
 
     card: Card | None = None
     customer: Customer | None = None
@@ -106,7 +113,8 @@ def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: 
                             **card_fields, **base)
 
     assert customer is not None
-    return _decide_customer(customer, snapshot, policy, now, recent_admits, meta, {**card_fields, **base})
+    return _decide_customer(customer, snapshot, policy, now, recent_admits, meta, {**card_fields, **base}, counts,
+                            card)
 
 
 def _shown(groups: Mapping[str, Group], held: tuple[str, ...]) -> tuple[str, ...]:
@@ -114,7 +122,8 @@ def _shown(groups: Mapping[str, Group], held: tuple[str, ...]) -> tuple[str, ...
 
 
 def _decide_customer(customer: Customer, snapshot: SnapshotView, policy: Policy, now: datetime,
-                     recent_admits: Mapping[str, datetime] | None, meta: Mapping[str, str], base: dict) -> Decision:
+                     recent_admits: Mapping[str, datetime] | None, meta: Mapping[str, str], base: dict,
+                     counts: access.CountsView = _NO_COUNTS, card: Card | None = None) -> Decision:
     """The snapshot's word on a customer it knows: active, dates, groups, repeat, staleness."""
     groups = snapshot.groups()
     who = {"customer_id": customer.id, "name": customer.display_name, "groups": _shown(groups, customer.groups),
@@ -127,20 +136,22 @@ def _decide_customer(customer: Customer, snapshot: SnapshotView, policy: Policy,
         return Decision(Verdict.EXPIRED, reason=f"Membership starts on {_day(customer.valid_from)}", **who)
     if customer.valid_until and today > customer.valid_until:
         return Decision(Verdict.EXPIRED, reason=f"Membership expired on {_day(customer.valid_until)}", **who)
-    return _admit_if_in_group(customer.groups, groups, policy, now, recent_admits, meta, who)
+    return _admit_if_in_group(customer.groups, groups, policy, now, recent_admits, meta, who, counts=counts, card=card)
 
 
 def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], policy: Policy, now: datetime,
                        recent_admits: Mapping[str, datetime] | None, meta: Mapping[str, str], who: dict,
-                       via: str = "") -> Decision:
-    """The end of every path: the verified groups, a repeat within the window, the snapshot's age."""
+                       via: str = "", counts: access.CountsView = _NO_COUNTS, card: Card | None = None) -> Decision:
+    """The end of every path: the verified groups, a repeat within the window, the access rules, the snapshot's age."""
     matched: tuple[str, ...] = ()
+    matched_ids = held  # the groups whose access rules apply
     if policy.mode == "verify_groups":
         if policy.groups == "all":
             verify = [g for g in groups.values() if g.scannable]
         else:
             verify = [groups.get(g) or Group(g, g) for g in policy.groups]
         matched = tuple(g.name for g in verify if g.id in held)
+        matched_ids = tuple(g.id for g in verify if g.id in held)
         if not matched:
             names = ", ".join(g.name for g in verify) or "none"
             return Decision(Verdict.NOT_IN_GROUP, reason=f"Not in the selected group: {names}", **who)
@@ -151,6 +162,17 @@ def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], polic
         ago = (now - last).total_seconds()
         return Decision(Verdict.REPEAT, matched_groups=matched, repeat_of_s=ago,
                         reason=f"Already admitted {ago:.0f} s ago", **who)
+
+    # -- access rules (kiosk/access.py): the first failing rule names the verdict ------------------
+    if policy.access.active or (card is not None and card.entries is not None):
+        outcome = access.check(policy.access, customer_id=who["customer_id"], card=card, group_ids=matched_ids,
+                               groups=groups, counts=counts, now=now, tz=policy.tz)
+        if outcome is not None:
+            ruled = Decision(outcome.verdict, matched_groups=matched, reason=outcome.reason, count=outcome.count,
+                             limit=outcome.limit, next_at=outcome.next_at, guests=outcome.guests, **who)
+            if outcome.verdict is not Verdict.ADMIT:
+                return ruled
+            admitted = ruled
 
     age = snapshot_age(meta, now)
     if age is None or age > timedelta(hours=policy.max_snapshot_age_h):
@@ -166,7 +188,8 @@ def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], polic
 # -- signed passes ----------------------------------------------------------------------------
 
 def decide_pass(credential: Credential, snapshot: SnapshotView, policy: Policy, now: datetime,
-                recent_admits: Mapping[str, datetime] | None, meta: Mapping[str, str], base: dict) -> Decision:
+                recent_admits: Mapping[str, datetime] | None, meta: Mapping[str, str], base: dict,
+                counts: access.CountsView = _NO_COUNTS) -> Decision:
     """A signed pass: its own checks first (key, signature, revocation, dates, rotating code), then the
     snapshot's word where it knows the customer, else the pass's own groups."""
     p = credential.signed_pass
@@ -209,9 +232,9 @@ def decide_pass(credential: Credential, snapshot: SnapshotView, policy: Policy, 
                             reason=f"This code was used {ago:.0f} s ago; refresh the pass on your phone", **who)
 
     if customer is not None:
-        decision = _decide_customer(customer, snapshot, policy, now, recent_admits, meta, base)
+        decision = _decide_customer(customer, snapshot, policy, now, recent_admits, meta, base, counts)
     else:
-        decision = _admit_if_in_group(p.groups, groups, policy, now, recent_admits, meta, who, "signed pass")
+        decision = _admit_if_in_group(p.groups, groups, policy, now, recent_admits, meta, who, "signed pass", counts)
     return dataclasses.replace(decision, code_key=code_key) if code_key else decision
 
 

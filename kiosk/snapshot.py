@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS customers (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cards (
     key TEXT PRIMARY KEY, code TEXT NOT NULL, customer_key TEXT, card_type TEXT NOT NULL,
-    revoked INTEGER NOT NULL, batch TEXT NOT NULL
+    revoked INTEGER NOT NULL, batch TEXT NOT NULL, entries INTEGER, entries_at TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pass_keys (key_id INTEGER PRIMARY KEY, public_key BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pass_revocations (customer_key TEXT NOT NULL, serial INTEGER NOT NULL,
@@ -53,10 +53,14 @@ CREATE INDEX IF NOT EXISTS customers_by_name ON customers (last_fold, first_fold
 CREATE INDEX IF NOT EXISTS customers_by_email ON customers (email_fold) WHERE email_fold != '';
 CREATE INDEX IF NOT EXISTS customers_by_postcode ON customers (postcode_norm) WHERE postcode_norm != '';
 CREATE INDEX IF NOT EXISTS cards_by_customer ON cards (customer_key);
+CREATE INDEX IF NOT EXISTS punch_cards ON cards (key) WHERE card_type = 'PUNCH';
 """
 _CUSTOMER_COLS = "key, id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, email, postcode, photo, tags"
 _INSERT_CUSTOMER = ("INSERT OR REPLACE INTO customers VALUES (" + ",".join("?" * 18) + ")")
-_INSERT_CARD = "INSERT OR REPLACE INTO cards VALUES (?,?,?,?,?,?)"
+_INSERT_CARD = "INSERT OR REPLACE INTO cards VALUES (?,?,?,?,?,?,?,?)"
+_CARD_COLS = "key, code, customer_key, card_type, revoked, batch, entries, entries_at"
+# A file written before punch cards had a balance: the same columns, the balance read as none.
+_OLD_CARD_COLS = "key, code, customer_key, card_type, revoked, batch, NULL, NULL"
 _INSERT_GROUP = "INSERT OR REPLACE INTO groups VALUES (?,?,?)"
 _BATCH = 5000
 
@@ -136,6 +140,8 @@ class SnapshotBuilder:
         self.db.execute("PRAGMA synchronous=NORMAL" if self.mode == "delta" else "PRAGMA synchronous=OFF")
         self.db.execute("PRAGMA cache_size=-16000")  # 16 MB: bounded memory on a 1M-customer load
         self.db.executescript(_SCHEMA)
+        if "entries" not in {row[1] for row in self.db.execute("PRAGMA table_info(cards)")}:
+            self.db.executescript("ALTER TABLE cards ADD COLUMN entries INTEGER; ALTER TABLE cards ADD COLUMN entries_at TEXT;")
         self.db.execute("BEGIN IMMEDIATE")
 
     # -- records -----------------------------------------------------------------------
@@ -280,6 +286,7 @@ class SnapshotStore:
         self._groups: dict[str, Group] = {}
         self._meta: dict[str, str] = {}
         self._counts: dict[str, int] | None = None
+        self._card_cols = _CARD_COLS
 
     # -- connection --------------------------------------------------------------------
     def _connect(self) -> None:
@@ -310,6 +317,8 @@ class SnapshotStore:
         self._groups = {row[0]: group_from_row(row) for row in self._db.execute("SELECT id, name, scannable FROM groups")}
         self._meta = dict(self._db.execute("SELECT key, value FROM meta"))
         self._counts = None
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(cards)")}
+        self._card_cols = _CARD_COLS if "entries" in columns else _OLD_CARD_COLS
 
     def _ensure(self) -> sqlite3.Connection | None:
         now = time.monotonic()
@@ -352,7 +361,7 @@ class SnapshotStore:
             db = self._ensure()
             if db is None:
                 return None
-            row = db.execute("SELECT key, code, customer_key, card_type, revoked, batch FROM cards WHERE key = ?",
+            row = db.execute(f"SELECT {self._card_cols} FROM cards WHERE key = ?",
                              (card_key(code),)).fetchone()
         return card_from_row(row) if row else None
 
@@ -416,7 +425,7 @@ class SnapshotStore:
             db = self._ensure()
             if db is None:
                 return []
-            rows = db.execute("SELECT key, code, customer_key, card_type, revoked, batch FROM cards WHERE customer_key = ?",
+            rows = db.execute(f"SELECT {self._card_cols} FROM cards WHERE customer_key = ?",
                               (customer_key(customer_id),)).fetchall()
         return [card_from_row(r) for r in rows]
 

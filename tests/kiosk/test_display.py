@@ -52,6 +52,11 @@ EXPECTED_EN = {
     Verdict.CARD_UNASSIGNED: (STOP, "Unknown card", "This card is not linked to a member"),
     Verdict.SNAPSHOT_STALE: (WARN, "Please ask staff", "Member list out of date"),
     Verdict.CODE_EXPIRED: (STOP, "Code expired", "Refresh the pass on your phone"),
+    # access rules (tests/kiosk/test_access.py has the rest)
+    Verdict.OUTSIDE_HOURS: (STOP, "Closed now", "Alumni: from 12:00"),
+    Verdict.LIMIT_REACHED: (STOP, "Limit reached", "Punch card used up"),
+    Verdict.FULL: (WARN, "Full", "2 people inside: please wait"),
+    Verdict.ALREADY_INSIDE: (STOP, "Already inside", "Please leave through the exit first"),
 }
 
 

@@ -54,8 +54,14 @@ class App:
         self.state = open_state(self.state_dir / "state.sqlite")
         self.policy = policy_of(config)
         punch = punch_cards(self.snapshot_path)
-        self.counts = Counts.rebuild(self.journal.path, self.policy.access, self.policy.tz, punch,
-                                     since=history_since(self.policy.access, punch, clock()))
+        since = history_since(self.policy.access, punch, clock())
+        self.venue_store = None
+        if config.venue.broker:  # the counts over this gate's journal and its peers' events (kiosk/venue)
+            from .venue.wiring import union_counts
+
+            self.counts = union_counts(self, punch, since)
+        else:
+            self.counts = Counts.rebuild(self.journal.path, self.policy.access, self.policy.tz, punch, since=since)
         self.gate = Gate(gate_id=config.gate.id, snapshot=self.snapshot, journal=self.journal, policy=self.policy,
                          clock=clock, faults=self.faults, counts=self.counts)
         self.sync_now: Callable[[], None] | None = None  # set when an upstream is configured
@@ -104,6 +110,8 @@ class App:
             self.faults.clear("snapshot_stale")
 
     def close(self) -> None:
+        if self.venue_store is not None:
+            self.venue_store.close()
         self.journal.close()
         self.snapshot.close()
         self.state.close()
@@ -215,7 +223,6 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             upstream.stop()
         if venue is not None:
             venue.stop()
-            venue.store.close()
         for output in devices + ([screen] if screen is not None else []):
             try:
                 output.close()

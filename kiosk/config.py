@@ -138,9 +138,7 @@ def _venue_section() -> dict[str, Key]:
         "ca_file": Key("", STR),
         "username": Key("", STR),
         "password_file": Key("", STR),
-        "id": Key("venue", STR, topic_level_problem),
-        "zone": Key("", STR, lambda v: topic_level_problem(v) if v else None),
-        "direction": Key("", STR, _one_of("", "in", "out", "none")),
+        "id": Key("venue", STR, topic_level_problem),  # this gate's zone and direction: [rules] zone, direction
         "heartbeat_s": Key(30, NUM, _positive),
         "home_assistant": Key(False, BOOL),
         "remote_open": Key(False, BOOL),

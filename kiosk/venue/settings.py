@@ -72,10 +72,10 @@ class VenueSettings:
                               "is empty while venue.username is set; name the file holding the broker password")
         if v.ca_file and parts.scheme != "mqtts":
             raise ConfigError(config.source, "venue.ca_file", "is set but venue.broker is not mqtts://; use mqtts://")
-        zone, direction = v.zone, v.direction
-        rules = config.as_dict().get("rules", {})  # the access rules' zone and direction when they are configured
-        zone = zone or rules.get("zone") or "main"
-        direction = direction or rules.get("direction") or "none"
+        # one place says where a gate stands: the access rules' zone and direction, which its counts use too
+        zone, direction = config.rules.zone, config.rules.direction
+        if problem := topic_level_problem(zone):
+            raise ConfigError(config.source, "rules.zone", f"{problem} (it names the zone on the venue's broker)")
         return cls(host=parts.hostname or "", port=parts.port or DEFAULT_PORTS[parts.scheme],
                    tls=parts.scheme == "mqtts", ca_file=v.ca_file, username=v.username, password=password,
                    venue=v.id, gate=config.gate.id, zone=zone, direction=direction, heartbeat_s=float(v.heartbeat_s),

@@ -135,6 +135,19 @@ class PeerStore:
         with self._lock:
             return self.db.execute(sql + " ORDER BY at, id", args).fetchall()
 
+    def newest(self, zone: str) -> str | None:
+        """The time of the zone's newest peer event (the counts' current period is the newest event's)."""
+        with self._lock:
+            return self.db.execute("SELECT max(at) FROM peer_events WHERE zone = ?", (zone,)).fetchone()[0]
+
+    def zone_rows(self, zone: str, since: datetime, verdicts: tuple[str, ...]) -> list[tuple]:
+        """(at, id, verdict, source, customer_id, value, direction) of the zone's events since `since`."""
+        marks = ",".join("?" * len(verdicts))
+        with self._lock:
+            return self.db.execute(
+                "SELECT at, id, verdict, source, customer_id, value, direction FROM peer_events"
+                f" WHERE zone = ? AND at >= ? AND verdict IN ({marks})", (zone, iso(since), *verdicts)).fetchall()
+
     # -- gates -----------------------------------------------------------------------------------
     def see_gate(self, gate: str, seen: datetime, *, online: bool | None = None,
                  heartbeat: dict[str, Any] | None = None) -> None:

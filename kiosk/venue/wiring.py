@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ..model import Decision
 from .link import VenueLink
 from .settings import VenueSettings
 from .store import PeerStore
+from .union import VenueCounts
 
 STORE_FILE = "venue.sqlite"
 
@@ -29,12 +31,15 @@ def heartbeat_status(app: Any) -> dict[str, Any]:
     """What the heartbeat tells the fleet about this gate."""
     s = app.status()
     return {"snapshot_age_s": s["snapshot"]["age_s"], "unreported": s["journal"]["unreported"],
-            "faults": s["faults"], "last_scan_at": s["journal"]["last_scan_at"], "occupancy": {}}
+            "faults": s["faults"], "last_scan_at": s["journal"]["last_scan_at"],
+            "occupancy": {app.policy.access.zone: app.counts.occupancy(app.clock())}}
 
 
-def open_store(app: Any, *, readonly: bool = False) -> PeerStore:
+def union_counts(app: Any, punch: frozenset[str], since: datetime | None) -> VenueCounts:
+    """The App's counts when a broker is configured: its journal and the peers' store (opened here, kept on app)."""
     j = app.config.journal
-    return PeerStore(app.state_dir / STORE_FILE, keep_days=j.keep_days, max_events=j.max_events, readonly=readonly)
+    app.venue_store = PeerStore(app.state_dir / STORE_FILE, keep_days=j.keep_days, max_events=j.max_events)
+    return VenueCounts.rebuild(app.journal.path, app.venue_store, app.policy.access, app.policy.tz, punch, since=since)
 
 
 def start_link(app: Any) -> VenueLink | None:
@@ -42,8 +47,9 @@ def start_link(app: Any) -> VenueLink | None:
     settings = VenueSettings.from_config(app.config)
     if settings is None:
         return None
-    link = VenueLink(settings, journal_path=app.journal.path, store=open_store(app), state=app.state,
-                     status=lambda: heartbeat_status(app), clock=app.clock)
+    link = VenueLink(settings, journal_path=app.journal.path, store=app.venue_store, state=app.state,
+                     status=lambda: heartbeat_status(app), clock=app.clock,
+                     on_peer_events=app.counts.add_peer_events)
     app.gate.add_output(_Wake(link))
     link.start()
     return link

@@ -162,7 +162,7 @@ class Proxy:
 class Kiosk:
     """`kiosk run --simulate --headless --source stdin --events` with a [venue] section: scans go in a pipe."""
 
-    def __init__(self, folder: Path, gate: str, broker_url: str, **venue: Any):
+    def __init__(self, folder: Path, gate: str, broker_url: str, rules: dict[str, Any] | None = None, **venue: Any):
         self.folder = folder
         self.gate = gate
         self.state = folder / "state"
@@ -171,6 +171,7 @@ class Kiosk:
         settings = {"broker": broker_url, "heartbeat_s": 0.5, **venue}
         lines = [f'state_dir = "{self.state}"', "[gate]", f'id = "{gate}"', "[venue]"]
         lines += [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+        lines += ["[rules]"] + [f"{k} = {json.dumps(v)}" for k, v in (rules or {}).items()]
         self.config.write_text("\n".join(lines) + "\n")
         self.log = folder / "kiosk.log"
         self.proc: subprocess.Popen | None = None
@@ -210,13 +211,18 @@ class Kiosk:
         path = self.state / name
         if not path.exists():
             return []
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-        try:
-            return db.execute(sql, args).fetchall()
-        except sqlite3.OperationalError:
-            return []  # the tables are not made yet
-        finally:
-            db.close()
+        for _attempt in range(100):
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            try:
+                return db.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return []  # the tables are not made yet
+                last = exc  # a read-only reader can meet the WAL mid-checkpoint: read again
+            finally:
+                db.close()
+            time.sleep(0.05)
+        raise last
 
     def journal(self) -> list[tuple]:
         """(id, verdict, customer_id) of every journalled event, in order."""
@@ -230,6 +236,13 @@ class Kiosk:
             return [r[0] for r in self._query("venue.sqlite", "SELECT id FROM peer_events")]
         return [r[0] for r in self._query("venue.sqlite", "SELECT id FROM peer_events WHERE gate = ?", (gate,))]
 
+    def occupancy(self) -> dict[str, Any]:
+        """`kiosk occupancy --json` beside the running kiosk: the union's zone as a fresh start counts it."""
+        done = subprocess.run([sys.executable, "-m", "kiosk.cli", "--config", str(self.config), "occupancy", "--json"],
+                              cwd=ROOT, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode()
+        return json.loads(done.stdout)
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
@@ -238,8 +251,8 @@ class Kiosk:
 def kiosks(tmp_path: Path):
     started: list[Kiosk] = []
 
-    def make(gate: str, broker_url: str, **venue: Any) -> Kiosk:
-        k = Kiosk(tmp_path / gate, gate, broker_url, **venue).start()
+    def make(gate: str, broker_url: str, rules: dict[str, Any] | None = None, **venue: Any) -> Kiosk:
+        k = Kiosk(tmp_path / gate, gate, broker_url, rules, **venue).start()
         started.append(k)
         return k
 

@@ -62,6 +62,7 @@ def test_broker_killed_mid_run_and_restarted_then_convergence(broker, kiosks):
     a, b = kiosks("front", broker.url), kiosks("lounge", broker.url)
     a.scan("I-1001")
     b.scan("I-1002")
+    wait_for(lambda: len(a.journal()) == 1 and len(b.journal()) == 1, "both decisions")  # else converged is vacuous
     wait_for(lambda: converged(a, b), "first exchange")
     broker.kill()
     a.scan("O-2001", "I-1003")
@@ -75,17 +76,19 @@ def test_broker_killed_mid_run_and_restarted_then_convergence(broker, kiosks):
 def test_partition_with_scans_on_both_sides_converges_with_nothing_lost_or_doubled(broker, kiosks):
     proxy = Proxy(broker.port)
     try:
-        a = kiosks("front", broker.url)
-        b = kiosks("lounge", proxy.url)
-        c = kiosks("exit", broker.url)
+        rules = {"zone": "lounge", "direction": "in"}
+        a = kiosks("front", broker.url, rules)
+        b = kiosks("lounge", proxy.url, rules)
+        c = kiosks("exit", broker.url, {**rules, "direction": "out"})
         a.scan("I-1001")
+        wait_for(lambda: len(a.journal()) == 1, "front's decision")
         wait_for(lambda: converged(a, b) and converged(b, c) and converged(a, c), "the three gates in step")
         proxy.cut()  # lounge alone
         a.scan("I-1002", "O-2001")
         b.scan("I-1001", "I-1002", "nobody")
-        c.scan("O-2001")
-        wait_for(lambda: len(a.journal()) == 3 and len(b.journal()) == 3 and len(c.journal()) == 1,
-                 "scans on both sides")
+        wait_for(lambda: len(a.journal()) == 3 and len(b.journal()) == 3, "scans on both sides")
+        c.scan("O-2001")  # out again, after front let them in
+        wait_for(lambda: len(c.journal()) == 1, "the exit")
         wait_for(lambda: len(c.peer_ids("front")) == 3, "front and exit still in touch")
         assert len(b.peer_ids("front")) == 1 and not b.peer_ids("exit")  # the partition held
         proxy.heal()
@@ -93,6 +96,10 @@ def test_partition_with_scans_on_both_sides_converges_with_nothing_lost_or_doubl
         for k in (a, b, c):
             ids = k.peer_ids()
             assert len(ids) == len(set(ids)) == sum(len(o.journal()) for o in (a, b, c) if o is not k)
+        # the same events, so the same counts: I-1002 came in at both doors but is inside once; O-2001 left
+        zones = [k.occupancy() for k in (a, b, c)]
+        assert zones[0]["inside"] == ["I-1001", "I-1002"] and zones[0]["occupancy"] == 2
+        assert zones[1] == zones[0] and zones[2]["inside"] == zones[0]["inside"]
     finally:
         proxy.close()
 

@@ -43,7 +43,8 @@ _ASK_AGAIN_S = 3.0
 class VenueLink:
     def __init__(self, settings: VenueSettings, *, journal_path: str | Path, store: PeerStore,
                  state: MutableMapping[str, Any], status: Callable[[], dict[str, Any]], clock: Callable[[], datetime],
-                 on_peer_events: Callable[[list[dict[str, Any]]], None] | None = None):
+                 on_peer_events: Callable[[list[dict[str, Any]]], None] | None = None,
+                 on_remote_open: Callable[[str], None] | None = None):
         self.settings = settings
         self.journal_path = Path(journal_path)
         self.store = store
@@ -51,6 +52,7 @@ class VenueLink:
         self.status = status
         self.clock = clock
         self.on_peer_events = on_peer_events
+        self.on_remote_open = on_remote_open if settings.remote_open else None
         self.connected = threading.Event()
         self.rejected: collections.Counter[str] = collections.Counter()
         self._logged: set[tuple[str, str]] = set()
@@ -135,8 +137,16 @@ class VenueLink:
         venue, me = self.settings.venue, self.settings.gate
         client.publish(self._topic(me, "status"), messages.status_payload(True, iso(self.clock())), qos=1, retain=True)
         base = messages.root(venue)
-        client.subscribe([(f"{base}/+/event", 1), (f"{base}/+/status", 1), (f"{base}/+/heartbeat", 1),
-                          (self._topic(me, "want"), 1)])
+        topics = [(f"{base}/+/event", 1), (f"{base}/+/status", 1), (f"{base}/+/heartbeat", 1),
+                  (self._topic(me, "want"), 1)]
+        if self.on_remote_open is not None:  # only then: the broker's ACL lets only the operator write it
+            topics.append((self._topic(me, "open"), 1))
+        client.subscribe(topics)
+        if self.settings.home_assistant:
+            from .home_assistant import discovery
+
+            for name, payload in discovery(self.settings):
+                client.publish(name, payload, qos=1, retain=True)
         self._session += 1
         self._asked.clear()  # ask every peer that is ahead of us again
         self._next_beat = 0.0
@@ -293,6 +303,8 @@ class VenueLink:
                     raise messages.BadMessage("malformed", "a gate id that cannot be a topic level")
                 if kind == "want":
                     self._answer_want(*messages.parse_want(payload))
+                elif kind == "open":
+                    self._remote_open(gate, payload)
                 elif gate == self.settings.gate:
                     continue  # our own event, status and heartbeat coming back
                 elif kind == "event":
@@ -319,6 +331,13 @@ class VenueLink:
         if new and self.on_peer_events is not None:
             self.on_peer_events(new)
 
+    def _remote_open(self, gate: str, payload: bytes) -> None:
+        if gate != self.settings.gate or self.on_remote_open is None:
+            return  # not ours, or not allowed here: venue.remote_open = false
+        by = messages.parse_open(payload)
+        log.warning("remote open once, asked by %s", safe_text(by, 64))
+        self.on_remote_open(by)
+
     def _answer_want(self, peer: str, after: int) -> None:
         if topic_level_problem(peer):
             raise messages.BadMessage("malformed", "a want from a gate id that cannot be a topic level")
@@ -337,5 +356,5 @@ class VenueLink:
         if len(self._logged) < 1000:
             self._logged.add(key)
         log.warning("ignored a bad %s message from gate %s: %s (further ones like it are only counted)",
-                    kind if kind in ("event", "heartbeat", "status", "want") else "peer", safe_text(gate, 64),
+                    kind if kind in ("event", "heartbeat", "status", "want", "open") else "peer", safe_text(gate, 64),
                     safe_text(str(exc), 200))

@@ -166,3 +166,9 @@ def parse_want(payload: bytes) -> tuple[str, int]:
 
 def want_payload(gate: str, after: int) -> bytes:
     return json.dumps({"v": VERSION, "from": gate, "after": after}, separators=(",", ":")).encode()
+
+
+def parse_open(payload: bytes) -> str:
+    """A remote "open once": who asked (shown in the journal's reason)."""
+    body = _load(payload)
+    return _text(body, "by", 64)

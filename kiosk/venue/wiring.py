@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ..model import Decision
+from ..ports import Scan
 from .link import VenueLink
 from .settings import VenueSettings
 from .store import PeerStore
@@ -49,7 +50,8 @@ def start_link(app: Any) -> VenueLink | None:
         return None
     link = VenueLink(settings, journal_path=app.journal.path, store=app.venue_store, state=app.state,
                      status=lambda: heartbeat_status(app), clock=app.clock,
-                     on_peer_events=app.counts.add_peer_events)
+                     on_peer_events=app.counts.add_peer_events,
+                     on_remote_open=lambda by: app.gate.submit(Scan(raw="", source="remote", note=f"Remote open by {by}")))
     app.gate.add_output(_Wake(link))
     link.start()
     return link

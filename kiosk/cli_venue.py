@@ -28,7 +28,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     if not gates:
         print(f"no gates of venue {safe_text(settings.venue, 64)} seen on {settings.url}")
         return 0
-    print(f"{'gate':<16} {'state':<8} {'zone':<10} {'dir':<4} {'snapshot':>9} {'unrep.':>6}  {'last scan':<20} faults")
+    print(f"{'gate':<16} {'state':<8} {'zone':<10} {'dir':<4} {'snapshot':>9} {'unrep.':>6}  {'last scan':<24} faults")
     for name in sorted(gates):
         print(_row(gates[name]))
     for zone, inside in zones.items():
@@ -43,7 +43,7 @@ def _row(g: dict[str, Any]) -> str:
     faults = "; ".join(safe_text(t, 80) for t in (g.get("faults") or {}).values()) or "-"
     return (f"{safe_text(g['gate'], 16):<16} {state:<8} {safe_text(g.get('zone', '-'), 10):<10} "
             f"{g.get('dir', '-'):<4} {age_text:>9} {g.get('unreported', '-')!s:>6}  "
-            f"{(g.get('last_scan_at') or '-'):<20} {faults}")
+            f"{(g.get('last_scan_at') or '-'):<24} {faults}")
 
 
 def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:

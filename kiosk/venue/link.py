@@ -38,6 +38,7 @@ WATERMARK = "venue_published_seq"
 _BATCH = 200  # journal rows read per outbox step; also the most publishes awaiting an acknowledgement
 _REPLAY = 1000  # rows sent per `want`; the asker asks again while it is still behind
 _ASK_AGAIN_S = 3.0
+_BEAT_SOON_S = 1.0  # after a decision, the fleet's view follows within a second, but not once per scan
 
 
 class VenueLink:
@@ -69,7 +70,8 @@ class VenueLink:
         self._journal_top = 0  # the journal's newest row as the pump last read it
         self._peer_last: dict[str, int] = {}  # peer gate -> last_seq its heartbeat announced
         self._asked: dict[str, float] = {}
-        self._next_beat = 0.0
+        self._next_beat = self._last_beat = 0.0
+        self._beat_soon = False  # a decision changed what the heartbeat says: send it within _BEAT_SOON_S
         self._next_purge = 0.0
         self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
@@ -126,7 +128,8 @@ class VenueLink:
             self._db.close()
 
     def wake(self) -> None:
-        """Something was journalled: publish it now rather than at the next poll."""
+        """Something was journalled: publish it now rather than at the next poll, and the heartbeat soon."""
+        self._beat_soon = True
         self._wake.set()
 
     # -- paho's thread: only queue ----------------------------------------------------------------
@@ -192,7 +195,9 @@ class VenueLink:
             self._sent = self.watermark
         self._publish_outbox()
         now = time.monotonic()
-        if now >= self._next_beat:
+        if now >= self._next_beat or (self._beat_soon and now >= self._last_beat + _BEAT_SOON_S):
+            self._beat_soon = False
+            self._last_beat = now
             self._next_beat = now + self.settings.heartbeat_s
             self.publish_heartbeat()
         self._ask_peers(now)

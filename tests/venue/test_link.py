@@ -155,3 +155,56 @@ def test_a_peer_event_never_admits_anyone(broker, kiosks):
     b.scan("nobody")
     wait_for(lambda: b.journal(), "lounge's decision")
     assert b.journal()[0][1] == "not_recognised"
+
+
+def fleet(k, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kiosk.cli", "--config", str(k.config), "fleet", *extra], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_fleet_lists_every_gate_with_its_state_and_the_zone_occupancy(broker, kiosks):
+    rules = {"zone": "lounge", "direction": "in"}
+    a, b = kiosks("front", broker.url, rules), kiosks("side", broker.url, rules)
+    a.scan("I-1001", "I-1002")
+    b.scan("O-2001")
+
+    def view() -> dict:
+        done = fleet(a, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+    wait_for(lambda: view()["occupancy"] == {"lounge": 3} and all(g["last_scan_at"] for g in view()["gates"]),
+             "heartbeats after the scans")
+    gates = {g["gate"]: g for g in view()["gates"]}
+    assert set(gates) == {"front", "side"}
+    assert all(g["online"] and g["zone"] == "lounge" and g["dir"] == "in" for g in gates.values())
+    assert gates["front"]["unreported"] == 2 and gates["side"]["unreported"] == 1
+    assert b.stop() == 0
+    wait_for(lambda: {g["gate"]: g["online"] for g in view()["gates"]} == {"front": True, "side": False},
+             "side shown offline")
+    text = fleet(a).stdout
+    assert "side" in text and "offline" in text and "zone lounge: 3 inside" in text
+
+
+def test_fleet_without_a_broker_is_a_config_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "kiosk.cli", "--state-dir", str(tmp_path), "fleet"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "venue.broker" in done.stderr
+
+
+def test_fleet_names_an_unreachable_broker(tmp_path):
+    from .conftest import free_port
+
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text(f'[venue]\nbroker = "mqtt://127.0.0.1:{free_port()}"\n')
+    done = subprocess.run([sys.executable, "-m", "kiosk.cli", "--config", str(cfg), "--state-dir", str(tmp_path),
+                           "fleet"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "cannot reach the venue broker" in done.stderr
+
+
+def test_the_venue_demo_shows_full_at_the_second_gate(broker, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "kiosk.venue.demo", str(tmp_path / "demo")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split("->")[1].split()[0] for line in lines if "->" in line] == ["admit", "admit", "full", "full"]
+    assert "zone lounge: 2 inside" in done.stdout

@@ -53,7 +53,9 @@ class Broker:
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
                              f"persistence_location {folder}/\nautosave_interval 1\nmax_queued_messages 0\n"
-                             f"log_dest file {folder}/mosquitto.log\n")
+                             f"log_dest file {folder}/mosquitto.log\n"
+                             # started as root, mosquitto would become user mosquitto, who cannot write tmp_path
+                             "user root\n")
 
     @property
     def url(self) -> str:

@@ -208,3 +208,17 @@ def test_the_venue_demo_shows_full_at_the_second_gate(broker, tmp_path):
     lines = done.stdout.splitlines()
     assert [line.split("->")[1].split()[0] for line in lines if "->" in line] == ["admit", "admit", "full", "full"]
     assert "zone lounge: 2 inside" in done.stdout
+
+
+def test_doctor_checks_the_broker_link(broker, kiosks, tmp_path):
+    k = kiosks("front", broker.url)
+    wait_for(lambda: "connected" in k.log_text(), "front on the broker")
+    done = subprocess.run([sys.executable, "-m", "kiosk.cli", "--config", str(k.config), "doctor"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    line = next(x for x in done.stdout.splitlines() if "broker" in x.split()[1:2])
+    assert line.startswith("ok") and "online: front" in line
+    broker.kill()
+    done = subprocess.run([sys.executable, "-m", "kiosk.cli", "--config", str(k.config), "doctor"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    line = next(x for x in done.stdout.splitlines() if "broker" in x.split()[1:2])
+    assert line.startswith("FAIL") and "cannot reach the venue broker" in line and done.returncode == 1

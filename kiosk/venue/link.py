@@ -186,6 +186,10 @@ class VenueLink:
     def _step(self) -> None:
         self._take_in()
         self._take_acks()
+        now = time.monotonic()
+        if now >= self._next_purge:
+            self._next_purge = now + 3600
+            self.store.purge(self.clock())
         if not self.connected.is_set():
             return
         if self._pump_session != self._session:  # a new connection: what was in flight may be lost
@@ -194,16 +198,12 @@ class VenueLink:
             self._acked.clear()
             self._sent = self.watermark
         self._publish_outbox()
-        now = time.monotonic()
         if now >= self._next_beat or (self._beat_soon and now >= self._last_beat + _BEAT_SOON_S):
             self._beat_soon = False
             self._last_beat = now
             self._next_beat = now + self.settings.heartbeat_s
             self.publish_heartbeat()
         self._ask_peers(now)
-        if now >= self._next_purge:
-            self._next_purge = now + 3600
-            self.store.purge(self.clock())
 
     # outbox
     def _journal(self) -> sqlite3.Connection:

@@ -18,7 +18,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     config = load_config(args)
     settings = VenueSettings.from_config(config)
     if settings is None:
-        raise ConfigError(config.source, "venue.broker", 'is empty; set it to the venue\'s broker, e.g. "mqtt://broker.lan"')
+        raise ConfigError(config.source, "venue.broker",
+                          'is empty; set it to the venue\'s broker, e.g. "mqtt://broker.lan"')
     gates = collect(settings, wait_s=args.wait)
     zones = occupancy(gates)
     if args.json:

@@ -76,8 +76,9 @@ class VenueLink:
         self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
         s = settings
+        # a persistent session: the broker queues for us while we are away
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"kiosk-{s.venue}-{s.gate}",
-                                  clean_session=False)  # a persistent session: the broker queues for us while we are away
+                                  clean_session=False)
         if s.username:
             self.client.username_pw_set(s.username, s.password)
         if s.tls:
@@ -95,7 +96,8 @@ class VenueLink:
 
     # -- life ------------------------------------------------------------------------------------
     def start(self) -> None:
-        self.client.connect_async(self.settings.host, self.settings.port, keepalive=max(5, int(self.settings.heartbeat_s)))
+        s = self.settings
+        self.client.connect_async(s.host, s.port, keepalive=max(5, int(s.heartbeat_s)))
         self.client.loop_start()
         self._thread = threading.Thread(target=self._pump, name="venue-link", daemon=True)
         self._thread.start()
@@ -233,8 +235,8 @@ class VenueLink:
         """Publish journal rows in order, each naming the row before it; returns the last seq published."""
         s = self.settings
         for row in rows:
-            info = self.client.publish(self._topic(s.gate, "event"),
-                                       messages.event_payload(row, prev=prev, zone=s.zone, direction=s.direction), qos=1)
+            payload = messages.event_payload(row, prev=prev, zone=s.zone, direction=s.direction)
+            info = self.client.publish(self._topic(s.gate, "event"), payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break  # not connected any more: the next connection starts again from the watermark
             if track:

@@ -58,7 +58,7 @@ def _load(payload: bytes) -> dict[str, Any]:
         raise BadMessage("oversized", f"{len(payload)} bytes, more than {MAX_MESSAGE_BYTES}")
     try:
         body = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: [[[[... nested past Python's stack
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: [[[[... past the stack
         raise BadMessage("not_json", str(exc)[:100]) from None
     if not isinstance(body, dict):
         raise BadMessage("malformed", "not a JSON object")

@@ -201,7 +201,8 @@ class VenueCounts:
                 return
             start = datetime.fromtimestamp(self.zone_counts._period_of(_t(newest))[0], timezone.utc)
             own = []
+        rows = store.zone_rows(self.zone, start, _COUNTED)
         peers = [(_t(at), eid, verdict, source, customer, value or "", direction)
-                 for at, eid, verdict, source, customer, value, direction in store.zone_rows(self.zone, start, _COUNTED)]
+                 for at, eid, verdict, source, customer, value, direction in rows]
         for event in sorted(own + peers):
             self._zone(event)

@@ -51,7 +51,8 @@ def start_link(app: Any) -> VenueLink | None:
     link = VenueLink(settings, journal_path=app.journal.path, store=app.venue_store, state=app.state,
                      status=lambda: heartbeat_status(app), clock=app.clock,
                      on_peer_events=app.counts.add_peer_events,
-                     on_remote_open=lambda by: app.gate.submit(Scan(raw="", source="remote", note=f"Remote open by {by}")))
+                     on_remote_open=lambda by: app.gate.submit(Scan(raw="", source="remote",
+                                                                     note=f"Remote open by {by}")))
     app.gate.add_output(_Wake(link))
     link.start()
     return link

@@ -77,8 +77,8 @@ def test_garbage_is_refused(payload, kind):
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.binary(max_size=300),
-                 st.dictionaries(st.sampled_from(list(body())), st.one_of(st.none(), st.integers(), st.text(max_size=30),
-                                                                          st.booleans()), max_size=14)
+                 st.dictionaries(st.sampled_from(list(body())),
+                                 st.one_of(st.none(), st.integers(), st.text(max_size=30), st.booleans()), max_size=14)
                  .map(lambda d: encode({**body(), **d}))))
 def test_any_payload_is_an_event_or_a_bad_message(payload):
     for parse in (lambda p: messages.parse_event(p, "front"), lambda p: messages.parse_heartbeat(p, "front"),
@@ -160,7 +160,8 @@ def test_settings_from_config(tmp_path: Path):
     os.chmod(secret, 0o600)
     s = VenueSettings.from_config(config(tmp_path, {"zone": "lounge", "direction": "out"}, broker="mqtts://broker.lan",
                                          username="front", password_file=str(secret)))
-    assert (s.host, s.port, s.tls, s.password, s.zone, s.direction) == ("broker.lan", 8883, True, "s3cret", "lounge", "out")
+    assert (s.host, s.port, s.tls, s.password, s.zone, s.direction) == \
+        ("broker.lan", 8883, True, "s3cret", "lounge", "out")
 
 
 @pytest.mark.parametrize("venue, key", [

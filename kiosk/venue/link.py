@@ -37,7 +37,10 @@ log = logging.getLogger(__name__)
 WATERMARK = "venue_published_seq"
 _BATCH = 200  # journal rows read per outbox step; also the most publishes awaiting an acknowledgement
 _REPLAY = 1000  # rows sent per `want`; the asker asks again while it is still behind
-_ASK_AGAIN_S = 3.0
+_ASK_AGAIN_S = 3.0  # a want that brought nothing is asked again after this long
+_BATCH_QUIET_S = 0.2  # a want's answer has ended when nothing came from that peer for this long
+_ANSWER_EVERY_S = 0.1  # wants are answered one at a time this far apart: no peer can make us flood the broker
+MAX_GATES = 256  # gates of one venue this kiosk keeps track of; names past it are hostile or a mistake
 _BEAT_SOON_S = 1.0  # after a decision, the fleet's view follows within a second, but not once per scan
 
 
@@ -69,7 +72,10 @@ class VenueLink:
         self._sent = self.watermark
         self._journal_top = 0  # the journal's newest row as the pump last read it
         self._peer_last: dict[str, int] = {}  # peer gate -> last_seq its heartbeat announced
-        self._asked: dict[str, float] = {}
+        self._asked: dict[str, tuple[float, int]] = {}  # peer -> (when we last asked, our cursor then)
+        self._heard: dict[str, float] = {}  # peer -> when its last event arrived
+        self._wants: dict[str, int] = {}  # peer -> the cursor it asked from, waiting for its turn (the latest wins)
+        self._next_answer = 0.0
         self._next_beat = self._last_beat = 0.0
         self._beat_soon = False  # a decision changed what the heartbeat says: send it within _BEAT_SOON_S
         self._next_purge = 0.0
@@ -206,6 +212,7 @@ class VenueLink:
             self._next_beat = now + self.settings.heartbeat_s
             self.publish_heartbeat()
         self._ask_peers(now)
+        self._answer_want(now)
 
     # outbox
     def _journal(self) -> sqlite3.Connection:
@@ -286,12 +293,18 @@ class VenueLink:
 
     # peers
     def _ask_peers(self, now: float) -> None:
+        """Ask each peer that is ahead of our cursor: again as soon as its last answer has ended and moved us on
+        (a catch-up runs batch after batch), or after _ASK_AGAIN_S when it brought nothing."""
         cursors = self.store.cursors()
         for peer, last in self._peer_last.items():
-            if last > cursors.get(peer, 0) and now - self._asked.get(peer, -1e9) >= _ASK_AGAIN_S:
-                self._asked[peer] = now
-                self.client.publish(self._topic(peer, "want"),
-                                    messages.want_payload(self.settings.gate, cursors.get(peer, 0)), qos=1)
+            cursor = cursors.get(peer, 0)
+            if last <= cursor:
+                continue
+            asked_at, asked_cursor = self._asked.get(peer, (-1e9, -1))
+            answered = cursor > asked_cursor and now - self._heard.get(peer, -1e9) >= _BATCH_QUIET_S
+            if answered or now - asked_at >= _ASK_AGAIN_S:
+                self._asked[peer] = (now, cursor)
+                self.client.publish(self._topic(peer, "want"), messages.want_payload(self.settings.gate, cursor), qos=1)
 
     def _take_in(self) -> None:
         events: list[dict[str, Any]] = []
@@ -308,14 +321,19 @@ class VenueLink:
             try:
                 if topic_level_problem(gate):
                     raise messages.BadMessage("malformed", "a gate id that cannot be a topic level")
+                if gate not in self._peer_last and gate != self.settings.gate:
+                    if len(self._peer_last) >= MAX_GATES:
+                        raise messages.BadMessage("too_many_gates", f"more than {MAX_GATES} gates in the venue")
+                    self._peer_last[gate] = 0
                 if kind == "want":
-                    self._answer_want(*messages.parse_want(payload))
+                    self._queue_want(*messages.parse_want(payload))
                 elif kind == "open":
                     self._remote_open(gate, payload)
                 elif gate == self.settings.gate:
                     continue  # our own event, status and heartbeat coming back
                 elif kind == "event":
                     events.append(messages.parse_event(payload, gate))
+                    self._heard[gate] = time.monotonic()
                     if len(events) >= 500:
                         self._store(events, now)
                         events = []
@@ -345,9 +363,19 @@ class VenueLink:
         log.warning("remote open once, asked by %s", safe_text(by, 64))
         self.on_remote_open(by)
 
-    def _answer_want(self, peer: str, after: int) -> None:
+    def _queue_want(self, peer: str, after: int) -> None:
         if topic_level_problem(peer):
             raise messages.BadMessage("malformed", "a want from a gate id that cannot be a topic level")
+        if peer not in self._wants and len(self._wants) >= MAX_GATES:
+            raise messages.BadMessage("too_many_gates", f"wants from more than {MAX_GATES} gates")
+        self._wants[peer] = after
+
+    def _answer_want(self, now: float) -> None:
+        if not self._wants or now < self._next_answer:
+            return
+        self._next_answer = now + _ANSWER_EVERY_S
+        peer = next(iter(self._wants))
+        after = self._wants.pop(peer)
         rows = self._rows(after, _REPLAY)
         if rows:
             log.debug("gate %s asked for our events after row %d: sending %d", safe_text(peer, 64), after, len(rows))

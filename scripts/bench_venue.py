@@ -133,18 +133,72 @@ def reference_run(port: int, events: int, interval_s: float) -> list[float]:
     return [(got[i] - sent[i]) * 1000 for i in sent]
 
 
+def catch_up_run(port: int, folder: Path, events: int) -> tuple[float, float]:
+    """B starts after A journalled `events` (its broker session held none of them): seconds until B's store and
+    counts hold them all, and the growth of this process's peak RSS meanwhile (MB)."""
+    import resource
+    import sqlite3
+
+    from kiosk.journal import iso, new_event_id
+
+    journal_a = Journal(folder / "a-journal.sqlite")
+    journal_a.close()
+    db = sqlite3.connect(folder / "a-journal.sqlite")
+    at = iso(now())
+    db.executemany("INSERT INTO events (id, at, gate, source, raw, credential, verdict, customer_id, groups, cursor,"
+                   " reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                   ((new_event_id(), at, "a", "bench", f"C-{i}", f"C-{i}", "admit", f"C-{i}", "[]", "", "")
+                    for i in range(events)))
+    db.commit()
+    db.close()
+    rules = AccessRules(zone="lounge", capacity=10 * events, direction="in")
+    counts_b = VenueCounts(rules, timezone.utc)
+    got = [0]
+    done = threading.Event()
+
+    def take(new: list[dict]) -> None:
+        counts_b.add_peer_events(new)
+        got[0] += len(new)
+        if got[0] >= events:
+            done.set()
+
+    state_a: dict = {"venue_published_seq": events}  # A published them long ago; B was not there
+    link_a = VenueLink(settings(port, "a"), journal_path=folder / "a-journal.sqlite",
+                       store=PeerStore(folder / "a-venue.sqlite"), state=state_a,
+                       status=lambda: {"unreported": 0, "faults": {}, "occupancy": {}}, clock=now)
+    link_a.start()
+    link_a.connected.wait(30)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    store_b = PeerStore(folder / "b-venue.sqlite")
+    link_b = VenueLink(settings(port, "b"), journal_path=folder / "b-journal.sqlite", store=store_b, state={},
+                       status=lambda: {"unreported": 0, "faults": {}, "occupancy": {}}, clock=now, on_peer_events=take)
+    Journal(folder / "b-journal.sqlite").close()
+    link_b.start()
+    done.wait(1800)
+    elapsed = time.perf_counter() - started
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0
+    assert store_b.count() == events and counts_b.occupancy(now()) == events, "B did not catch up"
+    link_a.stop()
+    link_b.stop()
+    return elapsed, rss
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--interval-ms", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--catch-up", type=int, default=0, metavar="N",
+                        help="instead: a gate that starts after a peer journalled N events catches up (time, memory)")
     args = parser.parse_args()
     mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
     if mosquitto is None:
         print("bench_venue needs mosquitto: sudo apt-get install mosquitto")
         return 1
     print(machine())
-    print(f"{args.events} events {args.interval_ms:g} ms apart, {args.runs} runs; ms")
+    if not args.catch_up:
+        print(f"{args.events} events {args.interval_ms:g} ms apart, {args.runs} runs; ms")
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         conf = Path(tmp) / "m.conf"
@@ -155,6 +209,11 @@ def main() -> int:
             for run in range(1, args.runs + 1):
                 folder = Path(tmp) / f"run{run}"
                 folder.mkdir()
+                if args.catch_up:
+                    seconds, mb = catch_up_run(port, folder, args.catch_up)
+                    print(f"run {run}: catch-up of {args.catch_up} events {seconds:.1f} s "
+                          f"({args.catch_up / seconds:.0f} events/s), peak RSS +{mb:.0f} MB")
+                    continue
                 ref = reference_run(port, args.events, args.interval_ms / 1000)
                 kiosk = kiosk_run(port, folder, args.events, args.interval_ms / 1000)
                 p = {name: (percentile(v, 50), percentile(v, 99)) for name, v in (("ref", ref), ("kiosk", kiosk))}

@@ -384,7 +384,7 @@ class VenueLink:
     def _reject(self, gate: str, kind: str, exc: messages.BadMessage) -> None:
         """A bad peer message is dropped; logged once per peer and kind of fault, counted always."""
         self.rejected[exc.kind] += 1
-        key = (gate, exc.kind)
+        key = ("*" if exc.kind == "too_many_gates" else gate, exc.kind)  # one line for a flood of names
         if key in self._logged:
             log.debug("ignored another %s message from gate %s", exc.kind, safe_text(gate, 64))
             return

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS peer_events (
     value TEXT,
     received_at TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS peer_events_chain ON peer_events (gate, prev);
+CREATE INDEX IF NOT EXISTS peer_events_by_gate ON peer_events (gate, seq);
 CREATE INDEX IF NOT EXISTS peer_events_at ON peer_events (at);
 CREATE TABLE IF NOT EXISTS cursors (gate TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS gates (gate TEXT PRIMARY KEY, online INTEGER, heartbeat TEXT, seen_at TEXT NOT NULL);
@@ -99,19 +99,21 @@ class PeerStore:
                      e["customer"], e["card"], None if e["passed"] is None else int(e["passed"]), e["value"], at))
                 if cur.rowcount:
                     new.append(e)
-                    self._advance(db, e["gate"])
+            for gate in {e["gate"] for e in new}:
+                self._advance(db, gate)
         return new
 
     def _advance(self, db: sqlite3.Connection, gate: str) -> None:
-        """Move the peer's cursor along the chain of events we hold without a gap (each names its `prev`)."""
+        """Move the peer's cursor along the events we hold without a gap: the next row above the cursor follows
+        on when the row it names as `prev` is at or below the cursor (the peer no longer had those in between)."""
         row = db.execute("SELECT seq FROM cursors WHERE gate = ?", (gate,)).fetchone()
         cursor = start = row[0] if row else 0
         while True:
-            nxt = db.execute("SELECT max(seq) FROM peer_events WHERE gate = ? AND prev <= ? AND seq > ?",
-                             (gate, cursor, cursor)).fetchone()[0]
-            if nxt is None:
+            nxt = db.execute("SELECT seq, prev FROM peer_events WHERE gate = ? AND seq > ? ORDER BY seq LIMIT 1",
+                             (gate, cursor)).fetchone()
+            if nxt is None or nxt[1] > cursor:
                 break
-            cursor = nxt
+            cursor = nxt[0]
         if cursor != start or row is None:
             db.execute("INSERT OR REPLACE INTO cursors (gate, seq) VALUES (?, ?)", (gate, cursor))
 

@@ -113,38 +113,46 @@ class VenueCounts:
     def add_peer_events(self, events: Iterable[dict[str, Any]]) -> None:
         """New peer events (kiosk.venue.messages.parse_event, already de-duplicated by the store)."""
         with self._lock:
+            late = False
             for e in sorted(events, key=lambda e: (e["at"], e["id"])):
                 if e["verdict"] not in _COUNTED:
                     continue
                 card = e["card"] if e["card"] in self.punch else None
                 self.peer_events += 1
-                self._add(_t(e["at"]), e["id"], e["verdict"], e["source"], e["customer"], card, e["value"] or "",
-                          e["dir"], here=e["zone"] == self.zone)
+                late |= self._add(_t(e["at"]), e["id"], e["verdict"], e["source"], e["customer"], card,
+                                  e["value"] or "", e["dir"], here=e["zone"] == self.zone, replay=False)
+            if late:  # once per batch: a catch-up brings thousands of late events
+                self._replay_zone()
 
     # -- both ----------------------------------------------------------------------------------------
     def _add(self, t: float, event_id: str, verdict: str, source: str, customer_id: str | None,
-             punch_key: str | None, raw: str, direction: str, *, here: bool) -> None:
+             punch_key: str | None, raw: str, direction: str, *, here: bool, replay: bool = True) -> bool:
+        """Count one event; True when it came late to the zone and the zone still has to be replayed."""
         if verdict not in _COUNTED:
-            return
+            return False
         if verdict == "admit" and direction != "out" and source != "exit_button":
             self.entries_counts._apply(t, verdict, source, customer_id, punch_key, raw)
-        if here:
-            self._zone((t, event_id, verdict, source, customer_id, raw, direction))
+        return here and self._zone((t, event_id, verdict, source, customer_id, raw, direction), replay=replay)
 
-    def _zone(self, event: ZoneEvent) -> None:
+    def _zone(self, event: ZoneEvent, *, replay: bool = True) -> bool:
         zone = self.zone_counts
         if event[0] < zone._period[0]:
-            return  # before the daily reset: the zone has been emptied since
+            return False  # before the daily reset: the zone has been emptied since
         if self._zone_log and event < self._zone_log[-1]:  # late: the zone's state is replayed in time order
             bisect.insort(self._zone_log, event)
-            self.zone_counts = Counts(self.rules, self.tz)
-            for e in self._zone_log:
-                self._step(e)
-            return
+            if replay:
+                self._replay_zone()
+            return not replay
         if event[0] >= zone._period[1]:
             self._zone_log.clear()  # a new period: the reset emptied the zone
         self._zone_log.append(event)
         self._step(event)
+        return False
+
+    def _replay_zone(self) -> None:
+        self.zone_counts = Counts(self.rules, self.tz)
+        for e in self._zone_log:
+            self._step(e)
 
     def _step(self, event: ZoneEvent) -> None:
         t, _id, verdict, source, customer_id, raw, direction = event

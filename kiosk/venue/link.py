@@ -92,6 +92,7 @@ class VenueLink:
         self.client.will_set(self._topic(s.gate, "status"), messages.status_payload(False, iso(clock())), qos=1,
                              retain=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client.max_inflight_messages_set(_BATCH)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

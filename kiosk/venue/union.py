@@ -49,6 +49,7 @@ class VenueCounts:
         self.entries_counts = Counts(self._by_dir["none"], tz)  # entries only: a `none` gate counts no one inside
         self.zone_counts = Counts(rules, tz)
         self._zone_log: list[ZoneEvent] = []
+        self._late: list[ZoneEvent] = []  # late events not yet in the zone's order: sorted in on the next read
         self._seq = 0  # the journal's last row `follow` has read
         self.peer_events = 0
 
@@ -71,15 +72,15 @@ class VenueCounts:
 
     def inside_since(self, customer_id: str, now: datetime) -> datetime | None:
         with self._lock:
-            return self.zone_counts.inside_since(customer_id, now)
+            return self._settled().inside_since(customer_id, now)
 
     def occupancy(self, now: datetime) -> int:
         with self._lock:
-            return self.zone_counts.occupancy(now)
+            return self._settled().occupancy(now)
 
     def inside(self, now: datetime) -> list[str]:
         with self._lock:
-            return self.zone_counts.inside(now)
+            return self._settled().inside(now)
 
     def recent_admits(self, since: datetime) -> dict[str, datetime]:
         with self._lock:
@@ -113,46 +114,50 @@ class VenueCounts:
     def add_peer_events(self, events: Iterable[dict[str, Any]]) -> None:
         """New peer events (kiosk.venue.messages.parse_event, already de-duplicated by the store)."""
         with self._lock:
-            late = False
             for e in sorted(events, key=lambda e: (e["at"], e["id"])):
                 if e["verdict"] not in _COUNTED:
                     continue
                 card = e["card"] if e["card"] in self.punch else None
                 self.peer_events += 1
-                late |= self._add(_t(e["at"]), e["id"], e["verdict"], e["source"], e["customer"], card,
-                                  e["value"] or "", e["dir"], here=e["zone"] == self.zone, replay=False)
-            if late:  # once per batch: a catch-up brings thousands of late events
-                self._replay_zone()
+                self._add(_t(e["at"]), e["id"], e["verdict"], e["source"], e["customer"], card, e["value"] or "",
+                          e["dir"], here=e["zone"] == self.zone)
 
     # -- both ----------------------------------------------------------------------------------------
     def _add(self, t: float, event_id: str, verdict: str, source: str, customer_id: str | None,
-             punch_key: str | None, raw: str, direction: str, *, here: bool, replay: bool = True) -> bool:
-        """Count one event; True when it came late to the zone and the zone still has to be replayed."""
+             punch_key: str | None, raw: str, direction: str, *, here: bool) -> None:
         if verdict not in _COUNTED:
-            return False
+            return
         if verdict == "admit" and direction != "out" and source != "exit_button":
             self.entries_counts._apply(t, verdict, source, customer_id, punch_key, raw)
-        return here and self._zone((t, event_id, verdict, source, customer_id, raw, direction), replay=replay)
+        if here:
+            self._zone((t, event_id, verdict, source, customer_id, raw, direction))
 
-    def _zone(self, event: ZoneEvent, *, replay: bool = True) -> bool:
+    def _zone(self, event: ZoneEvent) -> None:
         zone = self.zone_counts
         if event[0] < zone._period[0]:
-            return False  # before the daily reset: the zone has been emptied since
-        if self._zone_log and event < self._zone_log[-1]:  # late: the zone's state is replayed in time order
-            bisect.insort(self._zone_log, event)
-            if replay:
-                self._replay_zone()
-            return not replay
+            return  # before the daily reset: the zone has been emptied since
+        if self._late or (self._zone_log and event < self._zone_log[-1]):
+            self._late.append(event)  # late (or after a late one): put in order when the zone is next read
+            return
         if event[0] >= zone._period[1]:
             self._zone_log.clear()  # a new period: the reset emptied the zone
         self._zone_log.append(event)
         self._step(event)
-        return False
 
-    def _replay_zone(self) -> None:
-        self.zone_counts = Counts(self.rules, self.tz)
-        for e in self._zone_log:
-            self._step(e)
+    def _settled(self) -> Counts:
+        """The zone's counts with every late event in its place: one sort and one replay however many came
+        (a catch-up brings thousands; the rules read the zone once per scan)."""
+        if self._late:
+            self._zone_log.extend(self._late)
+            self._late.clear()
+            self._zone_log.sort()  # two sorted runs: linear
+            self.zone_counts = Counts(self.rules, self.tz)
+            for e in self._zone_log:
+                self._step(e)
+            start = self.zone_counts._period[0]
+            if self._zone_log[0][0] < start:  # keep only the current period's events
+                del self._zone_log[:bisect.bisect_left(self._zone_log, (start,))]
+        return self.zone_counts
 
     def _step(self, event: ZoneEvent) -> None:
         t, _id, verdict, source, customer_id, raw, direction = event

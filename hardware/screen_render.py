@@ -14,7 +14,7 @@ from datetime import datetime, tzinfo
 import pygame
 
 from kiosk.display import (DISABLED, GO, PIN, REASONS, RECENT, RESULT, STAFF, STOP, WARN, Display, describe,
-                           fault_text, verdict_label)
+                           fault_text, last_sync_text, verdict_label)
 from kiosk.i18n import ADMIT_REASONS, Messages
 from kiosk.text import safe_text
 
@@ -557,7 +557,7 @@ def _staff(p: _Painter) -> None:
         rows.append((msg("staff.age"), msg("staff.never") if status.snapshot_age_s is None
                      else msg("staff.ago", age=msg.age(status.snapshot_age_s))))
         rows.append((msg("staff.backlog"), str(status.unreported)))
-        rows.append((msg("staff.last_sync"), _last_sync(p, status.last_sync)))
+        rows.append((msg("staff.last_sync"), last_sync_text(status.last_sync, msg, p.scene.wall)))
     faults = [fault_text(n, m, msg) for n, m in sorted(d.faults.items())]
     rows.append((msg("staff.faults"), ", ".join(dict.fromkeys(faults)) or msg("staff.none")))
 
@@ -583,23 +583,6 @@ def _staff(p: _Painter) -> None:
     p.button(pygame.Rect(col.x, col.y + bh + gap, col.width, bh), msg("staff.admit"), "goto:reasons",
              color=TONES[GO])
     p.button(pygame.Rect(col.x, col.y + 2 * (bh + gap), col.width, bh), msg("staff.recent"), "goto:recent")
-
-
-def _last_sync(p: _Painter, last) -> str:
-    msg = p.msg
-    if not last:
-        return msg("staff.never")
-    age = "?"
-    at = last.get("at")
-    if at:
-        try:
-            moment = datetime.fromisoformat(str(at).replace("Z", "+00:00"))
-            age = msg.age((p.scene.wall - moment).total_seconds())
-        except (TypeError, ValueError):
-            pass
-    if last.get("ok"):
-        return msg("staff.sync_ok", age=age)
-    return msg("staff.sync_failed", age=age, message=last.get("message") or "?")
 
 
 def _recent(p: _Painter) -> None:

@@ -6,91 +6,177 @@ because choosing adapters is its job. Nothing else reads the config file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Callable
 
 from . import demo
 from .access import AccessRules, policy_of
 from .config import Config
 from .counts import Counts, history_since, punch_cards
+from .errors import ConfigError, JournalError, StateError
 from .gate import Gate, utc_now
 from .journal import Journal
 from .ports import Faults, Output, ScanSource
 from .rules import snapshot_age
 from .snapshot import SnapshotStore
-from .state import open_state
+from .state import State, SyncOutcome, UploadOutcome, open_state, read_state
+from .status import PUBLISH_S, STATUS_FILE, JournalStatus, KioskStatus, SnapshotStatus, publish
 
 log = logging.getLogger(__name__)
 
 
 class App:
-    """Everything a running kiosk holds, built from one Config."""
+    """Everything a running kiosk holds, built from one Config.
 
-    def __init__(self, config: Config, *, simulate: bool = False, clock: Callable[[], datetime] = utc_now):
+    The journal, the state file and the gate are opened when first used, so a command that only reads
+    the snapshot (`import`, `find`) creates neither. `readonly` (`status`, `check`): nothing is created
+    or written, not even the state dir; the journal and state are read through read-only connections.
+    """
+
+    def __init__(self, config: Config, *, simulate: bool = False, clock: Callable[[], datetime] = utc_now,
+                 readonly: bool = False):
         self.config = config
         self.simulate = simulate
         self.clock = clock
+        self.readonly = readonly
         self.started = time.monotonic()
+        self._publish_failing = False
         self.state_dir = config.state_path
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            from .errors import ConfigError
-
-            raise ConfigError(config.source, "state_dir", f"cannot create {self.state_dir} ({exc.strerror}); "
-                              "set state_dir or pass --state-dir to a writable folder") from None
+        if not readonly:
+            try:
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(config.source, "state_dir", f"cannot create {self.state_dir} ({exc.strerror}); "
+                                  "set state_dir or pass --state-dir to a writable folder") from None
+        log.debug("state dir %s, %s", self.state_dir, "read-only" if readonly else "read-write")
         self.snapshot_path = self.state_dir / "snapshot.sqlite"
+        self.journal_path = self.state_dir / "journal.sqlite"
         self.faults = Faults()
+        self.status_changed = threading.Event()  # a fault came or went: publish the live status now
+        self.faults.subscribe(lambda *_: self.status_changed.set())
+        self.sync_now: Callable[[], None] | None = None  # set when an upstream is configured
         if simulate:
             self._seed_demo()
-        self.snapshot = SnapshotStore(self.snapshot_path)
-        j = config.journal
-        self.journal = Journal(self.state_dir / "journal.sqlite", keep_days=j.keep_days, max_events=j.max_events,
-                               sync=j.sync)
-        self.state = open_state(self.state_dir / "state.sqlite")
+        self.snapshot = SnapshotStore(self.snapshot_path, heal=not readonly, on_problem=self._snapshot_problem)
         self.policy = policy_of(config)
+        self.venue_store = None  # the peers' events, when [venue] names a broker (kiosk/venue)
+
+    @cached_property
+    def journal(self) -> Journal:
+        j = self.config.journal
+        journal = Journal(self.journal_path, keep_days=j.keep_days, max_events=j.max_events, sync=j.sync,
+                          readonly=self.readonly)
+        if journal.moved_aside is not None:
+            self.faults.set("journal", f"Journal was damaged: moved aside to {journal.moved_aside.name}, "
+                                       "a new one started")
+        return journal
+
+    @cached_property
+    def state(self) -> State:
+        return open_state(self.state_dir / "state.sqlite", readonly=self.readonly)
+
+    @cached_property
+    def counts(self) -> Counts:
+        """The access rules' counts, rebuilt from the journal file (read-only; none when there is no journal)."""
         punch = punch_cards(self.snapshot_path)
-        since = history_since(self.policy.access, punch, clock())
-        self.venue_store = None
-        if config.venue.broker:  # the counts over this gate's journal and its peers' events (kiosk/venue)
+        since = history_since(self.policy.access, punch, self.clock())
+        if self.config.venue.broker:  # over this gate's journal and its peers' events
             from .venue.wiring import union_counts
 
-            self.counts = union_counts(self, punch, since)
-        else:
-            self.counts = Counts.rebuild(self.journal.path, self.policy.access, self.policy.tz, punch, since=since)
-        self.gate = Gate(gate_id=config.gate.id, snapshot=self.snapshot, journal=self.journal, policy=self.policy,
-                         clock=clock, faults=self.faults, counts=self.counts)
-        self.sync_now: Callable[[], None] | None = None  # set when an upstream is configured
+            return union_counts(self, punch, since)
+        return Counts.rebuild(self.journal_path, self.policy.access, self.policy.tz, punch, since=since)
+
+    @cached_property
+    def gate(self) -> Gate:
+        journal = self.journal  # first: a damaged journal is moved aside before its counts are read
+        return Gate(gate_id=self.config.gate.id, snapshot=self.snapshot, journal=journal, policy=self.policy,
+                    clock=self.clock, faults=self.faults, counts=self.counts)
+
+    def _snapshot_problem(self, problem: str | None) -> None:
+        """The snapshot store moved a damaged file aside (or cannot read it), or has a good file again."""
+        if problem is None:
+            self.faults.clear("snapshot")
+            return
+        self.faults.set("snapshot", problem)
+        if self.sync_now is not None:
+            self.sync_now()
 
     def _seed_demo(self) -> None:
         """--simulate: demo data when there is no snapshot yet, refreshed if the demo data is what we hold."""
-        held = SnapshotStore(self.snapshot_path)
+        held = SnapshotStore(self.snapshot_path, heal=True)  # a damaged file goes aside, the demo replaces it
         source = held.meta().get("source") if held.exists() else None
         held.close()
         if source in (None, "demo"):
             demo.seed(self.snapshot_path, self.clock(), rules=AccessRules.from_config(self.config.rules).active)
 
     # -- status ------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
+    def live_status(self) -> KioskStatus:
         now = self.clock()
         meta = self.snapshot.meta()
         age = snapshot_age(meta, now)
-        counts = self.journal.counts()
-        last_sync = self.state.get("last_sync")
-        return {
-            "gate": self.config.gate.id, "device": self.config.device,
-            "snapshot": {"cursor": meta.get("cursor", ""), "synced_at": meta.get("synced_at"),
-                         "source": meta.get("source"), "age_s": None if age is None else round(age.total_seconds()),
-                         "stale": age is None or age.total_seconds() > self.policy.max_snapshot_age_h * 3600,
-                         **self.snapshot.counts()},
-            "journal": {**counts, "unreported": counts["pending"], "last_scan_at": self.journal.last_at()},
-            "last_sync": last_sync, "last_upload": self.state.get("last_upload"), "faults": self.faults.active(),
-            "uptime_s": round(time.monotonic() - self.started),
-        }
+        snapshot = SnapshotStatus(cursor=meta.get("cursor", ""), synced_at=meta.get("synced_at"),
+                                  source=meta.get("source"), age_s=None if age is None else round(age.total_seconds()),
+                                  stale=age is None or age.total_seconds() > self.policy.max_snapshot_age_h * 3600,
+                                  **self.snapshot.counts())
+        stored = read_state(self.state_dir / "state.sqlite") if self.readonly else self._stored()
+        gate = self.__dict__.get("gate")
+        return KioskStatus(
+            gate=self.config.gate.id, device=self.config.device, snapshot=snapshot, journal=self._journal_status(),
+            last_sync=SyncOutcome.from_json(stored.get("last_sync")),
+            last_upload=UploadOutcome.from_json(stored.get("last_upload")), faults=self.faults.active(),
+            uptime_s=None if self.readonly else round(time.monotonic() - self.started),
+            scans_queued=gate.scans.qsize() if gate else 0, scans_dropped=gate.dropped if gate else 0)
+
+    def _stored(self) -> dict[str, Any]:
+        try:
+            return {k: self.state.get(k) for k in ("last_sync", "last_upload")}
+        except StateError as exc:  # the status shows less; the gate goes on
+            log.warning("%s", exc)
+            return {}
+
+    def _journal_status(self) -> JournalStatus:
+        if self.readonly and not self.journal_path.exists():
+            return JournalStatus()
+        try:
+            journal = self.journal
+            counts = journal.counts()
+        except JournalError as exc:
+            if not self.readonly:
+                raise
+            # `kiosk status` on a damaged journal: the fault, and the rest of the status still shown
+            self.faults.set("journal", str(exc))
+            return JournalStatus()
+        return JournalStatus(total=counts["total"], pending=counts["pending"], sent=counts["sent"],
+                             isolated=counts["isolated"], held=journal.held, lost=journal.lost,
+                             last_scan_at=journal.last_at())
+
+    def status(self) -> dict[str, Any]:
+        """`live_status()` as JSON-ready data (the screen, `kiosk status --json`)."""
+        return self.live_status().to_json()
+
+    def publish_status(self) -> None:
+        """status.json for `kiosk status` in other processes."""
+        self.status_changed.clear()
+        problem = publish(self.state_dir, self.live_status(), self.clock())
+        # a full disk fails every publish (one per decision while faults change): say so once, and when it ends
+        if problem is not None and not self._publish_failing:
+            log.warning("cannot publish the live status to %s: %s (not logged again until it works)",
+                        self.state_dir / STATUS_FILE, problem)
+        elif problem is None and self._publish_failing:
+            log.info("the live status is published again to %s", self.state_dir / STATUS_FILE)
+        self._publish_failing = problem is not None
+
+    def purge_journal(self) -> None:
+        try:
+            self.journal.purge(self.clock())
+        except JournalError as exc:
+            log.warning("journal housekeeping skipped, tried again later: %s", exc)
 
     def status_line(self) -> str:
         s = self.status()
@@ -112,9 +198,10 @@ class App:
     def close(self) -> None:
         if self.venue_store is not None:
             self.venue_store.close()
-        self.journal.close()
+        for name in ("journal", "state"):
+            if name in self.__dict__:
+                self.__dict__[name].close()
         self.snapshot.close()
-        self.state.close()
 
 
 def build_sources(app: App, source: str | None) -> list[ScanSource]:
@@ -125,7 +212,13 @@ def build_sources(app: App, source: str | None) -> list[ScanSource]:
     if source == "stdin":
         return [StdinSource()]
     if source and source.startswith("images:"):
-        return [ImageFolderSource(source.split(":", 1)[1], FrameDecoder.from_config(app.config.camera))]
+        folder = source.split(":", 1)[1]
+        try:
+            images = ImageFolderSource(folder, FrameDecoder.from_config(app.config.camera))
+        except OSError as exc:
+            raise ConfigError("--source", "images", f"cannot read the folder {folder!r} ({exc.strerror}); "
+                              "give a folder of images: --source images:DIR") from None
+        return [images]
     from hardware import factory
 
     names = [source] if source else list(app.config.gate.sources)
@@ -151,10 +244,10 @@ def open_screen(app: App, headless: bool) -> Any | None:
 def run(app: App, *, source: str | None = None, headless: bool = False, events: bool = False,
         limit: int | None = None) -> int:
     """`kiosk run`: until SIGINT/SIGTERM, end of input (stdin/images) or `limit` decisions."""
-    from .notify import Notifier
+    from .notify import TEST_ONLY_STOP_WATCHDOG, Notifier
     from .outputs import DecisionLog, EventPrinter
 
-    notifier = Notifier()
+    notifier = Notifier(stop_file=app.state_dir / TEST_ONLY_STOP_WATCHDOG)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     sources: list[ScanSource] = []
@@ -163,6 +256,7 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
     upstream = None
     venue = None
     try:
+        wanted = build_sources(app, source)  # first: a bad --source is refused before any device moves
         devices = build_devices(app)
         for device in devices:
             app.gate.add_output(device)
@@ -182,20 +276,22 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             from .venue.wiring import start_link
 
             venue = start_link(app)
-        sources = build_sources(app, source)
+        sources = wanted
         finite = [s.done for s in sources if hasattr(s, "done")]
         ended = threading.Event()
         for s in sources:
-            s.start(app.gate.submit)
+            # A file on stdin or a folder can wait for the gate (nothing dropped); a camera or scanner cannot.
+            s.start(app.gate.submit if getattr(s, "live", True) else app.gate.submit_waiting)
         app.watch_staleness()
-        app.journal.purge(app.clock())
+        app.purge_journal()
+        app.publish_status()
         ready = app.status_line()
         notifier.ready(ready)
         log.info("gate %s ready: %s", app.config.gate.id, ready)
-        last_status = last_purge = time.monotonic()
+        last_status = last_purge = last_publish = time.monotonic()
 
         def tick() -> None:
-            nonlocal last_status, last_purge
+            nonlocal last_status, last_purge, last_publish
             notifier.watchdog()
             if finite and all(d.is_set() for d in finite):
                 ended.set()
@@ -207,9 +303,12 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
                 app.counts.follow(app.journal.path)  # `kiosk occupancy set N` from a shell, meanwhile
                 app.watch_staleness()
                 notifier.status(app.status_line())
+            if app.status_changed.is_set() or now - last_publish >= PUBLISH_S:
+                last_publish = now
+                app.publish_status()
             if now - last_purge >= 3600:
                 last_purge = now
-                app.journal.purge(app.clock())
+                app.purge_journal()
             if screen is not None and not screen.tick():
                 stop.set()
 
@@ -231,4 +330,7 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         notifier.close()
+        # No live status once stopped: `kiosk status` then says the kiosk is not running.
+        with contextlib.suppress(OSError):
+            (app.state_dir / STATUS_FILE).unlink()
 

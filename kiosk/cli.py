@@ -73,17 +73,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from .app import App
     from .credential import parse
     from .rules import decide
+    from .text import has_unsafe, safe_text
 
-    app = make_app(args)
+    app = App(load_config(args), readonly=True)  # opens the snapshot read-only, creates nothing
     try:
         at = _parse_since(args.at, "--at") if args.at else app.clock()
         counts = app.counts
         if args.at:  # as if at that time: the journal's counts up to then
             from .counts import Counts, punch_cards
 
-            counts = Counts.rebuild(app.journal.path, app.policy.access, app.policy.tz, punch_cards(app.snapshot_path),
+            counts = Counts.rebuild(app.journal_path, app.policy.access, app.policy.tz, punch_cards(app.snapshot_path),
                                     until=at)
         recent = counts.recent_admits(at - timedelta(seconds=app.policy.repeat_window_s))
         decision = decide(parse(args.text, app.policy.id_patterns), app.snapshot, app.policy, at, recent, counts)
@@ -95,12 +97,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         event = event_of(decision, app.config.gate.id)
         event.pop("id")
         event.update(source="check", latency_ms=None)
-        print(json.dumps(event, ensure_ascii=False))
+        line = json.dumps(event, ensure_ascii=False)
+        # JSON escapes C0 controls only: a bidi override or C1 control in a name goes out as \u escapes
+        print(json.dumps(event) if has_unsafe(line) else line)
     else:
-        who = f"{decision.name} ({decision.customer_id})" if decision.customer_id else ""
-        print(f"{decision.verdict.value}: {decision.reason}" + (f" — {who}" if who else ""))
+        # a snapshot written before the record checks (or by hand) may hold any text: print none of it raw
+        who = f"{safe_text(decision.name)} ({safe_text(decision.customer_id)})" if decision.customer_id else ""
+        print(f"{decision.verdict.value}: {safe_text(decision.reason, 400)}" + (f" — {who}" if who else ""))
         if decision.groups:
-            print("groups: " + ", ".join(decision.groups))
+            print("groups: " + ", ".join(safe_text(g) for g in decision.groups))
     return 0 if decision.admitted else 1
 
 
@@ -144,9 +149,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
+    from .app import App
     from .text import safe_text
 
-    app = make_app(args)
+    app = App(load_config(args), readonly=True)  # a search creates nothing and moves nothing aside
     try:
         found = app.snapshot.find(args.query, limit=args.limit)
         groups = app.snapshot.groups()
@@ -176,40 +182,59 @@ def cmd_find(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    app = make_app(args)
+    """Read-only: the files as they are, and the running kiosk's own status.json when it is fresh."""
+    import dataclasses
+
+    from .app import App
+    from .status import STALE_S, read_published
+    from .text import safe_text
+
+    app = App(load_config(args), readonly=True)
+    app.snapshot.report = True  # a damaged snapshot is a fault to show, with everything else status knows
     try:
         app.watch_staleness()
-        status = app.status()
-        status["journal"]["isolated_events"] = app.journal.isolated()[:20]
+        status = app.live_status()
+        isolated = app.journal.isolated()[:20] if app.journal_path.exists() and "journal" not in status.faults else []
+        published = read_published(app.state_dir, app.clock())
     finally:
         app.close()
+    if published is not None and published.fresh:
+        live = published.status
+        # Faults, the held queue and the last outcomes are the running kiosk's; counts come from the files.
+        status = dataclasses.replace(status, faults=live.faults, last_sync=live.last_sync or status.last_sync,
+                                     last_upload=live.last_upload or status.last_upload, uptime_s=live.uptime_s,
+                                     scans_queued=live.scans_queued, scans_dropped=live.scans_dropped,
+                                     journal=dataclasses.replace(status.journal, held=live.journal.held,
+                                                                 lost=live.journal.lost))
+        running = f"running (pid {published.pid}, up {live.uptime_s} s, status {published.age_s:.0f} s old)"
+    elif published is not None:
+        running = (f"NOT RUNNING or hung: its live status is {published.age_s / 60:.0f} min old "
+                   f"(written every few seconds; stale after {STALE_S:.0f} s)")
+    else:
+        running = "not running (no live status in the state dir); faults below are from the files only"
     if args.json:
-        print(json.dumps(status, ensure_ascii=False, default=str))
+        print(json.dumps({**status.to_json(), "running": bool(published and published.fresh),
+                          "isolated_events": isolated}, ensure_ascii=False, default=str))
         return 0
-    s, j = status["snapshot"], status["journal"]
-    age = "never synced" if s["age_s"] is None else f"{s['age_s'] // 3600} h {s['age_s'] % 3600 // 60} min old"
-    print(f"gate      {status['gate']} on {status['device']}")
-    print(f"snapshot  cursor {s['cursor'] or '-'}, {age}{' (STALE)' if s['stale'] else ''}, source {s['source'] or '-'}")
-    print(f"          {s['customers']} customers, {s['groups']} groups, {s['cards']} cards")
-    print(f"journal   {j['total']} events, {j['unreported']} unreported, {j['isolated']} set aside, "
-          f"last scan {j['last_scan_at'] or '-'}")
-    for label, outcome in (("last sync", status["last_sync"]), ("last upload", status.get("last_upload"))):
-        if outcome:
-            print(f"{label:<9} {_outcome(outcome)}")
-    for name, message in status["faults"].items():
-        print(f"fault     {name}: {message}")
+    s, j = status.snapshot, status.journal
+    age = "never synced" if s.age_s is None else f"{s.age_s // 3600} h {s.age_s % 3600 // 60} min old"
+    print(f"gate      {safe_text(status.gate)} on {safe_text(status.device)}")
+    print(f"kiosk     {running}")
+    print(f"snapshot  cursor {safe_text(s.cursor) or '-'}, {age}{' (STALE)' if s.stale else ''}, "
+          f"source {safe_text(s.source or '-')}")
+    print(f"          {s.customers} customers, {s.groups} groups, {s.cards} cards")
+    print(f"journal   {j.total} events, {j.unreported} unreported, {j.isolated} set aside, "
+          f"last scan {j.last_scan_at or '-'}")
+    if j.held or j.lost:
+        print(f"          {j.held} decisions held in memory (journal not writable), {j.lost} lost")
+    if status.scans_dropped:
+        print(f"scans     {status.scans_dropped} dropped (queue full), {status.scans_queued} queued")
+    for label, outcome in (("last sync", status.last_sync), ("last upload", status.last_upload)):
+        if outcome is not None:
+            print(f"{label:<9} {safe_text(outcome.line(), 400)}")
+    for name, message in status.faults.items():
+        print(f"fault     {safe_text(name, 40)}: {safe_text(message, 400)}")
     return 0
-
-
-def _outcome(outcome: Any) -> str:
-    """A sync or upload result from the state file, in one line."""
-    if not isinstance(outcome, dict):
-        return str(outcome)
-    head = f"{outcome.get('at', '?')}: " + ("ok" if outcome.get("ok") else "FAILED")
-    if not outcome.get("ok"):
-        return f"{head}: {outcome.get('error', 'unknown error')}"
-    details = [f"{k} {outcome[k]}" for k in ("kind", "cursor", "changed", "accepted", "isolated") if outcome.get(k)]
-    return head + (", " + ", ".join(details) if details else "")
 
 
 def cmd_journal(args: argparse.Namespace) -> int:
@@ -309,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--replace", action="store_true", help="replace the snapshot instead of merging into it")
 
-    p = add("find", cmd_find, 'search the snapshot: "Surname, First", an id, an email or a postcode')
+    p = add("find", cmd_find, 'search the snapshot: an id, a card code, an email, a postcode, "Surname, First", '
+            '"First Surname", or a surname or organisation name (three or more letters find names starting so)')
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")

@@ -453,7 +453,8 @@ def resolve_state_dir(configured: str) -> Path:
     return Path(base) / "kiosk"
 
 
-_URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@]*@")
+# up to the last @ before the path, as URL parsers read it: a password may hold an unescaped @
+_URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#]*@")
 
 
 def redact_url(text: str) -> str:

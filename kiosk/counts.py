@@ -25,6 +25,7 @@ from typing import Iterable
 from .access import GUEST_SOURCE, AccessRules
 from .errors import JournalError
 from .journal import iso
+from .sqlfiles import connect_readonly
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class Counts:
         if not path.exists():
             return counts
         try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            db = connect_readonly(path, isolation_level=None)  # also in a folder we may not write (`check`)
             try:
                 db.execute("BEGIN")  # one read transaction: the queries below see the same journal
                 bounds, args = "", ()

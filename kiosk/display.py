@@ -19,6 +19,8 @@ from typing import Any, Mapping
 
 from .i18n import ADMIT_REASONS, Messages
 from .model import Decision, Verdict
+from .state import SyncOutcome
+from .text import safe_text
 
 PIN_SCHEME = "pbkdf2_sha256"
 PIN_ITERATIONS = 200_000
@@ -159,7 +161,8 @@ def verdict_label(verdict: str, msg: Messages) -> str:
 _FAULT_KEYS = (("upstream_auth", "fault.upstream_auth"), ("token", "fault.upstream_auth"),
                ("upstream", "fault.upstream"), ("camera", "fault.camera"), ("serial", "fault.scanner"),
                ("hid", "fault.scanner"), ("scanner", "fault.scanner"), ("snapshot_stale", "fault.snapshot_stale"),
-               ("door", "fault.door_held"), ("snapshot_pending", "fault.snapshot_pending"))
+               ("snapshot_pending", "fault.snapshot_pending"), ("snapshot", "fault.snapshot_damaged"),
+               ("journal", "fault.journal"), ("door", "fault.door_held"))
 
 
 def fault_text(name: str, message: str, msg: Messages) -> str:
@@ -181,18 +184,32 @@ class Status:
     snapshot_age_s: int | None
     cursor: str
     unreported: int
-    last_sync: Mapping[str, Any] | None  # {"at": ISO time, "ok": bool, "message": str}
+    last_sync: SyncOutcome | None
 
     @classmethod
     def from_app_status(cls, status: Mapping[str, Any], *, upstream: bool) -> "Status":
         snap, journal = status.get("snapshot", {}), status.get("journal", {})
-        last = status.get("last_sync")
-        last = last if isinstance(last, Mapping) else ({"at": None, "ok": True, "message": str(last)} if last else None)
+        last = SyncOutcome.from_json(status.get("last_sync"))
         faulty = any(name.startswith("upstream") for name in status.get("faults", {}))
-        online = None if not upstream else bool(last and last.get("ok") and not faulty)
+        online = None if not upstream else bool(last and last.ok and not faulty)
         return cls(online=online, has_snapshot=bool(snap.get("customers") or snap.get("cursor")),
                    snapshot_age_s=snap.get("age_s"), cursor=snap.get("cursor") or "",
                    unreported=int(journal.get("unreported") or 0), last_sync=last)
+
+
+def last_sync_text(last: SyncOutcome | None, msg: Messages, wall: datetime) -> str:
+    """The staff panel's "last sync" line: when, and on failure why."""
+    if last is None:
+        return msg("staff.never")
+    age = "?"
+    try:
+        moment = datetime.fromisoformat(last.at.replace("Z", "+00:00"))
+        age = msg.age((wall - moment).total_seconds())
+    except (TypeError, ValueError):
+        pass
+    if last.ok:
+        return msg("staff.sync_ok", age=age)
+    return msg("staff.sync_failed", age=age, message=safe_text(last.error, 120) or "?")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import dataclasses
 import importlib.util
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import tempfile
@@ -141,6 +142,43 @@ def check_disk(path: Path, *, fail_mb: int = 100, warn_mb: int = 500) -> Check:
     return Check("disk", OK, text)
 
 
+def _quick_check(path: Path) -> list[str]:
+    """SQLite's quick_check of a file, read-only: [] when it is sound, else what is wrong."""
+    from .sqlfiles import connect_readonly
+
+    try:
+        db = connect_readonly(path)
+        try:
+            rows = db.execute("PRAGMA quick_check").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return [str(exc)]
+    return [] if rows == [("ok",)] else [str(r[0]) for r in rows[:3]]
+
+
+def check_state_files(path: Path) -> list[Check]:
+    """The snapshot and the journal are whole SQLite files (quick_check; read-only, changes nothing)."""
+    fixes = {
+        "snapshot": "restart the kiosk (sudo systemctl restart kiosk): it moves the damaged file aside and runs on "
+                    "its stale policy; then `kiosk sync`, or `kiosk import --replace FILES` without an upstream",
+        "journal": "restart the kiosk (sudo systemctl restart kiosk): it moves the damaged journal aside whole "
+                   "(journal.sqlite.corrupt-*, keep it: its unreported scans are in it) and starts a new one",
+    }
+    checks = []
+    for name, fix in fixes.items():
+        file = path / f"{name}.sqlite"
+        if not file.exists():
+            checks.append(Check(name, SKIP, f"{file} does not exist yet"))
+            continue
+        problems = _quick_check(file)
+        if problems:
+            checks.append(Check(name, FAIL, f"{file} is damaged: {'; '.join(problems)}", fix))
+        else:
+            checks.append(Check(name, OK, f"{file} passes SQLite's quick_check"))
+    return checks
+
+
 # -- devices ---------------------------------------------------------------------------------
 
 def check_camera(config: Any, dev: Path = Path("/dev"),
@@ -150,9 +188,10 @@ def check_camera(config: Any, dev: Path = Path("/dev"),
     if config.camera.backend == "simulated":
         return Check("camera", OK, "simulated camera (camera.backend)")
     if find_module("picamera2") is None:
-        return Check("camera", FAIL, "picamera2 cannot be imported",
-                     "sudo apt-get install python3-picamera2, and make the venv with --system-site-packages "
-                     "(scripts/provision does both)")
+        return Check("camera", FAIL, "picamera2 cannot be imported: the camera is unavailable",
+                     "python3-picamera2 comes only from the Raspberry Pi OS archive (archive.raspberrypi.com): "
+                     "on Raspberry Pi OS run sudo scripts/provision (apt package + --system-site-packages venv); "
+                     'elsewhere use a serial or HID scanner, or camera.backend = "simulated"')
     devices = sorted(p.name for p in dev.glob("video*")) + sorted(p.name for p in dev.glob("media*"))
     if not devices:
         return Check("camera", FAIL, f"no libcamera device ({dev}/video*, {dev}/media*)",
@@ -349,7 +388,7 @@ def run_checks(config_path: str | None, state_dir: str | None = None, *, env: Ma
         config = config.with_overrides(state_dir=state_dir)
     state = config.state_path
     checks = [first, check_token(config.upstream.token_file, config.upstream.url), check_state_dir(state),
-              check_disk(state), check_camera(config, dev), *check_scanner(config), check_gpio(config, dev),
+              *check_state_files(state), check_disk(state), check_camera(config, dev), *check_scanner(config), check_gpio(config, dev),
               check_display(config, env, dev), check_clock()]
     upstream_ok = checks[1].status != FAIL
     checks.append(check_upstream(config, timeout_s) if upstream_ok or not config.upstream.url

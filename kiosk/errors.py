@@ -27,6 +27,10 @@ class JournalError(KioskError):
     """The scan journal cannot be written."""
 
 
+class StateError(KioskError):
+    """The kiosk's small state file (last sync, settings) cannot be read or written."""
+
+
 class ScannerError(KioskError):
     """A scanner (serial, HID) failed or went away."""
 

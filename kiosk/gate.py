@@ -22,6 +22,7 @@ from .journal import Journal
 from .model import Decision, Verdict
 from .ports import Faults, Output, Scan
 from .rules import Policy, SnapshotView, decide, repeat_key
+from .text import safe_text
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +49,34 @@ class Gate:
         self.scans: "queue.Queue[Scan]" = queue.Queue(maxsize=1000)
         self._recent_admits: dict[str, datetime] = {}
         self.decided = 0
+        self.dropped = 0  # scans from live sources dropped because the queue was full
+        self.stopped = threading.Event()  # the loop has ended: nobody takes scans any more
         self._guest_host: Decision | None = None  # the member admitted last who may bring guests
         self._guests_used = 0
+        self._failing_outputs: set[int] = set()  # id() of the outputs whose last act raised
         # the access rules' counts, rebuilt from the journal by the caller; they also restore the repeat memory
         self.counts = counts if counts is not None else Counts(policy.access, policy.tz)
         self._recent_admits.update(self.counts.recent_admits(clock() - timedelta(seconds=policy.repeat_window_s)))
 
     # -- intake ------------------------------------------------------------------------
     def submit(self, scan: Scan) -> None:
-        """Called from any source thread. A full queue drops the scan rather than block a reader."""
+        """For live sources (camera, scanners), from any thread: a full queue drops the scan (counted in
+        `dropped` and status) rather than block a reader whose device would overflow instead."""
         try:
             self.scans.put_nowait(scan)
         except queue.Full:
-            log.warning("scan queue full; dropped a scan from %s", scan.source)
+            self.dropped += 1
+            log.warning("scan queue full; dropped a scan from %s (%d dropped so far)", scan.source, self.dropped)
+
+    def submit_waiting(self, scan: Scan) -> None:
+        """For sources that can wait (a file on stdin, a folder of images): blocks while the queue is full,
+        so nothing is dropped. Gives up only when the loop has ended."""
+        while not self.stopped.is_set():
+            try:
+                self.scans.put(scan, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def add_output(self, output: Output) -> None:
         self.outputs.append(output)
@@ -89,11 +105,14 @@ class Gate:
         return self._record_and_act(decision, scan, started, time.perf_counter())
 
     def _record_and_act(self, decision: Decision, scan: Scan, started: float, decided: float) -> Decision:
-        # the parser's raw: already trimmed of the scanner's CR/LF and made printable, and what --events shows
+        # the parser's raw: already trimmed of the scanner's CR/LF and made printable, and what --events shows.
+        # While the journal cannot be written the event is held in memory (Journal.append) and the gate
+        # still acts: a stuck or full disk must not lock people out or in.
         event_id = self.journal.append(
             at=decision.at, gate=self.gate_id, source=scan.source, raw=decision.raw, credential=decision.credential,
             verdict=decision.verdict.value, customer_id=decision.customer_id,
             groups=decision.groups, cursor=decision.cursor, reason=decision.reason)
+        self.watch_journal()
         journalled = time.perf_counter()
         self.counts.record(at=decision.at, verdict=decision.verdict.value, source=scan.source,
                            customer_id=decision.customer_id, credential=decision.credential,
@@ -112,9 +131,26 @@ class Gate:
         for output in self.outputs:
             try:
                 output.act(decision)
-            except Exception:
-                log.exception("output %s failed on a %s decision", type(output).__name__, decision.verdict.value)
+            except Exception as exc:
+                self._output_failed(output, decision, exc)
+            else:
+                if id(output) in self._failing_outputs:
+                    self._output_works(output)
         return decision
+
+    def _output_failed(self, output: Output, decision: Decision, exc: Exception) -> None:
+        """Logged once (not on every scan while it stays broken) and shown as a fault until it works again."""
+        name = type(output).__name__
+        if id(output) not in self._failing_outputs:
+            self._failing_outputs.add(id(output))
+            log.exception("output %s failed on a %s decision; the gate keeps deciding (not logged again until it "
+                          "works)", name, decision.verdict.value)
+        self.faults.set(f"output_{name}", f"{name} not working: {safe_text(f'{type(exc).__name__}: {exc}', 200)}")
+
+    def _output_works(self, output: Output) -> None:
+        self._failing_outputs.discard(id(output))
+        log.info("output %s works again", type(output).__name__)
+        self.faults.clear(f"output_{type(output).__name__}")
 
     def _remember_admit(self, decision: Decision) -> None:
         self._recent_admits[repeat_key(decision)] = decision.at
@@ -125,9 +161,25 @@ class Gate:
             horizon = decision.at - timedelta(seconds=keep_s)
             self._recent_admits = {k: t for k, t in self._recent_admits.items() if t >= horizon}
 
+    def watch_journal(self) -> None:
+        """Raise or clear the journal fault from what the journal says about itself."""
+        journal = self.journal
+        problems = []
+        if journal.problem:
+            problems.append(f"Journal not writable, {journal.held} decisions kept in memory ({journal.problem})")
+        if journal.lost:
+            problems.append(f"{journal.lost} decisions lost: more were waiting than the journal could hold")
+        if journal.moved_aside is not None:
+            problems.append(f"Journal was damaged: moved aside to {journal.moved_aside.name}, a new one started")
+        if problems:
+            self.faults.set("journal", "; ".join(problems))
+        else:
+            self.faults.clear("journal")
+
     # -- after the decision ------------------------------------------------------------
     def record_passage(self, event_id: str, passed: bool) -> None:
         self.journal.set_passed(event_id, passed)
+        self.watch_journal()
 
     def record_alarm(self, kind: str, reason: str, source: str = "door") -> str:
         """Door forced, door held open...: journalled as an event with the alarm's code as verdict."""
@@ -163,15 +215,21 @@ class Gate:
 
         `until_idle`: when set and the queue is empty, the loop ends (end of stdin / images).
         """
-        while not stop.is_set():
-            try:
-                scan = self.scans.get(timeout=tick_s)
-            except queue.Empty:
-                scan = None
-            if scan is not None:
-                self.handle(scan)
-            elif until_idle is not None and until_idle.is_set() and self.scans.empty():
-                break
-            if tick is not None:
-                tick()
+        try:
+            while not stop.is_set():
+                try:
+                    scan = self.scans.get(timeout=tick_s)
+                except queue.Empty:
+                    scan = None
+                if scan is not None:
+                    self.handle(scan)
+                elif until_idle is not None and until_idle.is_set() and self.scans.empty():
+                    break
+                if self.journal.problem:
+                    self.journal.flush()
+                    self.watch_journal()
+                if tick is not None:
+                    tick()
+        finally:
+            self.stopped.set()
 

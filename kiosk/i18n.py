@@ -147,6 +147,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "when.weekday": "{day} {time}",
         "when.date": "{date} {time}",
         "reason.guests_used": "All {limit} guests are in",
+        # state files (issue 9)
+        "fault.journal": "Scan record needs attention",
+        "fault.snapshot_damaged": "Member list damaged: waiting for a new one",
     },
     "nl": {
         "idle.prompt": "Scan je lidmaatschapskaart",
@@ -273,6 +276,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "when.weekday": "{day} {time}",
         "when.date": "{date} {time}",
         "reason.guests_used": "Alle {limit} gasten zijn binnen",
+        # state files (issue 9)
+        "fault.journal": "Scanlogboek vraagt aandacht",
+        "fault.snapshot_damaged": "Ledenlijst beschadigd: wacht op een nieuwe",
     },
 }
 

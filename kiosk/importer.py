@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .credential import card_key, customer_key
-from .errors import ImportRejected
+from .errors import ImportRejected, SnapshotError
 from .records import RecordError, check_customer
 from .snapshot import LoadResult, SnapshotBuilder, SnapshotStore
+from .sqlfiles import is_corrupt
 from .text import safe_text
 
 csv.field_size_limit(1 << 20)
@@ -401,9 +402,11 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
     opened = _open_in_order(paths)
     try:
         builder = SnapshotBuilder(snapshot_path, "full" if replace else "merge")
-    except sqlite3.DatabaseError as exc:
-        raise ImportRejected(f"{snapshot_path}: cannot merge into the snapshot held ({exc}); "
-                             "import with --replace to start a new one") from None
+    except SnapshotError as exc:  # the builder maps sqlite3's errors; the cause says what was wrong
+        # --replace helps only with a damaged file: not with a full disk or a path that cannot be written
+        hint = "; import with --replace to start a new one" if is_corrupt(exc.__cause__) and not replace else ""
+        raise ImportRejected(f"{snapshot_path}: cannot {'replace' if replace else 'merge into'} the snapshot held "
+                             f"({exc.__cause__ or exc}){hint}") from None
     # A replace starts from empty tables, so an id read twice shows as a row count short of the rows
     # read: checked once at the end for free. A merge updates rows already held, so it files each id.
     seen = None if replace else _Seen([path for path, _, _ in opened])

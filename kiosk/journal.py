@@ -7,18 +7,23 @@ event is only ever dropped with a loud warning.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
+import os
 import sqlite3
 import threading
+import time
 import uuid
+from collections import deque
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
 from .credential import printable
 from .errors import JournalError
+from .sqlfiles import connect_readonly, is_corrupt, move_aside, readable_by_service
 from .text import csv_cell
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,10 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_pending ON events (state, seq);
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
 """
+_INSERT = ("INSERT INTO events (id, at, gate, source, raw, credential, verdict, customer_id, groups, cursor, passed,"
+           " reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+_SET_PASSED = ("UPDATE events SET passed = ?, state = CASE state WHEN 'isolated' THEN state ELSE 'pending' END"
+               " WHERE id = ?")
 COLUMNS = ("id", "at", "gate", "source", "raw", "credential", "verdict", "customer_id", "groups", "cursor",
            "passed", "reason", "state")
 
@@ -58,61 +67,214 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
+HOLD_MAX = 10_000  # decisions kept in memory while the journal cannot be written
+RETRY_S = 1.0  # how often a held journal tries to write again
+BUSY_MS = 1000  # how long a write waits for another connection's lock before the decision is held
+
+
 class Journal:
+    """The scan journal on one connection. Thread-safe.
+
+    Every write is one transaction that commits or rolls back (`_write`): the connection is never left
+    inside a transaction. When the journal cannot be written (locked by another process, disk full, an
+    I/O error) the gate keeps deciding: `append` keeps the event in memory (at most `hold_max`, then the
+    oldest are counted in `lost`) and writes them, in order, as soon as it can (`flush`). `problem` says
+    what is wrong meanwhile. A damaged file is moved aside whole and a new journal started.
+    """
+
     def __init__(self, path: str | Path, *, keep_days: int = 90, max_events: int = 1_000_000, sync: str = "normal",
-                 readonly: bool = False):
+                 readonly: bool = False, hold_max: int = HOLD_MAX):
         self.path = Path(path)
         self.keep_days = keep_days
         self.max_events = max_events
+        self.sync = sync
+        self.readonly = readonly
+        self.hold_max = hold_max
         self._lock = threading.Lock()
         self._counts: dict[str, int] | None = None  # kept up to date by our own writes
         self._changed_while_pending: set[str] = set()
         self._data_version = -1
+        self._held: deque[list[Any]] = deque()  # event rows not yet written, oldest first
+        self._held_passed: dict[str, bool] = {}  # passage answers for written events, not yet written
+        self._retry_at = 0.0
+        self.lost = 0  # held events dropped because more than hold_max were waiting
+        self.problem: str | None = None  # why the journal cannot be written right now
+        self.moved_aside: Path | None = None  # where a damaged journal went
         try:
-            if readonly:
-                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False,
-                                          isolation_level=None)
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+            self._connect()
+        except sqlite3.DatabaseError as exc:
+            if readonly or not is_corrupt(exc):
+                raise JournalError(f"{self.path}: cannot open the journal ({exc})") from exc
+            self._start_afresh(exc)
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: cannot open the journal ({exc})") from exc
+
+    def _connect(self) -> None:
+        if self.readonly:
+            self.db = connect_readonly(self.path, check_same_thread=False, isolation_level=None)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            new = not self.path.exists()
+            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                      timeout=BUSY_MS / 1000)
+            try:
                 # Small pages: each scan's commit writes a handful of whole pages to the WAL, and on an SD
                 # card 1 KiB pages cost a quarter of the default 4 KiB (see docs/operations.md).
                 self.db.execute("PRAGMA page_size=1024")
                 self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+                self.db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
                 self.db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise JournalError(f"{self.path}: cannot open the journal ({exc})") from exc
+            except sqlite3.Error:
+                self.db.close()
+                raise
+            if new:
+                readable_by_service(self.path)
+        self._ident = _ident(self.path)
+
+    def _start_afresh(self, exc: sqlite3.Error) -> None:
+        """The file is damaged: keep it aside for whoever wants to look, and journal into a new one."""
+        with contextlib.suppress(Exception):
+            self.db.close()
+        try:
+            self.moved_aside = move_aside(self.path, str(exc))
+            self._connect()
+        except (OSError, sqlite3.Error) as again:
+            raise JournalError(f"{self.path}: the journal is damaged ({exc}) and cannot be replaced ({again})") \
+                from again
+        self._counts = None
 
     def close(self) -> None:
         with self._lock:
+            if self._held or self._held_passed:
+                self._retry_at = 0.0
+                self._flush_held()
+            if self._held:
+                log.error("%s: closing with %d decisions never written (%s)", self.path, len(self._held), self.problem)
             self.db.close()
+
+    @contextlib.contextmanager
+    def _write(self, what: str, *, begin: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write: committed, or rolled back and raised as JournalError. Call with self._lock held.
+
+        `begin=False` for a single statement, which SQLite runs as its own transaction."""
+        try:
+            if begin:
+                self.db.execute("BEGIN IMMEDIATE")
+            yield self.db
+            if begin:
+                self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            if is_corrupt(exc) and not self.readonly:
+                self._start_afresh(exc)
+            raise JournalError(f"{self.path}: cannot {what} ({exc})") from exc
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        self._counts = None
+        if self.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
 
     # -- writing -----------------------------------------------------------------------
     def append(self, *, at: datetime, gate: str, source: str, raw: str, credential: str, verdict: str,
                customer_id: str | None, groups: Iterable[str], cursor: str, reason: str = "",
                passed: bool | None = None, event_id: str | None = None) -> str:
-        """Append one event durably (committed before this returns) and return its id."""
+        """Append one event and return its id: committed before this returns, or, while the journal cannot
+        be written, held in memory (see `held`) and written by a later `append` or `flush`."""
         event_id = event_id or new_event_id()
-        row = (event_id, iso(at), gate, source, printable(raw), printable(credential), verdict, customer_id,
-               json.dumps(list(groups)), cursor, None if passed is None else int(passed), reason)
-        try:
-            with self._lock:
-                self.db.execute(
-                    "INSERT INTO events (id, at, gate, source, raw, credential, verdict, customer_id, groups, cursor,"
-                    " passed, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
+        row = [event_id, iso(at), gate, source, printable(raw), printable(credential), verdict, customer_id,
+               json.dumps(list(groups)), cursor, None if passed is None else int(passed), reason]
+        with self._lock:
+            if self._held:
+                self._flush_held()
+            if not self._held:
+                try:
+                    with self._write("append to the journal", begin=False):
+                        self.db.execute(_INSERT, row)
+                except JournalError as exc:
+                    if self.readonly or isinstance(exc.__cause__, sqlite3.IntegrityError):
+                        raise
+                    if not is_corrupt(exc.__cause__):
+                        self._hold(row, exc)
+                        return event_id
+                    with self._write("append to the new journal", begin=False):  # the damaged one is aside
+                        self.db.execute(_INSERT, row)
                 if self._counts is not None:
                     self._counts["pending"] += 1
-        except sqlite3.Error as exc:
-            raise JournalError(f"{self.path}: cannot append to the journal ({exc})") from exc
+                return event_id
+            self._hold(row, None)
         return event_id
+
+    def _hold(self, row: list[Any], exc: JournalError | None) -> None:
+        if exc is not None:
+            self.problem = f"cannot write the journal: {exc.__cause__}"
+            log.error("%s; decisions are kept in memory (at most %d) until it can", exc, self.hold_max)
+            self._retry_at = time.monotonic() + RETRY_S
+        self._held.append(row)
+        if len(self._held) > self.hold_max:
+            self._held.popleft()
+            self.lost += 1
+            if self.lost == 1 or self.lost % 1000 == 0:
+                log.error("%s: %d decisions LOST: more than %d were waiting to be written", self.path, self.lost,
+                          self.hold_max)
+
+    @property
+    def held(self) -> int:
+        """Decisions made but not yet written (the journal could not be written)."""
+        return len(self._held)
+
+    def flush(self) -> bool:
+        """Write held decisions if the journal can take them again (tried at most every RETRY_S).
+        True when nothing is held any more."""
+        with self._lock:
+            if self._held or self._held_passed:
+                self._flush_held()
+            return not self._held and not self._held_passed
+
+    def _flush_held(self) -> None:
+        if time.monotonic() < self._retry_at:
+            return
+        self.db.execute("PRAGMA busy_timeout=0")  # a retry must not stall the gate's loop
+        try:
+            with self._write("write held decisions"):
+                self.db.executemany(_INSERT, self._held)
+                for event_id, passed in self._held_passed.items():
+                    self.db.execute(_SET_PASSED, (int(passed), event_id))
+        except JournalError as exc:
+            self._retry_at = time.monotonic() + RETRY_S
+            self.problem = f"cannot write the journal: {exc.__cause__}"
+            return
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        if self._held:
+            log.warning("%s can be written again: wrote %d held decisions", self.path, len(self._held))
+        self._held.clear()
+        self._held_passed.clear()
+        self.problem = None
+        self._counts = None
 
     def set_passed(self, event_id: str, passed: bool) -> None:
         """Record what the passage sensor saw; the event is (re)reported with it."""
         with self._lock:
+            for row in self._held:
+                if row[0] == event_id:
+                    row[10] = int(passed)
+                    return
             row = self.db.execute("SELECT state FROM events WHERE id = ?", (event_id,)).fetchone()
-            self.db.execute("UPDATE events SET passed = ?, state = CASE state WHEN 'isolated' THEN state ELSE 'pending' END"
-                            " WHERE id = ?", (int(passed), event_id))
+            try:
+                with self._write("record a passage", begin=False):
+                    self.db.execute(_SET_PASSED, (int(passed), event_id))
+            except JournalError as exc:
+                if self.readonly:
+                    raise
+                self._held_passed[event_id] = passed
+                self.problem = f"cannot write the journal: {exc.__cause__}"
+                self._retry_at = time.monotonic() + RETRY_S
+                log.error("%s; the passage is kept in memory until it can", exc)
+                return
             if row and row[0] == "pending":
                 # An upload may be carrying this event without `passed` right now: its acknowledgement
                 # must not mark it sent, so it goes again with the sensor's answer.
@@ -123,6 +285,7 @@ class Journal:
     def pending(self, limit: int = 500) -> list[dict[str, Any]]:
         """Unacknowledged events, oldest first, as protocol events."""
         with self._lock:
+            self._follow()
             rows = self.db.execute(
                 "SELECT id, at, gate, source, raw, credential, verdict, customer_id, groups, cursor, passed"
                 " FROM events WHERE state = 'pending' ORDER BY seq LIMIT ?", (limit,)).fetchall()
@@ -133,16 +296,23 @@ class Journal:
             for r in rows
         ]
 
+    def _follow(self) -> None:
+        """A reader whose file was moved aside (another connection found it damaged) opens the new one."""
+        if self._ident is not None and _ident(self.path) not in (None, self._ident):
+            self.db.close()
+            self._connect()
+            self._counts = None
+
     def mark_sent(self, ids: Iterable[str], at: datetime) -> int:
+        """Acknowledge events; raises JournalError (nothing marked) when the journal cannot be written."""
         with self._lock:
             ids = list(ids)
             held = self._changed_while_pending.intersection(ids)
-            self._changed_while_pending.difference_update(held)
             ids = [i for i in ids if i not in held]
-            self.db.execute("BEGIN")
-            cur = self.db.executemany("UPDATE events SET state = 'sent', sent_at = ? WHERE id = ? AND state = 'pending'",
-                                      [(iso(at), i) for i in ids])
-            self.db.execute("COMMIT")
+            with self._write("mark events sent"):
+                cur = self.db.executemany("UPDATE events SET state = 'sent', sent_at = ? WHERE id = ?"
+                                          " AND state = 'pending'", [(iso(at), i) for i in ids])
+            self._changed_while_pending.difference_update(held)
             if self._counts is not None:
                 self._counts["pending"] -= cur.rowcount
                 self._counts["sent"] += cur.rowcount
@@ -151,7 +321,9 @@ class Journal:
     def isolate(self, event_id: str, note: str) -> None:
         """Set a bad event aside so it can never block the queue; it stays here and in status."""
         with self._lock:
-            self.db.execute("UPDATE events SET state = 'isolated', state_note = ? WHERE id = ?", (note[:500], event_id))
+            with self._write("set an event aside", begin=False):
+                self.db.execute("UPDATE events SET state = 'isolated', state_note = ? WHERE id = ?",
+                                (note[:500], event_id))
             self._counts = None
 
     # -- housekeeping ------------------------------------------------------------------
@@ -160,21 +332,23 @@ class Journal:
         cutoff = iso(now - timedelta(days=self.keep_days))
         with self._lock:
             self._counts = None
-            removed = self.db.execute("DELETE FROM events WHERE state = 'sent' AND at < ?", (cutoff,)).rowcount
-            total = self.db.execute("SELECT count(*) FROM events").fetchone()[0]
-            excess = total - self.max_events
-            if excess > 0:
-                removed += self.db.execute(
-                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE state = 'sent' ORDER BY seq LIMIT ?)",
-                    (excess,)).rowcount
-                total = self.db.execute("SELECT count(*) FROM events").fetchone()[0]
+            with self._write("purge old events") as db:
+                removed = db.execute("DELETE FROM events WHERE state = 'sent' AND at < ?", (cutoff,)).rowcount
+                total = db.execute("SELECT count(*) FROM events").fetchone()[0]
                 excess = total - self.max_events
                 if excess > 0:
-                    log.warning("journal holds %d events, over journal.max_events = %d, and %d of them were never "
-                                "reported upstream: dropping the oldest %d UNREPORTED events", total, self.max_events,
-                                excess, excess)
-                    removed += self.db.execute(
-                        "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)", (excess,)).rowcount
+                    removed += db.execute(
+                        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE state = 'sent' ORDER BY seq"
+                        " LIMIT ?)", (excess,)).rowcount
+                    total = db.execute("SELECT count(*) FROM events").fetchone()[0]
+                    excess = total - self.max_events
+                    if excess > 0:
+                        log.warning("journal holds %d events, over journal.max_events = %d, and %d of them were never "
+                                    "reported upstream: dropping the oldest %d UNREPORTED events", total,
+                                    self.max_events, excess, excess)
+                        removed += db.execute(
+                            "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)",
+                            (excess,)).rowcount
         return removed
 
     # -- reading -----------------------------------------------------------------------
@@ -182,6 +356,7 @@ class Journal:
         """Events by state. Counted once, then kept by our own writes (a GROUP BY over a big journal is slow
         on a Pi and the screen asks often); recounted when another process wrote the journal."""
         with self._lock:
+            self._follow()
             version = self.db.execute("PRAGMA data_version").fetchone()[0]
             if self._counts is None or version != self._data_version:
                 rows = dict(self.db.execute("SELECT state, count(*) FROM events GROUP BY state").fetchall())
@@ -226,9 +401,19 @@ class Journal:
         return [{"id": r[0], "at": r[1], "verdict": r[2], "note": r[3]} for r in rows]
 
 
+def _ident(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_dev)
+
+
 def write_csv(events: Iterable[dict[str, Any]], out: IO[str]) -> int:
-    writer = csv.writer(out)
-    writer.writerow(COLUMNS)
+    csv.writer(out).writerow(COLUMNS)
+    # Every cell quoted (OWASP): a spreadsheet whose list separator is ";" (Dutch Excel) would otherwise split
+    # an unquoted "x;=HYPERLINK(...)" into a new cell that starts with "=".
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     n = 0
     for event in events:
         row = dict(event)

@@ -6,17 +6,26 @@ WATCHDOG pings that only the main loop sends, so a hung loop gets the service re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 
+# TEST ONLY (scripts/system-test): a file by this name in the state dir makes the running kiosk
+# stop its watchdog pings for good, as a hung main loop would, so the watchdog restart is proven.
+TEST_ONLY_STOP_WATCHDOG = "TEST-ONLY-stop-watchdog"
+
+
 class Notifier:
-    def __init__(self, env: dict[str, str] | None = None):
+    def __init__(self, env: dict[str, str] | None = None, stop_file: Path | None = None):
         env = os.environ if env is None else env
+        self._stop_file = stop_file
+        self._stopped = False
         self.address = env.get("NOTIFY_SOCKET", "")
         usec = env.get("WATCHDOG_USEC", "")
         pid = env.get("WATCHDOG_PID", "")
@@ -60,7 +69,13 @@ class Notifier:
         now = time.monotonic() if now is None else now
         if self._last_ping is None or now - self._last_ping >= self.watchdog_interval:
             self._last_ping = now
-            self.send("WATCHDOG=1")
+            if not self._stopped and self._stop_file is not None and self._stop_file.exists():
+                with contextlib.suppress(OSError):  # consumed where it can be; the pings stop either way
+                    self._stop_file.unlink()
+                self._stopped = True
+                log.warning("test only: %s found, watchdog pings stopped", self._stop_file)
+            if not self._stopped:
+                self.send("WATCHDOG=1")
 
     def close(self) -> None:
         if self._sock is not None:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .credential import card_key, customer_key
 from .errors import SnapshotError
@@ -26,6 +26,7 @@ from .model import Card, Customer, Group
 from .pass_keys import PASS_RECORDS, apply_pass_record
 from .records import (RecordError, card_from_row, check_card, check_customer, check_delete, check_group,
                       customer_from_row, group_from_row, normalise_postcode)
+from .sqlfiles import is_corrupt, move_aside, readable_by_service
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,30 @@ class LoadResult:
 def writer_lock(path: Path) -> Iterator[None]:
     """One snapshot writer at a time (the sync thread, `kiosk import`, ...), across processes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(path) + ".lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    lock = Path(str(path) + ".lock")
+    new = not lock.exists()
+    # Read-only is enough for flock, so a lock file root made under umask 077 still works for the kiosk.
+    fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o640)
+    try:
+        if new:
+            readable_by_service(lock)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def sqlite_errors(path: Path, what: str) -> Iterator[None]:
+    """The snapshot's boundary: sqlite3 errors become SnapshotError naming the file and what failed."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        hint = "; it is damaged: `kiosk import --replace` or `kiosk sync` makes a new one" if is_corrupt(exc) else ""
+        raise SnapshotError(f"{path}: cannot {what} ({exc}){hint}") from exc
 
 
 class SnapshotBuilder:
@@ -110,9 +129,10 @@ class SnapshotBuilder:
         self._lock_cm = writer_lock(self.path)
         self._lock_cm.__enter__()
         try:
-            self._open()
+            with sqlite_errors(self.path, f"open the snapshot for a {mode} load"):
+                self._open()
         except BaseException:
-            self._lock_cm.__exit__(None, None, None)
+            self.abort()
             raise
 
     def _open(self) -> None:
@@ -146,7 +166,12 @@ class SnapshotBuilder:
 
     # -- records -----------------------------------------------------------------------
     def apply(self, record: dict[str, Any]) -> None:
-        """Apply one protocol record. Raises RecordError naming what is wrong with it."""
+        """Apply one protocol record. Raises RecordError naming what is wrong with it, SnapshotError when
+        the file cannot take it (the caller aborts the load)."""
+        with sqlite_errors(self.path, "write the snapshot"):
+            self._apply(record)
+
+    def _apply(self, record: dict[str, Any]) -> None:
         if not isinstance(record, dict):
             raise RecordError("a record must be a JSON object")
         kind = record.get("type")
@@ -202,32 +227,37 @@ class SnapshotBuilder:
     # -- finish ------------------------------------------------------------------------
     def commit(self, meta: dict[str, str]) -> LoadResult:
         try:
-            self._flush()
-            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                [(k, str(v)) for k, v in {**meta, "schema": SCHEMA_VERSION}.items()])
-            if self.mode != "delta":
-                self.db.execute("COMMIT")
-                self.db.executescript(_INDEXES)
-                self.db.execute("PRAGMA synchronous=FULL")
-            else:
-                self.db.execute("COMMIT")
-            self.db.close()
-            if self.mode != "delta":
-                _fsync(self._target)
-                os.replace(self._target, self.path)
-                _fsync_dir(self.path.parent)
+            with sqlite_errors(self.path, "commit the snapshot"):
+                self._commit(meta)
         except BaseException:
             self.abort()
             raise
         self._lock_cm.__exit__(None, None, None)
         return self.result
 
+    def _commit(self, meta: dict[str, str]) -> None:
+        self._flush()
+        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            [(k, str(v)) for k, v in {**meta, "schema": SCHEMA_VERSION}.items()])
+        if self.mode != "delta":
+            self.db.execute("COMMIT")
+            self.db.executescript(_INDEXES)
+            self.db.execute("PRAGMA synchronous=FULL")
+        else:
+            self.db.execute("COMMIT")
+        self.db.close()
+        if self.mode != "delta":
+            readable_by_service(self._target)
+            _fsync(self._target)
+            os.replace(self._target, self.path)
+            _fsync_dir(self.path.parent)
+
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             self.db.execute("ROLLBACK")
         with contextlib.suppress(Exception):
             self.db.close()
-        if self.mode != "delta":
+        if self.mode != "delta" and hasattr(self, "_target"):
             with contextlib.suppress(FileNotFoundError):
                 self._target.unlink()
             for suffix in ("-journal",):
@@ -273,11 +303,21 @@ class SnapshotStore:
 
     Thread-safe. Reopens by itself when a writer swapped the file (checked at most every
     `recheck_s`), and refreshes its cached groups and meta when a delta was committed.
+
+    A file it cannot read raises SnapshotError, unless `heal` (the running kiosk): then a damaged file is
+    moved aside (never deleted), an unreadable one left alone, and the store reads as empty, so the
+    gate decides by its stale policy, until a sync or an import brings a good file. `problem` says why,
+    and `on_problem(text or None)` is told when that changes. `report` does the same but moves nothing.
     """
 
-    def __init__(self, path: str | os.PathLike[str], recheck_s: float = 0.5):
+    def __init__(self, path: str | os.PathLike[str], recheck_s: float = 0.5, *, heal: bool = False,
+                 report: bool = False, on_problem: Callable[[str | None], None] | None = None):
         self.path = Path(path)
         self.recheck_s = recheck_s
+        self.heal = heal
+        self.report = report  # `kiosk status`: say what is wrong (problem) and read as empty, moving nothing
+        self.on_problem = on_problem
+        self.problem: str | None = None
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._ident: tuple[int, int] | None = None
@@ -307,9 +347,39 @@ class SnapshotStore:
             self._db = db
             self._ident = (st.st_ino, st.st_dev)
             self._refresh()
-        except sqlite3.DatabaseError as exc:
-            self._db = None
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            return
+        self._set_problem(None)
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        """A read failed: raise, or (heal) move a damaged file aside and read as empty meanwhile."""
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+        self._db, self._groups, self._meta, self._counts = None, {}, {}, None
+        if not (self.heal or self.report):
             raise SnapshotError(f"{self.path}: cannot read the snapshot ({exc})") from exc
+        if self.heal and is_corrupt(exc):
+            try:
+                aside = move_aside(self.path, str(exc))
+                problem = (f"Member list was damaged: moved aside to {aside.name}; "
+                           "waiting for a sync or `kiosk import`")
+            except OSError as move_exc:
+                problem = f"Member list is damaged ({exc}) and cannot be moved aside ({move_exc.strerror})"
+            self._ident = None
+        else:
+            problem = f"Member list cannot be read ({exc})"
+            # keep the file's identity: tried again when a writer replaces it, or after recheck_s
+        if problem != self.problem:
+            log.error("%s: %s", self.path, problem)
+        self._set_problem(problem)
+
+    def _set_problem(self, problem: str | None) -> None:
+        if problem != self.problem:
+            self.problem = problem
+            if self.on_problem is not None:
+                self.on_problem(problem)
 
     def _refresh(self) -> None:
         assert self._db is not None
@@ -331,8 +401,12 @@ class SnapshotStore:
                 ident = None
             if self._db is None or ident != self._ident:
                 self._connect()
-            elif self._db.execute("PRAGMA data_version").fetchone()[0] != self._data_version:
-                self._refresh()
+            else:
+                try:
+                    if self._db.execute("PRAGMA data_version").fetchone()[0] != self._data_version:
+                        self._refresh()
+                except sqlite3.Error as exc:
+                    self._failed(exc)
         return self._db
 
     def reload(self) -> None:
@@ -353,7 +427,12 @@ class SnapshotStore:
             db = self._ensure()
             if db is None:
                 return None
-            row = db.execute(f"SELECT {_CUSTOMER_COLS} FROM customers WHERE key = ?", (customer_key(customer_id),)).fetchone()
+            try:
+                row = db.execute(f"SELECT {_CUSTOMER_COLS} FROM customers WHERE key = ?",
+                                 (customer_key(customer_id),)).fetchone()
+            except sqlite3.Error as exc:
+                self._failed(exc)
+                return None
         return customer_from_row(row) if row else None
 
     def card(self, code: str) -> Card | None:
@@ -361,8 +440,11 @@ class SnapshotStore:
             db = self._ensure()
             if db is None:
                 return None
-            row = db.execute(f"SELECT {self._card_cols} FROM cards WHERE key = ?",
-                             (card_key(code),)).fetchone()
+            try:
+                row = db.execute(f"SELECT {self._card_cols} FROM cards WHERE key = ?", (card_key(code),)).fetchone()
+            except sqlite3.Error as exc:
+                self._failed(exc)
+                return None
         return card_from_row(row) if row else None
 
     def groups(self) -> dict[str, Group]:
@@ -394,8 +476,12 @@ class SnapshotStore:
             if db is None:
                 return {"customers": 0, "groups": 0, "cards": 0}
             if self._counts is None:
-                self._counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                                for t in ("customers", "groups", "cards")}
+                try:
+                    self._counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                                    for t in ("customers", "groups", "cards")}
+                except sqlite3.Error as exc:
+                    self._failed(exc)
+                    return {"customers": 0, "groups": 0, "cards": 0}
             return dict(self._counts)
 
     # -- signed passes: keys and revoked serials delivered with the snapshot ----------------
@@ -408,6 +494,9 @@ class SnapshotStore:
                 return dict(db.execute("SELECT key_id, public_key FROM pass_keys"))
             except sqlite3.OperationalError:  # a snapshot written before passes existed
                 return {}
+            except sqlite3.DatabaseError as exc:  # damaged: moved aside (heal) or SnapshotError
+                self._failed(exc)
+                return {}
 
     def pass_revoked(self, customer_id: str, serial: int) -> bool:
         with self._lock:
@@ -419,14 +508,21 @@ class SnapshotStore:
                                   (customer_key(customer_id), serial)).fetchone() is not None
             except sqlite3.OperationalError:
                 return False
+            except sqlite3.DatabaseError as exc:
+                self._failed(exc)
+                return False
 
     def cards_of(self, customer_id: str) -> list[Card]:
         with self._lock:
             db = self._ensure()
             if db is None:
                 return []
-            rows = db.execute(f"SELECT {self._card_cols} FROM cards WHERE customer_key = ?",
-                              (customer_key(customer_id),)).fetchall()
+            try:
+                rows = db.execute(f"SELECT {self._card_cols} FROM cards WHERE customer_key = ?",
+                                  (customer_key(customer_id),)).fetchall()
+            except sqlite3.Error as exc:
+                self._failed(exc)
+                return []
         return [card_from_row(r) for r in rows]
 
     def find(self, query: str, limit: int = 20) -> list[Customer]:
@@ -442,11 +538,15 @@ class SnapshotStore:
             if db is None:
                 return []
             rows: dict[str, tuple] = {}
-            for sql, params in queries:
-                for row in db.execute(sql, params):
-                    rows.setdefault(row[0], row)
-                if len(rows) >= limit:
-                    break
+            try:
+                for sql, params in queries:
+                    for row in db.execute(sql, params):
+                        rows.setdefault(row[0], row)
+                    if len(rows) >= limit:
+                        break
+            except sqlite3.Error as exc:  # a damaged index: moved aside (heal) or SnapshotError, like every read
+                self._failed(exc)
+                return []
         return [customer_from_row(r) for r in list(rows.values())[:limit]]
 
 

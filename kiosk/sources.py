@@ -21,6 +21,7 @@ class StdinSource:
     """One scan per line (bytes, so invalid UTF-8 becomes a verdict, not a crash). Sets `done` at end of input."""
 
     name = "stdin"
+    live = False  # a file or pipe can wait: it is given the gate's back-pressure, never dropped
 
     def __init__(self, stream: BinaryIO | None = None):
         self.stream = stream if stream is not None else sys.stdin.buffer
@@ -57,11 +58,14 @@ class ImageFolderSource:
     """Every image in a folder, in name order, decoded like camera frames; sets `done` after the last."""
 
     name = "images"
+    live = False
 
     def __init__(self, folder: str | Path, decoder: FrameDecoder):
+        """Raises OSError when the folder cannot be listed (missing, not a folder, no permission)."""
         self.folder = Path(folder)
         self.decoder = decoder
         self.done = threading.Event()
+        self._files = self.files()
 
     def files(self) -> list[Path]:
         return sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -69,7 +73,7 @@ class ImageFolderSource:
     def start(self, submit: Submit) -> None:
         def read() -> None:
             try:
-                for path in self.files():
+                for path in self._files:
                     try:
                         found = self.decoder.decode(load_gray(str(path)))
                     except (OSError, ValueError) as exc:

@@ -26,6 +26,7 @@ from .. import __version__
 from ..errors import KioskError
 from ..journal import Journal, iso
 from ..rules import snapshot_age
+from ..state import SyncOutcome, UploadOutcome
 from .client import ClientSettings, UpstreamClient, UpstreamError, read_token, url_warnings
 from .limits import SyncLimits
 from .sync import Progress, SnapshotHeldBack, SyncResult, SyncStopped, discard_pending, sync_snapshot
@@ -109,9 +110,10 @@ class Upstream:
                 app.faults.set("snapshot_pending", "New member list held back: it drops many members")
             else:
                 self._failed("sync", exc)
-            app.state["last_sync"] = {"at": iso(now), "ok": False, "cursor": app.snapshot.meta().get("cursor", ""),
-                                      "error": str(exc), "failures": self.sync_failures,
-                                      "last_ok_at": (app.state.get("last_sync") or {}).get("last_ok_at")}
+            before = SyncOutcome.from_json(app.state.get("last_sync"))
+            app.state["last_sync"] = SyncOutcome(
+                at=iso(now), ok=False, cursor=app.snapshot.meta().get("cursor", ""), error=str(exc),
+                failures=self.sync_failures, last_ok_at=before.last_ok_at if before else None).to_json()
             raise
         self.sync_failures = 0
         discard_pending(app.snapshot_path)
@@ -119,9 +121,9 @@ class Upstream:
         app.snapshot.reload()
         self._succeeded("sync")
         app.watch_staleness()
-        app.state["last_sync"] = {"at": iso(now), "ok": True, "kind": result.kind, "cursor": result.cursor,
-                                  "changed": result.changed(), "bytes": result.bytes,
-                                  "seconds": round(result.seconds, 2), "last_ok_at": iso(now)}
+        app.state["last_sync"] = SyncOutcome(at=iso(now), ok=True, kind=result.kind, cursor=result.cursor,
+                                             changed=result.changed(), bytes=result.bytes,
+                                             seconds=round(result.seconds, 2), last_ok_at=iso(now)).to_json()
         log.info("sync: %s", result.summary())
         return result
 
@@ -134,14 +136,14 @@ class Upstream:
         except KioskError as exc:
             self.report_failures += 1
             self._failed("report", exc)
-            app.state["last_upload"] = {"at": iso(app.clock()), "ok": False, "error": str(exc),
-                                        "failures": self.report_failures}
+            app.state["last_upload"] = UploadOutcome(at=iso(app.clock()), ok=False, error=str(exc),
+                                                     failures=self.report_failures).to_json()
             raise
         self.report_failures = 0
         self._succeeded("report")
         if result.requests:
-            app.state["last_upload"] = {"at": iso(app.clock()), "ok": True, "accepted": result.accepted,
-                                        "isolated": len(result.isolated)}
+            app.state["last_upload"] = UploadOutcome(at=iso(app.clock()), ok=True, accepted=result.accepted,
+                                                     isolated=len(result.isolated)).to_json()
             log.info("upload: %s", result.summary())
         return result
 
@@ -154,7 +156,8 @@ class Upstream:
         age = snapshot_age(meta, app.clock())
         return {"device": self.settings.device, "version": __version__, "cursor": meta.get("cursor", ""),
                 "snapshot_age_s": None if age is None else round(age.total_seconds()),
-                "queue": self._journal.counts()["pending"], "uptime_s": round(time.monotonic() - app.started),
+                # held: decided while the journal could not be written, still to be written and reported
+                "queue": self._journal.counts()["pending"] + app.journal.held, "uptime_s": round(time.monotonic() - app.started),
                 "last_scan_at": self._journal.last_at(), "faults": sorted(app.faults.active())}
 
     # -- faults --------------------------------------------------------------------------

@@ -167,10 +167,11 @@ class VenueCounts:
 
     # -- building ------------------------------------------------------------------------------------
     @classmethod
-    def rebuild(cls, journal_path: str | Path, store: PeerStore, rules: AccessRules, tz: tzinfo | None,
+    def rebuild(cls, journal_path: str | Path, store: PeerStore | None, rules: AccessRules, tz: tzinfo | None,
                 punch: frozenset[str] | set[str] = frozenset(), since: datetime | None = None) -> "VenueCounts":
         """From this gate's journal and the peers' store: entries over `since` (kiosk.counts.history_since),
-        the zone replayed over the current period."""
+        the zone replayed over the current period. No store (a read-only look before any peer was heard): the
+        journal alone."""
         counts = cls(rules, tz, punch)
         own = rules.direction
         # this gate's entries in Counts' own lean rebuild (an `out` gate's admits are exits: no entries)
@@ -178,7 +179,7 @@ class VenueCounts:
                                                punch, since=since)
         counts.entries_counts.rules = counts._by_dir["none"]
         counts._seq = counts.entries_counts._seq
-        peers = store.count_rows(since=since)
+        peers = store.count_rows(since=since) if store is not None else []
         for at, verdict, source, customer_id, credential, value, _zone, direction, _gate in peers:
             if verdict == "admit" and direction != "out" and source != "exit_button":
                 counts.entries_counts._apply(_t(at), verdict, source, customer_id,
@@ -188,33 +189,31 @@ class VenueCounts:
         counts._rebuild_zone(Path(journal_path), store)
         return counts
 
-    def _rebuild_zone(self, journal_path: Path, store: PeerStore) -> None:
-        own_newest = None
-        if journal_path.exists():
-            db = None
-            try:
+    def _rebuild_zone(self, journal_path: Path, store: PeerStore | None) -> None:
+        """The zone: this gate's and the zone's peers' events of the newest period (since its reset), in time order."""
+        peers_newest = store.newest(self.zone) if store is not None else None
+        own: list[ZoneEvent] = []
+        db = None
+        try:
+            own_newest = None
+            if journal_path.exists():
                 db = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True)
                 own_newest = db.execute("SELECT max(at) FROM events WHERE verdict IN (?, ?)", _COUNTED).fetchone()[0]
-                newest = max(filter(None, (own_newest, store.newest(self.zone))), default=None)
-                if newest is None:
-                    return
-                start = datetime.fromtimestamp(self.zone_counts._period_of(_t(newest))[0], timezone.utc)
-                own = [(_t(at), eid, verdict, source, customer, raw, self.rules.direction) for at, eid, verdict, source,
-                       customer, raw in db.execute(
-                           "SELECT at, id, verdict, source, customer_id, raw FROM events INDEXED BY events_at"
-                           " WHERE at >= ? AND verdict IN (?, ?)", (iso(start), *_COUNTED))]
-            except sqlite3.Error as exc:
-                raise JournalError(f"{journal_path}: cannot read the journal to count who is inside ({exc})") from exc
-            finally:
-                if db is not None:
-                    db.close()
-        else:
-            newest = store.newest(self.zone)
+            newest = max(filter(None, (own_newest, peers_newest)), default=None)
             if newest is None:
                 return
             start = datetime.fromtimestamp(self.zone_counts._period_of(_t(newest))[0], timezone.utc)
-            own = []
-        rows = store.zone_rows(self.zone, start, _COUNTED)
+            if db is not None:
+                own = [(_t(at), eid, verdict, source, customer, raw, self.rules.direction)
+                       for at, eid, verdict, source, customer, raw in db.execute(
+                           "SELECT at, id, verdict, source, customer_id, raw FROM events INDEXED BY events_at"
+                           " WHERE at >= ? AND verdict IN (?, ?)", (iso(start), *_COUNTED))]
+        except sqlite3.Error as exc:
+            raise JournalError(f"{journal_path}: cannot read the journal to count who is inside ({exc})") from exc
+        finally:
+            if db is not None:
+                db.close()
+        rows = store.zone_rows(self.zone, start, _COUNTED) if store is not None else []
         peers = [(_t(at), eid, verdict, source, customer, value or "", direction)
                  for at, eid, verdict, source, customer, value, direction in rows]
         for event in sorted(own + peers):

@@ -37,10 +37,16 @@ def heartbeat_status(app: Any) -> dict[str, Any]:
 
 
 def union_counts(app: Any, punch: frozenset[str], since: datetime | None) -> VenueCounts:
-    """The App's counts when a broker is configured: its journal and the peers' store (opened here, kept on app)."""
+    """The App's counts when a broker is configured: its journal and the peers' store (opened here, kept on app;
+    read-only for `kiosk status` and `check`, which create nothing)."""
     j = app.config.journal
-    app.venue_store = PeerStore(app.state_dir / STORE_FILE, keep_days=j.keep_days, max_events=j.max_events)
-    return VenueCounts.rebuild(app.journal.path, app.venue_store, app.policy.access, app.policy.tz, punch, since=since)
+    path = app.state_dir / STORE_FILE
+    if not app.readonly:
+        app.venue_store = PeerStore(path, keep_days=j.keep_days, max_events=j.max_events)
+    elif path.exists():
+        app.venue_store = PeerStore(path, readonly=True)
+    return VenueCounts.rebuild(app.journal_path, app.venue_store, app.policy.access, app.policy.tz, punch,
+                               since=since)
 
 
 def start_link(app: Any) -> VenueLink | None:

@@ -66,3 +66,13 @@ def test_every_query_reads_an_index_never_the_whole_customers_table(store, query
             assert any(step.startswith("SEARCH customers") for step in plan), (sql, plan)
     finally:
         db.close()
+
+
+def test_the_find_help_names_every_kind_of_query_it_answers():
+    from kiosk.cli import build_parser
+
+    sub = next(a for a in build_parser()._subparsers._group_actions if a.choices)
+    text = " ".join(sub.choices["find"].format_help().split())
+    for kind in ("id", "card code", "email", "postcode", '"Surname, First"', '"First Surname"', "organisation",
+                 "three or more letters"):
+        assert kind in text, kind

@@ -101,6 +101,42 @@ def test_a_failing_output_does_not_stop_the_others(snapshot, journal, clock, rec
     assert "relay on fire" in caplog.text
 
 
+class Flaky:
+    """An output (a screen, a relay board) that fails until it is fixed."""
+
+    def __init__(self) -> None:
+        self.broken = True
+        self.acted = 0
+
+    def act(self, decision: Decision) -> None:
+        if self.broken:
+            raise RuntimeError("display lost\x1b[31m")
+        self.acted += 1
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failing_output_is_logged_once_shown_as_a_fault_and_cleared_when_it_works(snapshot, journal, clock,
+                                                                                   recorder, caplog):
+    flaky = Flaky()
+    gate = Gate(gate_id="g", snapshot=snapshot, journal=journal, policy=POLICY, outputs=[flaky, recorder], clock=clock)
+    for raw in ("I-1002", "I-9999", "I-1003"):
+        gate.handle(scan(raw))
+    assert len(recorder.seen) == 3  # the others still acted on every decision
+    failures = [r for r in caplog.records if "Flaky failed" in r.getMessage()]
+    assert len(failures) == 1  # once, not once per scan
+    fault = gate.faults.active()["output_Flaky"]
+    assert "display lost" in fault and "\x1b" not in fault
+    flaky.broken = False
+    gate.handle(scan("I-9999"))
+    assert flaky.acted == 1 and "output_Flaky" not in gate.faults.active()
+    flaky.broken = True
+    gate.handle(scan("I-9999"))  # broken again: a new log line and the fault again
+    assert len([r for r in caplog.records if "Flaky failed" in r.getMessage()]) == 2
+    assert "output_Flaky" in gate.faults.active()
+
+
 def test_repeat_memory(gate, clock, journal):
     assert gate.handle(scan("I-1001")).verdict is Verdict.ADMIT
     clock.advance(2)

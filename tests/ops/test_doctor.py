@@ -121,7 +121,7 @@ def test_camera(tmp_path: Path):
     check = doctor.check_camera(camera, tmp_path, found)
     assert check.status == OK and "video0" in check.message
     check = doctor.check_camera(camera, tmp_path, missing)
-    assert check.status == FAIL and "python3-picamera2" in check.fix
+    assert check.status == FAIL and "python3-picamera2" in check.fix and "archive.raspberrypi.com" in check.fix
     assert doctor.check_camera(make_config({"gate": {"sources": ["serial"]}}), tmp_path, found).status == SKIP
     simulated = make_config({"camera": {"backend": "simulated"}})
     assert doctor.check_camera(simulated, tmp_path, missing).status == OK
@@ -287,8 +287,8 @@ def test_run_checks_all_good_means_exit_0(tmp_path: Path, upstream_url: str, mon
     monkeypatch.setattr(doctor, "filesystem_of", lambda path, mountinfo: "ext4")  # CI's /tmp may be tmpfs
     checks = doctor.run_checks(str(_healthy_config(tmp_path, upstream_url)), env={})
     names = [c.name for c in checks]
-    assert names == ["config", "token", "state dir", "disk", "camera", "scanner", "gpio", "display", "clock",
-                     "upstream", "passes"]
+    assert names == ["config", "token", "state dir", "snapshot", "journal", "disk", "camera", "scanner", "gpio",
+                     "display", "clock", "upstream", "passes"]
     assert [c.status for c in checks if c.status not in (OK, SKIP)] == []
     text, status = doctor.report(checks)
     assert status == 0 and text.endswith("all good")
@@ -302,3 +302,31 @@ def test_kiosk_doctor_command_reports_a_bad_config_and_exits_1(tmp_path: Path, c
     assert out[0].startswith("FAIL  config") and "gate.mode" in out[0] and "-- fix: edit" in out[0]
     assert any(line.startswith(("ok    state dir", "FAIL  state dir")) for line in out)
     assert "problem(s)" in out[-1]
+
+
+def test_state_files_are_checked_for_damage_read_only(tmp_path: Path, clock):
+    from kiosk import demo
+    from kiosk.journal import Journal
+
+    state = tmp_path / "state"
+    state.mkdir()
+    assert [c.status for c in doctor.check_state_files(state)] == [SKIP, SKIP]
+    assert list(state.iterdir()) == []  # looking created nothing
+    demo.seed(state / "snapshot.sqlite", clock())
+    journal = Journal(state / "journal.sqlite")
+    journal.append(at=clock(), gate="g", source="stdin", raw="I-1", credential="I-1", verdict="admit",
+                   customer_id="I-1", groups=[], cursor="c")
+    journal.close()
+    assert [c.status for c in doctor.check_state_files(state)] == [OK, OK]
+
+    # damage a page in the middle of each file, past the header, as a bad SD card would
+    for name in ("snapshot.sqlite", "journal.sqlite"):
+        data = bytearray((state / name).read_bytes())
+        page = 4096 if name == "snapshot.sqlite" else 1024
+        data[2 * page:4 * page] = b"\xa5" * (2 * page)
+        (state / name).write_bytes(bytes(data))
+    snapshot, journal_check = doctor.check_state_files(state)
+    assert snapshot.status == FAIL and "snapshot.sqlite is damaged" in snapshot.message
+    assert "kiosk sync" in snapshot.fix and "import --replace" in snapshot.fix
+    assert journal_check.status == FAIL and "journal.sqlite is damaged" in journal_check.message
+    assert "moves the damaged journal aside" in journal_check.fix

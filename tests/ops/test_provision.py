@@ -50,6 +50,7 @@ def test_dry_run_on_a_clean_root_prints_every_action_and_changes_nothing(root: P
     actions = "\n".join(changes(out))
     assert f"-m venv --system-site-packages {root}/opt/kiosk/venv" in actions
     assert f"{root}/opt/kiosk/venv/bin/python -m pip install" in actions
+    assert f"--constraint {root}/opt/kiosk/constraints.txt {REPO}" in actions  # apt's numpy/pygame/gpiozero kept
     assert f"{REPO}/config/kiosk.toml {root}/etc/kiosk/kiosk.toml" in actions
     assert f"{root}/etc/udev/rules.d/70-kiosk-scanner.rules" in actions
     assert f"{root}/etc/systemd/system/kiosk.service" in actions
@@ -128,6 +129,21 @@ def test_uninstall_keeps_config_and_journal_unless_purged(root: Path):
     assert changes(provision("--root", root, "--uninstall").stdout) == []
     provision("--root", root, "--uninstall", "--purge")
     assert not journal.exists() and not (root / "etc" / "kiosk").exists()
+
+
+def test_raspberry_pi_packages_only_with_the_raspberry_pi_archive(root: Path):
+    out = provision("--root", root, "--skip-venv", "--dry-run").stdout
+    assert "~ no Raspberry Pi archive in apt's sources: skipped python3-picamera2 python3-lgpio python3-gpiozero" in out
+    assert "apt-get install python3-venv python3-numpy python3-pygame fonts-dejavu-core\n" in out
+    sources = root / "etc" / "apt" / "sources.list.d"
+    sources.mkdir(parents=True)
+    (sources / "raspi.list").write_text("# deb http://archive.raspberrypi.com/debian/ bookworm main\n")
+    assert "no Raspberry Pi archive" in provision("--root", root, "--skip-venv", "--dry-run").stdout  # commented out
+    (sources / "raspi.sources").write_text("Types: deb\nURIs: http://archive.raspberrypi.com/debian/\n"
+                                           "Suites: bookworm\nComponents: main\n")
+    out = provision("--root", root, "--skip-venv", "--dry-run").stdout
+    assert "no Raspberry Pi archive" not in out
+    assert "fonts-dejavu-core python3-picamera2 python3-lgpio python3-gpiozero" in out
 
 
 def test_bad_options_are_refused_with_a_clear_line(root: Path):

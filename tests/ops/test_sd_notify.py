@@ -13,7 +13,7 @@ import pytest
 
 from kiosk import config as configuration
 from kiosk.app import App, run
-from kiosk.notify import Notifier
+from kiosk.notify import TEST_ONLY_STOP_WATCHDOG, Notifier
 
 
 def _receiver(address: str) -> socket.socket:
@@ -73,6 +73,20 @@ def test_watchdog_pings_at_half_the_interval_and_at_once(path_socket):
         notifier.watchdog(now)
     notifier.close()
     assert _drain(sock) == ["WATCHDOG=1"] * 3  # at 0.5, 1.5 and 2.6
+
+
+def test_test_only_stop_file_ends_the_pings_for_good_and_is_consumed(path_socket, tmp_path: Path):
+    path, sock = path_socket
+    stop = tmp_path / TEST_ONLY_STOP_WATCHDOG
+    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid())},
+                        stop_file=stop)
+    notifier.watchdog(0.0)
+    stop.touch()
+    for now in (1.0, 2.0, 3.0, 4.0):
+        notifier.watchdog(now)
+    notifier.close()
+    assert _drain(sock) == ["WATCHDOG=1"]  # only the ping before the file appeared
+    assert not stop.exists()  # consumed: the restarted kiosk pings again
 
 
 def test_watchdog_meant_for_another_process_is_ignored(path_socket):

@@ -74,6 +74,8 @@ def test_kiosk_sync_with_a_non_ascii_token_says_so_in_one_line(tmp_path, ref):
     ("https://only-a-token@hub.example.org", "https://********@hub.example.org"),
     ("http://hub.example.org/a@b", "http://hub.example.org/a@b"),  # an @ in the path is no credential
     ("rfc2217://u:p@10.0.0.5:2217", "rfc2217://********@10.0.0.5:2217"),
+    ("https://kiosk:p@ss@w0rd@hub.example.org/v1", "https://********@hub.example.org/v1"),  # @ in the password
+    ("https://u:p@ss@hub.example.org/a@b?x=@", "https://********@hub.example.org/a@b?x=@"),
     ("/dev/ttyACM0", "/dev/ttyACM0"),
 ])
 def test_redact_url(url, masked):

@@ -185,3 +185,20 @@ def test_heartbeat_carries_the_kiosk_state(app, upstream, ref):
     assert beat["cursor"] == app.snapshot.cursor and beat["queue"] == 3
     assert beat["faults"] == ["camera"] and beat["last_scan_at"] and beat["snapshot_age_s"] >= 0
     assert beat["uptime_s"] >= 0
+
+
+def test_heartbeat_queue_counts_the_decisions_held_while_the_journal_is_locked(app, upstream, ref):
+    import sqlite3
+
+    scan_many(app, 2)
+    blocker = sqlite3.connect(app.journal.path, timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the journal's write lock
+    try:
+        for _ in range(3):
+            verdict(app, "I-1001")
+        assert app.journal.held == 3
+        upstream.heartbeat_once()
+        assert ref.store.heartbeats()[-1]["queue"] == 5
+    finally:
+        blocker.rollback()
+        blocker.close()

@@ -27,6 +27,7 @@ from typing import Any, Callable, MutableMapping
 import paho.mqtt.client as mqtt
 
 from ..journal import iso
+from ..ports import Faults
 from ..text import safe_text
 from . import messages
 from .settings import VenueSettings, topic_level_problem
@@ -41,6 +42,7 @@ _ASK_AGAIN_S = 3.0  # a want that brought nothing is asked again after this long
 _BATCH_QUIET_S = 0.2  # a want's answer has ended when nothing came from that peer for this long
 _ANSWER_EVERY_S = 0.1  # wants are answered one at a time this far apart: no peer can make us flood the broker
 MAX_GATES = 256  # gates of one venue this kiosk keeps track of; names past it are hostile or a mistake
+_DOWN_FAULT_BEATS = 2  # the link counts as down (a fault) after this many heartbeats without a connection
 _BEAT_SOON_S = 1.0  # after a decision, the fleet's view follows within a second, but not once per scan
 
 
@@ -48,7 +50,7 @@ class VenueLink:
     def __init__(self, settings: VenueSettings, *, journal_path: str | Path, store: PeerStore,
                  state: MutableMapping[str, Any], status: Callable[[], dict[str, Any]], clock: Callable[[], datetime],
                  on_peer_events: Callable[[list[dict[str, Any]]], None] | None = None,
-                 on_remote_open: Callable[[str], None] | None = None):
+                 on_remote_open: Callable[[str], None] | None = None, faults: Faults | None = None):
         self.settings = settings
         self.journal_path = Path(journal_path)
         self.store = store
@@ -57,6 +59,9 @@ class VenueLink:
         self.clock = clock
         self.on_peer_events = on_peer_events
         self.on_remote_open = on_remote_open if settings.remote_open else None
+        self.faults = faults
+        self._down_since = time.monotonic()  # not connected since; a fault after _DOWN_FAULT_S
+        self._refused = ""  # the broker's last refusal, logged once until it changes
         self.connected = threading.Event()
         self.rejected: collections.Counter[str] = collections.Counter()
         self._logged: set[tuple[str, str]] = set()
@@ -144,8 +149,14 @@ class VenueLink:
     # -- paho's thread: only queue ----------------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
-            log.warning("venue broker %s refused the connection: %s", self.settings.url, reason)
+            if str(reason) != self._refused:  # paho retries every few seconds: say it once
+                self._refused = str(reason)
+                log.warning("venue broker %s refused the connection: %s", self.settings.url, reason)
+            if self.faults is not None:
+                self.faults.set("venue", f"Venue broker refused this gate ({reason}): check venue.username and "
+                                         "venue.password_file")
             return
+        self._refused = ""
         venue, me = self.settings.venue, self.settings.gate
         client.publish(self._topic(me, "status"), messages.status_payload(True, iso(self.clock())), qos=1, retain=True)
         base = messages.root(venue)
@@ -163,10 +174,14 @@ class VenueLink:
         self._asked.clear()  # ask every peer that is ahead of us again
         self._next_beat = 0.0
         self.connected.set()
+        if self.faults is not None:
+            self.faults.clear("venue")
         log.info("venue link connected to %s", self.settings.url)
         self._wake.set()
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if self.connected.is_set():
+            self._down_since = time.monotonic()
         if self.connected.is_set() and not self._stop.is_set():
             log.warning("venue link to %s lost (%s); reconnecting", self.settings.url, reason)
         self.connected.clear()
@@ -200,6 +215,10 @@ class VenueLink:
             self._next_purge = now + 3600
             self.store.purge(self.clock())
         if not self.connected.is_set():
+            if self.faults is not None and now - self._down_since >= _DOWN_FAULT_BEATS * self.settings.heartbeat_s \
+                    and not self._refused:
+                self.faults.set("venue", f"Venue link to {self.settings.url} down: this gate counts only what it "
+                                         "saw itself until it is back")
             return
         if self._pump_session != self._session:  # a new connection: what was in flight may be lost
             self._pump_session = self._session

@@ -58,7 +58,8 @@ def start_link(app: Any) -> VenueLink | None:
                      status=lambda: heartbeat_status(app), clock=app.clock,
                      on_peer_events=app.counts.add_peer_events,
                      on_remote_open=lambda by: app.gate.submit(Scan(raw="", source="remote",
-                                                                     note=f"Remote open by {by}")))
+                                                                     note=f"Remote open by {by}")),
+                     faults=app.faults)
     app.gate.add_output(_Wake(link))
     link.start()
     return link

@@ -222,3 +222,23 @@ def test_doctor_checks_the_broker_link(broker, kiosks, tmp_path):
                           capture_output=True, text=True, timeout=120)
     line = next(x for x in done.stdout.splitlines() if "broker" in x.split()[1:2])
     assert line.startswith("FAIL") and "cannot reach the venue broker" in line and done.returncode == 1
+
+
+def status_faults(k) -> dict:
+    done = subprocess.run([sys.executable, "-m", "kiosk.cli", "--config", str(k.config), "status", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    try:
+        return json.loads(done.stdout).get("faults", {})
+    except ValueError:
+        return {}
+
+
+def test_a_link_that_stays_down_is_a_fault_until_the_broker_is_back(broker, kiosks):
+    broker.kill()  # the gate starts while its broker is away
+    k = kiosks("front", broker.url)
+    wait_for(lambda: "venue" in status_faults(k), "the venue fault")
+    assert "down" in status_faults(k)["venue"]
+    k.scan("I-1001")  # the gate still decides alone
+    wait_for(lambda: k.journal(), "a decision without the broker")
+    broker.start()
+    wait_for(lambda: "venue" not in status_faults(k), "the fault to clear once the broker is back")

@@ -43,6 +43,7 @@ _BATCH_QUIET_S = 0.2  # a want's answer has ended when nothing came from that pe
 _ANSWER_EVERY_S = 0.1  # wants are answered one at a time this far apart: no peer can make us flood the broker
 MAX_GATES = 256  # gates of one venue this kiosk keeps track of; names past it are hostile or a mistake
 _DOWN_FAULT_BEATS = 2  # the link counts as down (a fault) after this many heartbeats without a connection
+_PASSAGE_LOOK_S = 0.5  # how often the journal is asked for passages of published admits
 _BEAT_SOON_S = 1.0  # after a decision, the fleet's view follows within a second, but not once per scan
 
 
@@ -84,6 +85,8 @@ class VenueLink:
         self._next_beat = self._last_beat = 0.0
         self._beat_soon = False  # a decision changed what the heartbeat says: send it within _BEAT_SOON_S
         self._next_purge = 0.0
+        self._awaiting_passage: dict[int, float] = {}  # seq of a published admit -> when, until its passage is known
+        self._next_passage_look = 0.0
         self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
         s = settings
@@ -226,6 +229,7 @@ class VenueLink:
             self._acked.clear()
             self._sent = self.watermark
         self._publish_outbox()
+        self._publish_passages(now)
         if now >= self._next_beat or (self._beat_soon and now >= self._last_beat + _BEAT_SOON_S):
             self._beat_soon = False
             self._last_beat = now
@@ -268,8 +272,28 @@ class VenueLink:
                 break  # not connected any more: the next connection starts again from the watermark
             if track:
                 self._order.append((info.mid, row["seq"]))
+                if row["passed"] is None and row["verdict"] == "admit":
+                    self._awaiting_passage[row["seq"]] = time.monotonic()
             prev = row["seq"]
         return prev
+
+    def _publish_passages(self, now: float) -> None:
+        """An admit's passage (did they walk through?) is journalled seconds after the admit was published:
+        publish the event again with it. Receivers fill in `passed` on the event they hold."""
+        if not self._awaiting_passage or now < self._next_passage_look:
+            return
+        self._next_passage_look = now + _PASSAGE_LOOK_S
+        for seq in [q for q, t in self._awaiting_passage.items() if now - t > self.settings.passage_wait_s]:
+            del self._awaiting_passage[seq]  # past passage.timeout_s: the sensor has said all it will
+        seqs = sorted(self._awaiting_passage)
+        if not seqs:
+            return
+        cur = self._journal().execute(
+            f"SELECT seq FROM events WHERE seq IN ({','.join('?' * len(seqs))}) AND passed IS NOT NULL", seqs)
+        for (seq,) in cur.fetchall():
+            del self._awaiting_passage[seq]
+            # prev = seq - 1 claims no gap before it: a receiver that missed the original is not moved past anything
+            self._publish_rows(self._rows(seq - 1, 1), seq - 1, track=False)
 
     def _publish_outbox(self) -> None:
         room = _BATCH - len(self._order)

@@ -52,6 +52,7 @@ class VenueSettings:
     home_assistant: bool
     remote_open: bool
     config_file: str = "<config>"
+    passage_wait_s: float = 60.0  # how long after an admit its passage may still be journalled (passage.timeout_s)
 
     @classmethod
     def from_config(cls, config) -> "VenueSettings | None":
@@ -79,7 +80,8 @@ class VenueSettings:
         return cls(host=parts.hostname or "", port=parts.port or DEFAULT_PORTS[parts.scheme],
                    tls=parts.scheme == "mqtts", ca_file=v.ca_file, username=v.username, password=password,
                    venue=v.id, gate=config.gate.id, zone=zone, direction=direction, heartbeat_s=float(v.heartbeat_s),
-                   home_assistant=v.home_assistant, remote_open=v.remote_open, config_file=config.source)
+                   home_assistant=v.home_assistant, remote_open=v.remote_open, config_file=config.source,
+                   passage_wait_s=float(config.passage.timeout_s) + 5)
 
     @property
     def url(self) -> str:

@@ -99,6 +99,9 @@ class PeerStore:
                      e["customer"], e["card"], None if e["passed"] is None else int(e["passed"]), e["value"], at))
                 if cur.rowcount:
                     new.append(e)
+                elif e["passed"] is not None:  # the passage of an admit we hold, published after it
+                    db.execute("UPDATE peer_events SET passed = ? WHERE id = ? AND gate = ? AND passed IS NULL",
+                               (int(e["passed"]), e["id"], e["gate"]))
             for gate in {e["gate"] for e in new}:
                 self._advance(db, gate)
         return new

@@ -74,3 +74,29 @@ def test_hostile_wants_and_gate_names_cost_bounded_work(broker, tmp_path: Path, 
         assert len(a._wants) <= 1  # 200 wants from one name: one entry
     finally:
         a.stop()
+
+
+def test_a_passage_journalled_after_the_admit_reaches_the_peers(broker, tmp_path: Path):
+    a = make_link(broker, tmp_path, "a")
+    b = make_link(broker, tmp_path, "b")
+    journal = Journal(tmp_path / "a-journal.sqlite")
+    try:
+        wait_for(lambda: a.connected.is_set() and b.connected.is_set(), "both links")
+        walked = journal.append(at=now(), gate="a", source="camera", raw="I-1", credential="I-1", verdict="admit",
+                                customer_id="I-1", groups=(), cursor="")
+        stayed = journal.append(at=now(), gate="a", source="camera", raw="I-2", credential="I-2", verdict="admit",
+                                customer_id="I-2", groups=(), cursor="")
+        a.wake()
+        wait_for(lambda: b.store.ids() == {walked, stayed}, "both admits at b")
+        journal.set_passed(walked, True)
+        journal.set_passed(stayed, False)
+
+        def passed() -> dict:
+            with sqlite3.connect(tmp_path / "b-venue.sqlite") as db:
+                return dict(db.execute("SELECT id, passed FROM peer_events").fetchall())
+        wait_for(lambda: passed() == {walked: 1, stayed: 0}, "the passages at b")
+        assert b.store.count() == 2 and b.store.cursors() == {"a": 2}
+    finally:
+        journal.close()
+        a.stop()
+        b.stop()

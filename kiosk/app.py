@@ -19,7 +19,7 @@ from . import demo
 from .access import AccessRules, policy_of
 from .config import Config
 from .counts import Counts, history_since, punch_cards
-from .errors import ConfigError, JournalError, StateError
+from .errors import ConfigError, JournalError, SnapshotError, StateError
 from .gate import Gate, utc_now
 from .journal import Journal
 from .ports import Faults, Output, ScanSource
@@ -75,6 +75,8 @@ class App:
         if journal.moved_aside is not None:
             self.faults.set("journal", f"Journal was damaged: moved aside to {journal.moved_aside.name}, "
                                        "a new one started")
+        elif journal.problem:
+            self.faults.set("journal", f"Journal not writable, decisions kept in memory ({journal.problem})")
         return journal
 
     @cached_property
@@ -113,7 +115,12 @@ class App:
         source = held.meta().get("source") if held.exists() else None
         held.close()
         if source in (None, "demo"):
-            demo.seed(self.snapshot_path, self.clock(), rules=AccessRules.from_config(self.config.rules).active)
+            try:
+                demo.seed(self.snapshot_path, self.clock(), rules=AccessRules.from_config(self.config.rules).active)
+            except SnapshotError as exc:
+                if source is None:
+                    raise
+                log.warning("demo data not refreshed (%s); the gate decides on the demo snapshot it holds", exc)
 
     # -- status ------------------------------------------------------------------------
     def live_status(self) -> KioskStatus:

@@ -211,7 +211,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "roi": Key([], LIST, _roi),
         "change_threshold": Key(2.0, NUM, _at_least(0)),
         "debounce_s": Key(1.0, NUM, _positive),
-        "try_downscale": Key(False, BOOL),
+        "try_downscale": Key(True, BOOL),
         "try_invert": Key(True, BOOL),
     },
     "serial": {

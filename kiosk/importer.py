@@ -14,19 +14,22 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .credential import card_key, customer_key
 from .errors import ImportRejected, SnapshotError
-from .records import RecordError, check_customer
+from .records import (MAX_EMAIL, MAX_ID, MAX_ITEMS, MAX_NAME, MAX_POSTCODE, MAX_TAG, RecordError, check_customer,
+                      checked_list, json_list, normalise_postcode)
 from .snapshot import LoadResult, SnapshotBuilder, SnapshotStore
 from .sqlfiles import is_corrupt
-from .text import safe_text
+from .text import has_unsafe, safe_text
 
 csv.field_size_limit(1 << 20)
 
@@ -232,6 +235,91 @@ _BUILDERS: dict[str, tuple[dict[str, str], Callable[[dict[str, str]], dict[str, 
 }
 
 
+# -- customers straight to the store's row -------------------------------------------------------------
+# A million-row load spends most of its time in Python per row. The common row (an id, plain text within
+# the caps, a known kind and active flag, dates and lists seen before) goes from the CSV's list of values
+# to the store's tuple with the same checks as `_customer` + `records.check_customer`, without a dict;
+# anything else returns None and takes that checked path, which names the fault.
+
+_TEXT_FIELDS = ("id", "first_name", "last_name", "name", "email", "postcode")
+_CELL_FIELDS = ("kind", "active", "groups", "valid_from", "valid_until", "tags")
+_TRUE = ("true", "yes", "y", "1", "active", "ja", "waar", "valid")
+# The text fields, stripped and joined: one search for unsafe characters, and the caps checked one by one only
+# when the whole is long enough to break one.
+_CAPS = (MAX_ID, MAX_NAME, MAX_NAME, MAX_NAME, MAX_EMAIL, MAX_POSTCODE)
+_SHORT = min(_CAPS[:-1])  # a joined text no longer than this keeps every cap but the postcode's
+_CELLS_HELD = 65536  # distinct (kind, active, groups, dates, tags) cells remembered; dates make most of them
+
+
+def _cells(kind: str, active: str, groups: str, valid_from: str, valid_until: str, tags: str) -> tuple | None:
+    """(kind or "", valid_from, valid_until, groups JSON, tags JSON) as the store keeps them, from a row's
+    cells, with `_customer` + `records.check_customer`'s checks; None if the checked path must judge them
+    (an inactive customer, a bad cell)."""
+    kind = kind.strip().lower()
+    kind = _KINDS.get(kind, kind)
+    flag = active.strip().lower()
+    if kind not in ("", "individual", "organisation") or (flag and flag not in _TRUE):
+        return None
+    try:
+        from_day, until_day = _date(valid_from, ""), _date(valid_until, "")  # ISO days, as records' check keeps them
+        group_items, tag_items = tuple(_list(groups)), tuple(_list(tags))
+        if len(group_items) > MAX_ITEMS or len(tag_items) > MAX_ITEMS or (from_day and until_day and from_day > until_day):
+            return None
+        return (kind, from_day, until_day, json_list(checked_list("", MAX_ID, group_items)),
+                json_list(checked_list("", MAX_TAG, tag_items)))
+    except RecordError:
+        return None
+
+
+def _fast_customer_row(fields: list[str | None], group_lists: set[str]) -> Callable[[list[str]], tuple | None] | None:
+    """A function from a customers row's values to the store's row, or None for the checked path; None
+    when the header has no id column (ids are then derived) or an `inactive` column. Each group list it
+    stores is added to `group_lists` (as JSON)."""
+    where = {f: i for i, f in enumerate(fields) if f}  # the last of two columns for one field wins, as in `rows()`
+    if "id" not in where or "inactive" in where:
+        return None
+    absent = len(fields)  # index of a "" after the row's values, for a column the file does not have
+    texts = itemgetter(*(where.get(f, absent) for f in _TEXT_FIELDS))
+    cells = itemgetter(*(where.get(f, absent) for f in _CELL_FIELDS))
+    pad = not all(f in where for f in _TEXT_FIELDS + _CELL_FIELDS)
+    held: dict[tuple, tuple | None] = {}
+    postcodes: dict[str, str] = {}
+
+    def row(values: list[str]) -> tuple | None:
+        if pad:
+            values = values + [""]
+        cid, first, last, name, email, postcode = texts(values)
+        cid, first, last, name, email, postcode = \
+            cid.strip(), first.strip(), last.strip(), name.strip(), email.strip(), postcode.strip()
+        joined = "".join((cid, first, last, name, email, postcode))
+        if not cid or cid[0] not in "IiOo" or (name and not (first or last)) or len(postcode) > MAX_POSTCODE \
+                or has_unsafe(joined) \
+                or (len(joined) > _SHORT and any(len(t) > cap for t, cap in zip((cid, first, last, name, email), _CAPS))):
+            return None
+        key = cells(values)
+        known = held.get(key, held)
+        if known is held:
+            if len(held) >= _CELLS_HELD:
+                held.clear()
+            known = held[key] = _cells(*key)
+            if known is not None:
+                group_lists.add(known[3])
+        if known is None:
+            return None
+        kind, from_day, until_day, group_list, tag_list = known
+        postcode_norm = postcodes.get(postcode)
+        if postcode_norm is None:  # postcodes repeat across customers (a town's streets): each normalised once
+            if len(postcodes) >= _CELLS_HELD:
+                postcodes.clear()
+            postcode_norm = postcodes[postcode] = normalise_postcode(postcode)
+        # customer_key(cid) inline: one call fewer per row
+        return (cid.upper(), cid, kind or ("organisation" if cid[0] in "Oo" else "individual"), first, last, name, 1,
+                group_list, from_day, until_day, email, postcode, "", tag_list, (last or name).casefold(),
+                first.casefold(), email.casefold(), postcode_norm)
+
+    return row
+
+
 def _open_csv(path: Path) -> tuple[io.TextIOBase, csv.reader]:
     fh = open(path, newline="", encoding="utf-8-sig")
     sample = fh.readline()
@@ -241,8 +329,11 @@ def _open_csv(path: Path) -> tuple[io.TextIOBase, csv.reader]:
     return fh, csv.reader(fh, delimiter=delimiter, strict=True)
 
 
-def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:
-    """(kind, iterator of (line number, protocol record)). Raises ImportRejected naming file and line."""
+def read_file(path: str | Path, *, group_lists: set[str] | None = None) -> tuple[str, Iterator[tuple[int, Any]]]:
+    """(kind, iterator of (line number, protocol record)). Raises ImportRejected naming file and line.
+
+    With `group_lists`, a customers file yields the store's checked row tuples instead of records, and
+    adds each row's group list (JSON) to `group_lists`."""
     path = Path(path)
     try:
         fh, reader = _open_csv(path)
@@ -269,19 +360,35 @@ def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]
         fh.close()
         raise ImportRejected(f"{path}:1: a customers file needs an id, email or name column")
 
-    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+    store_rows = group_lists is not None and kind == "customers"
+    fast = _fast_customer_row(fields, group_lists) if store_rows else None
+    n_fields = len(header)
+    if store_rows:
+        def make(values: list[str]) -> Any:
+            row = check_customer(build({f: v for f, v in zip(fields, values) if f}))
+            group_lists.add(row[7])
+            return row
+    else:
+        def make(values: list[str]) -> Any:
+            return build({f: v for f, v in zip(fields, values) if f})
+
+    def rows() -> Iterator[tuple[int, Any]]:
         with fh:
             end = reader.line_num
             try:
                 for values in reader:
                     # a quoted field may span lines: a row is reported by the line it starts on
                     line, end = end + 1, reader.line_num
-                    if not any(v.strip() for v in values):
+                    if fast is not None and len(values) == n_fields:
+                        row = fast(values)
+                        if row is not None:  # (a blank row never is: it has no id)
+                            yield line, row
+                            continue
+                    if not "".join(values).strip():  # a blank row (joined: one C call, not one per field)
                         continue
-                    if len(values) != len(header):
-                        raise RecordError(f"{len(values)} fields but the header has {len(header)}")
-                    row = {f: v for f, v in zip(fields, values) if f}
-                    yield line, build(row)
+                    if len(values) != n_fields:
+                        raise RecordError(f"{len(values)} fields but the header has {n_fields}")
+                    yield line, make(values)
             except RecordError as exc:
                 raise ImportRejected(f"{path}:{line}: {exc}") from None
             except UnicodeDecodeError as exc:
@@ -299,10 +406,11 @@ def read_file(path: str | Path) -> tuple[str, Iterator[tuple[int, dict[str, Any]
 _KIND_ORDER = {"groups": 0, "customers": 1, "cards": 2}
 
 
-def _open_in_order(paths: Iterable[str | Path]) -> list[tuple[str, str, Iterator[tuple[int, dict[str, Any]]]]]:
+def _open_in_order(paths: Iterable[str | Path], group_lists: set[str] | None = None
+                   ) -> list[tuple[str, str, Iterator[tuple[int, Any]]]]:
     """(path, kind, rows) for every file, headers all checked before any row is read; groups first,
     so a group's name and scannable flag are known before customers name it."""
-    opened = [(str(p), *read_file(p)) for p in paths]
+    opened = [(str(p), *read_file(p, group_lists=group_lists)) for p in paths]
     return sorted(opened, key=lambda item: _KIND_ORDER[item[1]])
 
 
@@ -397,9 +505,20 @@ def _name_duplicate(paths: list[str]) -> None:
                          "during the import? Import again")
 
 
+_ROW = itemgetter(1)
+
+
+def _filed(rows: Iterator[tuple[int, tuple]], file: int, seen: _Seen) -> Iterator[tuple]:
+    """The store's customer rows, filing each id and line on the way (a merge)."""
+    for line, row in rows:
+        seen.add("customer:" + row[0], file, line)
+        yield row
+
+
 def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, replace: bool, now: datetime) -> ImportSummary:
     paths = [str(p) for p in paths]
-    opened = _open_in_order(paths)
+    group_lists: set[str] = set()  # the customers' group lists as stored (JSON): few distinct ones
+    opened = _open_in_order(paths, group_lists)
     try:
         builder = SnapshotBuilder(snapshot_path, "full" if replace else "merge")
     except SnapshotError as exc:  # the builder maps sqlite3's errors; the cause says what was wrong
@@ -412,26 +531,28 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
     seen = None if replace else _Seen([path for path, _, _ in opened])
     created: list[str] = []
     try:
-        named: set[str] = set()
         for file, (path, kind, rows) in enumerate(opened):
+            if kind == "customers":  # rows are the store's checked tuples (read_file's store_rows)
+                # a replace streams the rows straight in (no Python call per row); a merge files each id
+                builder.add_customers(map(_ROW, rows) if seen is None else _filed(rows, file, seen))
+                continue
             for line, record in rows:
                 try:
-                    if kind == "customers":
-                        row = check_customer(record)
-                        builder.add_customer(row)
-                        named.update(record["groups"])
-                    else:
-                        builder.apply(record)
+                    builder.apply(record)
                 except RecordError as exc:
                     raise ImportRejected(f"{path}:{line}: {exc}") from None
                 if seen is not None:
                     seen.add(_id_of(kind, record), file, line)
+        totals: dict[str, int] | None = None
         if seen is not None:
             seen.check()
-        elif builder.totals() != {"customers": builder.result.customers, "groups": builder.result.groups,
-                                  "cards": builder.result.cards}:
-            _name_duplicate(paths)
+        else:
+            totals = builder.totals()
+            if totals != {"customers": builder.result.customers, "groups": builder.result.groups,
+                          "cards": builder.result.cards}:
+                _name_duplicate(paths)
         # in a merge, groups the held snapshot defines count as defined
+        named = {g for groups in group_lists for g in json.loads(groups)}
         for g in sorted(named - builder.group_ids()):
             builder.apply(named_group(g))
             created.append(g)
@@ -443,7 +564,10 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
         meta.update(synced_at=now.isoformat(timespec="seconds"), source="import",
                     imported_files=";".join(Path(p).name for p in paths))
         meta.setdefault("cursor", "")
-        totals = builder.totals()
+        if totals is None:
+            totals = builder.totals()
+        else:  # counting a million rows once is enough: the groups just created are all that changed
+            totals["groups"] += len(created)
         result = builder.commit(meta)
     except BaseException:
         builder.abort()

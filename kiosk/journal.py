@@ -23,7 +23,7 @@ from typing import IO, Any, Iterable, Iterator
 
 from .credential import printable
 from .errors import JournalError
-from .sqlfiles import connect_readonly, is_corrupt, move_aside, readable_by_service
+from .sqlfiles import connect_readonly, is_corrupt, is_passing, move_aside, readable_by_service
 from .text import csv_cell
 
 log = logging.getLogger(__name__)
@@ -97,17 +97,53 @@ class Journal:
         self._held: deque[list[Any]] = deque()  # event rows not yet written, oldest first
         self._held_passed: dict[str, bool] = {}  # passage answers for written events, not yet written
         self._retry_at = 0.0
+        self._reopen = False  # opened for reading only (see _open_for_reading): writes open it first
         self.lost = 0  # held events dropped because more than hold_max were waiting
         self.problem: str | None = None  # why the journal cannot be written right now
         self.moved_aside: Path | None = None  # where a damaged journal went
         try:
             self._connect()
-        except sqlite3.DatabaseError as exc:
-            if readonly or not is_corrupt(exc):
-                raise JournalError(f"{self.path}: cannot open the journal ({exc})") from exc
-            self._start_afresh(exc)
         except sqlite3.Error as exc:
-            raise JournalError(f"{self.path}: cannot open the journal ({exc})") from exc
+            if readonly:
+                raise JournalError(f"{self.path}: cannot open the journal ({exc})") from exc
+            if is_corrupt(exc):
+                self._start_afresh(exc)
+            elif is_passing(exc):
+                self._open_for_reading(exc)
+            else:  # a folder in its place, no permission: a setup error that waiting does not mend
+                raise JournalError(f"{self.path}: cannot open the journal ({exc})") from exc
+
+    def _open_for_reading(self, exc: sqlite3.Error) -> None:
+        """The journal cannot be opened for writing (a full disk cannot even take its -shm file): the gate
+        decides on, decisions are held in memory, and every write tries to open it properly again."""
+        self._reopen = True
+        self.problem = f"cannot open the journal for writing: {exc}"
+        self._retry_at = time.monotonic() + RETRY_S
+        log.error("%s: cannot open the journal for writing (%s); decisions are kept in memory (at most %d) "
+                  "until it can", self.path, exc, self.hold_max)
+        try:
+            self.db = connect_readonly(self.path, check_same_thread=False, isolation_level=None)
+            self.db.execute("SELECT 1 FROM events LIMIT 1").fetchall()
+        except sqlite3.Error:
+            self.db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            self.db.executescript(_SCHEMA)
+        self._ident = None
+
+    def _reopen_if_due(self) -> None:
+        """After `_open_for_reading`: try the writable connection again, at most every RETRY_S."""
+        if time.monotonic() < self._retry_at:
+            raise sqlite3.OperationalError(self.problem or "the journal is not open for writing")
+        stand_in = self.db
+        try:
+            self._connect()
+        except sqlite3.Error as exc:
+            self.db = stand_in
+            self._retry_at = time.monotonic() + RETRY_S
+            raise exc
+        stand_in.close()
+        self._reopen = False
+        self._counts = None
+        log.warning("%s: the journal is open for writing again", self.path)
 
     def _connect(self) -> None:
         if self.readonly:
@@ -158,6 +194,8 @@ class Journal:
 
         `begin=False` for a single statement, which SQLite runs as its own transaction."""
         try:
+            if self._reopen:
+                self._reopen_if_due()
             if begin:
                 self.db.execute("BEGIN IMMEDIATE")
             yield self.db

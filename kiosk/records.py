@@ -117,13 +117,13 @@ def _strings(rec: dict, key: str, cap: int) -> tuple[str, ...]:
     if len(value) > MAX_ITEMS:
         raise RecordError(f"{key!r} holds {len(value):,} entries; at most {MAX_ITEMS} are allowed")
     try:
-        return _checked_list(key, cap, tuple(item.strip() for item in value))
+        return checked_list(key, cap, tuple(item.strip() for item in value))
     except (AttributeError, TypeError):  # an entry that is no string (a number, a list, an object)
         raise RecordError(f"{key!r} must be a list of strings, got {_shown(value)}") from None
 
 
 @functools.lru_cache(maxsize=4096)
-def _checked_list(key: str, cap: int, items: tuple) -> tuple[str, ...]:
+def checked_list(key: str, cap: int, items: tuple) -> tuple[str, ...]:
     """Group and tag lists repeat across customers: check each distinct (trimmed) one once."""
     for item in items:
         if item.__class__ is not str:
@@ -139,7 +139,7 @@ def check_group(rec: dict) -> tuple:
 
 
 @functools.lru_cache(maxsize=4096)
-def _json_list(items: tuple[str, ...]) -> str:
+def json_list(items: tuple[str, ...]) -> str:
     return json.dumps(list(items))
 
 
@@ -171,8 +171,8 @@ def check_customer(rec: dict) -> tuple:
         raise RecordError(f"'valid_from' {valid_from} is after 'valid_until' {valid_until}")
     return (
         customer_key(cid), cid, kind, first, last, name, 1 if _bool(rec, "active", True) else 0,
-        _json_list(_strings(rec, "groups", MAX_ID)), valid_from, valid_until, email, postcode,
-        photo, _json_list(_strings(rec, "tags", MAX_TAG)),
+        json_list(_strings(rec, "groups", MAX_ID)), valid_from, valid_until, email, postcode,
+        photo, json_list(_strings(rec, "tags", MAX_TAG)),
         # the name key `find` searches: the surname, or an organisation's (or single-field) name
         (last or name).casefold(), first.casefold(), email.casefold(), normalise_postcode(postcode),
     )

@@ -12,12 +12,17 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # SQLite's primary result codes (sqlite3 gives them as `exc.sqlite_errorcode`, extended codes in the high bits)
-SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 11, 13, 26
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 5, 6, 10, 11, 13, 26
 
 
 def is_corrupt(exc: BaseException | None) -> bool:
     """The file is damaged (not merely locked, full or unreadable)."""
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+
+
+def is_passing(exc: BaseException | None) -> bool:
+    """The file cannot be written for now (locked, or a full disk that cannot even map the -shm file)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL)
 
 
 def move_aside(path: Path, why: str) -> Path:
@@ -54,15 +59,16 @@ def connect_readonly(path: Path, **kwargs: object) -> sqlite3.Connection:
     """A read-only connection that also works in a folder the caller cannot write.
 
     A WAL file there cannot get the -shm file SQLite reads it through ("attempt to write a readonly
-    database"). With no -wal file (its writer closed it cleanly) the main file holds everything, so it
-    is then opened as an unchanging file (`immutable=1`)."""
+    database"). With no -wal file, or an empty one (its writer closed it cleanly, or never wrote), the
+    main file holds everything, so it is then opened as an unchanging file (`immutable=1`)."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, **kwargs)  # type: ignore[arg-type]
     try:
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return db
     except sqlite3.OperationalError:
         db.close()
-        if Path(str(path) + "-wal").exists():
+        wal = Path(str(path) + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:  # an empty one (a writer that never got going) holds nothing
             raise
     db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, **kwargs)  # type: ignore[arg-type]
     try:

@@ -156,7 +156,7 @@ def bench_decode(runs: int) -> None:
     goal("decode, blank 640x480 frame <= 0.5 ms", f"{blank:.3f} ms", blank <= 0.5)
     if zbar is not None:
         worst = max(z / zb for z, zb in medians.values() if zb)
-        goal("camera decode median <= 1/10 of pyzbar's, every frame", f"worst ratio {worst:.3f}", worst <= 0.1)
+        goal("camera decode median <= 1/5 of pyzbar's, every frame (issue 15)", f"worst ratio {worst:.3f}", worst <= 0.2)
 
     # What each zxing-cpp option costs, on the 640x480 frames.
     print("\nzxing-cpp options on 640x480 (median ms; found):")
@@ -262,6 +262,82 @@ def bench_lookup(workdir: Path, n: int, samples: int) -> None:
     goal(f"lookup p99 <= 50 µs at {n:,} customers", f"worst p99 {worst_p99:.1f} µs", worst_p99 <= 50)
 
 
+# -- scan: parse + decide against the bare query ---------------------------------------------------------
+
+def bench_scan(workdir: Path, n: int, samples: int, rounds: int = 3) -> None:
+    """parse() + decide() on a card hit (a card URL, as an ID card's QR holds it) against the bare query: the
+    same two indexed point reads (card, then its customer) through sqlite3 on the same file, nothing else."""
+    import sqlite3
+
+    from kiosk.credential import parse
+    from kiosk.rules import Policy, decide
+
+    print(f"\n## Scan: parse + decide() on a card hit vs the bare query, µs per call ({n:,} customers and cards, "
+          f"{samples:,} random cards, {rounds} rounds interleaved)")
+    path = workdir / "lookup" / "snapshot.sqlite"
+    build_lookup_snapshot(path, n)
+    store = SnapshotStore(path)
+    bare = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    bare.execute("PRAGMA mmap_size=1073741824")  # as the store's connection: the floor, not a slower read
+    policy = Policy(groups=("members",), tz=timezone.utc, repeat_window_s=0)
+    now = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+    rng = random.Random(11)
+    picks = [rng.randrange(n) for _ in range(samples)]
+    texts = {i: f"https://members.example.org/card/{card_uuid(i)}" for i in picks}
+    keys = {i: card_uuid(i) for i in picks}
+    card_sql = "SELECT key, code, customer_key, card_type, revoked, batch FROM cards WHERE key = ?"
+    customer_sql = ("SELECT key, id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, "
+                    "email, postcode, photo, tags FROM customers WHERE key = ?")
+
+    def bare_query(i: int) -> tuple:
+        card = bare.execute(card_sql, (keys[i],)).fetchone()
+        return bare.execute(customer_sql, (card[2],)).fetchone()
+
+    # the store reads a card with its owner in one statement (kiosk.snapshot._CARD_AND_OWNER): its own floor
+    from kiosk.snapshot import _CARD_AND_OWNER
+
+    def bare_join(i: int) -> tuple:
+        return bare.execute(_CARD_AND_OWNER, (keys[i],)).fetchone()
+
+    def scan(i: int) -> object:
+        return decide(parse(texts[i]), store, policy, now)
+
+    def run(call: Callable[[int], Any]) -> list[float]:
+        times = []
+        for i in picks:
+            t = time.perf_counter_ns()
+            call(i)
+            times.append((time.perf_counter_ns() - t) / 1e3)
+        return times
+
+    first = scan(picks[0])
+    if first.verdict.value != "admit":  # a hit that is not an admit would measure a shorter path
+        raise SystemExit(f"bench scan: expected an admit, got {first.verdict.value}: {first.reason}")
+    for i in picks[:1000]:
+        bare_query(i), bare_join(i), scan(i)
+    medians: list[tuple[float, ...]] = []
+    try:
+        for _ in range(rounds):
+            b, j, s = run(bare_query), run(bare_join), run(scan)
+            medians.append((statistics.median(b), percentile(b, 99), statistics.median(j), percentile(j, 99),
+                            statistics.median(s), percentile(s, 99)))
+    finally:
+        store.close()
+        bare.close()
+    print("bare = the card's and the customer's point reads, two statements; join = both in one statement")
+    print(f"{'round':<6} {'bare p50':>9} {'p99':>7} {'join p50':>9} {'p99':>7} {'scan p50':>9} {'p99':>7} "
+          f"{'scan/bare p50':>14} {'p99':>5} {'scan/join p50':>14} {'p99':>5}")
+    ratios = []
+    for k, (bp50, bp99, jp50, jp99, sp50, sp99) in enumerate(medians, 1):
+        ratios.append(sp50 / bp50)
+        print(f"{k:<6} {bp50:>9.1f} {bp99:>7.1f} {jp50:>9.1f} {jp99:>7.1f} {sp50:>9.1f} {sp99:>7.1f} "
+              f"{sp50 / bp50:>14.2f} {sp99 / bp99:>5.2f} {sp50 / jp50:>14.2f} {sp99 / jp99:>5.2f}")
+    ratios.sort()
+    goal("scan: parse + decide() on a card hit <= 1.5x the bare query (p50, median of rounds)",
+         f"{ratios[0]:.2f} / {ratios[len(ratios) // 2]:.2f} / {ratios[-1]:.2f}x (min / median / max)",
+         ratios[len(ratios) // 2] <= 1.5)
+
+
 # -- import --------------------------------------------------------------------------------------------
 
 def write_customers_csv(path: Path, n: int) -> None:
@@ -275,15 +351,37 @@ def write_customers_csv(path: Path, n: int) -> None:
                         f"m{i}@example.org", f"{1000 + i % 9000} AB"])
 
 
-def bench_import(workdir: Path, n: int) -> None:
-    print(f"\n## Import of {n:,} customers (`kiosk import FILE --replace` in a subprocess)")
-    src = workdir / f"customers-{n}.csv"
-    if not src.exists():
-        write_customers_csv(src, n)
-    state = workdir / "import-state"
-    state.mkdir(exist_ok=True)
-    (state / "snapshot.sqlite").unlink(missing_ok=True)
-    command = [sys.executable, "-m", "kiosk.cli", "import", str(src), "--replace", "--state-dir", str(state)]
+# The floor the import is measured against, run as its own lean process (python -c, nothing imported but
+# the snapshot's schema): csv.reader + executemany into the snapshot's schema and indexes, one transaction,
+# then fsync, with no checks at all (each value put in its column as read).
+FLOOR_IMPORT = """
+import csv, os, sqlite3, sys
+from kiosk import snapshot
+src, db_path = sys.argv[1:3]
+db = sqlite3.connect(db_path, isolation_level=None)
+db.execute("PRAGMA journal_mode=DELETE")
+db.execute("PRAGMA synchronous=OFF")
+db.execute("PRAGMA cache_size=-16000")
+db.executescript(snapshot._SCHEMA)
+db.execute("BEGIN IMMEDIATE")
+with open(src, newline="", encoding="utf-8") as fh:
+    reader = csv.reader(fh)
+    next(reader)
+    # id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, email, postcode
+    db.executemany(snapshot._INSERT_CUSTOMER, ((r[0], r[0], r[1], r[2], r[3], r[4], 1, r[6], r[7] or None, r[8] or None,
+                                              r[9], r[10], "", "[]", r[3], r[2], r[9], r[10]) for r in reader))
+db.execute("INSERT INTO groups VALUES ('members', 'members', 1), ('patrons', 'patrons', 1)")
+db.execute("COMMIT")
+db.executescript(snapshot._INDEXES)
+db.close()
+fd = os.open(db_path, os.O_RDONLY)
+os.fsync(fd)
+os.close(fd)
+"""
+
+
+def _run_child(command: list[str]) -> tuple[float, float, float, str]:
+    """(wall s, CPU s, peak RSS MB, output) of one child process; raises SystemExit if it failed."""
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # wait4 gives this child's own rusage (what getrusage(RUSAGE_CHILDREN) reports when it is the only child)
@@ -294,15 +392,41 @@ def bench_import(workdir: Path, n: int) -> None:
     child.stderr.close()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
-        print(f"import FAILED with exit {code}: {err.strip() or out.strip()}")
-        goal("import of 1,000,000 customers", "failed", False)
-        return
-    peak_mb = usage.ru_maxrss / 1024  # kB on Linux
-    print(f"file {src.stat().st_size / 1e6:.0f} MB; {elapsed:.1f} s wall, {usage.ru_utime + usage.ru_stime:.1f} s CPU, "
-          f"peak RSS {peak_mb:.0f} MB; snapshot {(state / 'snapshot.sqlite').stat().st_size / 1e6:.0f} MB")
+        what = "the floor" if command[1] == "-c" else " ".join(command[1:4])
+        raise SystemExit(f"{what} FAILED with exit {code}: {err.strip() or out.strip()}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out  # ru_maxrss: kB on Linux
+
+
+def bench_import(workdir: Path, n: int, rounds: int = 5) -> None:
+    print(f"\n## Import of {n:,} customers: `kiosk import FILE --replace` vs csv + executemany (the floor), "
+          f"each in a subprocess, alternately, {rounds} rounds")
+    src = workdir / f"customers-{n}.csv"
+    if not src.exists():
+        write_customers_csv(src, n)
+    state = workdir / "import-state"
+    state.mkdir(exist_ok=True)
+    floor_db = workdir / "import-floor.sqlite"
+    kiosk_cmd = [sys.executable, "-m", "kiosk.cli", "import", str(src), "--replace", "--state-dir", str(state)]
+    floor_cmd = [sys.executable, "-c", FLOOR_IMPORT, str(src), str(floor_db)]
+    print(f"file {src.stat().st_size / 1e6:.0f} MB")
+    print(f"{'round':<6} {'kiosk wall':>10} {'CPU':>7} {'RSS MB':>7} | {'floor wall':>10} {'CPU':>7} {'RSS MB':>7} | "
+          f"{'CPU ratio':>9} {'wall ratio':>10}")
+    cpu_ratios, peaks = [], []
+    for k in range(1, rounds + 1):
+        (state / "snapshot.sqlite").unlink(missing_ok=True)
+        floor_db.unlink(missing_ok=True)
+        kw, kc, kr, out = _run_child(kiosk_cmd)
+        fw, fc, fr, _ = _run_child(floor_cmd)
+        cpu_ratios.append(kc / fc)
+        peaks.append(kr)
+        print(f"{k:<6} {kw:>10.1f} {kc:>7.1f} {kr:>7.0f} | {fw:>10.1f} {fc:>7.1f} {fr:>7.0f} | {kc / fc:>9.2f} "
+              f"{kw / fw:>10.2f}")
     print("kiosk says: " + out.strip().replace("\n", "; "))
-    goal(f"import {n:,} customers <= 15 s", f"{elapsed:.1f} s", elapsed <= 15)
-    goal(f"import {n:,} customers <= 100 MB peak RSS", f"{peak_mb:.0f} MB", peak_mb <= 100)
+    cpu_ratios.sort()
+    goal(f"import {n:,} customers <= 1.3x csv + executemany (CPU, median of {rounds})",
+         f"{cpu_ratios[0]:.2f} / {cpu_ratios[len(cpu_ratios) // 2]:.2f} / {cpu_ratios[-1]:.2f}x (min / median / max)",
+         cpu_ratios[len(cpu_ratios) // 2] <= 1.3)
+    goal(f"import {n:,} customers <= 100 MB peak RSS", f"{max(peaks):.0f} MB", max(peaks) <= 100)
 
 
 # -- scan-to-decision latency ------------------------------------------------------------------------------
@@ -361,7 +485,7 @@ def bench_latency(workdir: Path, scans: int) -> None:
 
 
 def main() -> int:
-    parts = ("decode", "lookup", "import", "latency")
+    parts = ("decode", "lookup", "scan", "import", "latency")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(parts), help=f"comma-separated: {', '.join(parts)}")
     parser.add_argument("--customers", type=int, default=1_000_000, help="snapshot / import size")
@@ -387,6 +511,8 @@ def main() -> int:
         bench_decode(args.runs)
     if "lookup" in chosen:
         bench_lookup(workdir, args.customers, args.samples)
+    if "scan" in chosen:
+        bench_scan(workdir, args.customers, args.samples)
     if "latency" in chosen:
         bench_latency(workdir, args.scans)
 

@@ -266,7 +266,9 @@ def test_a_failing_camera_is_a_fault_until_it_comes_back(caplog):
     faults = Faults()
     broken = FakePicamera2([frame_of(None), RuntimeError("Camera frontend has timed out!")])
     unplugged = FakePicamera2(fail_on_open=RuntimeError("Failed to acquire camera"))
-    good = FakePicamera2([frame_of("I-1002")] * 3)
+    # 20 frames (0.1 s) in view, not 3: the decoder drops frames it has no time for, and a stream decoder
+    # reads a dark-on-light code on every other frame, so a loaded machine could decode none of 3 upright
+    good = FakePicamera2([frame_of("I-1002")] * 20)
     camera, opened = make_camera(camera_config(), [broken, unplugged, unplugged, good], faults=faults)
     seen_faults = []
     faults.subscribe(lambda name, message: seen_faults.append((name, message)))

@@ -229,3 +229,54 @@ def test_arbitrary_scans_through_the_gate_always_get_a_verdict(gate, raw):
     assert decision.reason
     assert decision.event_id
     assert gate.journal.counts()["total"] == before + 1
+
+
+def test_parse_does_not_walk_the_text_in_python():
+    """The checks on a scanned text run in C (regex searches), not per character in Python: the Python lines
+    parse executes are the same for a 200-character code as for a 20-character one (counted, not timed)."""
+    import sys
+
+    from kiosk import credential
+
+    def lines_run(text: str) -> int:
+        count = 0
+
+        def tracer(frame, event, arg):
+            nonlocal count
+            if frame.f_code.co_filename == credential.__file__:
+                count += event == "line"
+                return tracer
+            return None
+
+        sys.settrace(tracer)
+        try:
+            parse(text)
+        finally:
+            sys.settrace(None)
+        return count
+
+    short, long = lines_run("GIFT-" + "7" * 15), lines_run("GIFT-" + "7" * 195)
+    assert short > 0 and long == short
+    assert parse("GIFT-" + "7" * 195 + "\udc80").kind is CredentialKind.INVALID  # the check still runs
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["https://", "HTTP://", "http://", "ftp://", "www.", ""]),
+       st.sampled_from(["venue.example", "venue.example:8443", "[::1]", "v\u2100.example", "", "user@host"]),
+       st.sampled_from(["/card/", "/c/x-", "?card=", "#", "/a?b=1#", "/%30b6f3f0e-"]),
+       st.sampled_from(["0B6F3F0E-6A4E-4C59-9D8E-3F6B1F2D9A10", "0b6f3f0e-6a4e-4c59-9d8e-3f6b1f2d9a1", "%7B" + "a" * 8
+                        + "-aaaa-aaaa-aaaa-" + "a" * 12, ""]),
+       st.sampled_from(["", "?x=9d8e3f6b-1f2d-4a10-8b6f-3f0e6a4e4c59", "#5d0c2a8e-1f7b-4c3e-8a9d-2b6e4f1a7c35"]))
+def test_the_card_url_shortcut_finds_what_urlsplit_finds(scheme, host, middle, uuid, tail):
+    from urllib.parse import unquote, urlsplit
+
+    from kiosk.credential import _UUID, _uuid_in_url
+
+    url = scheme + host + middle + uuid + tail
+    try:
+        parts = urlsplit(url)
+        pieces = [unquote(parts.path), unquote(parts.query), unquote(parts.fragment)]
+        expected = next((m.group(0).lower() for m in map(_UUID.search, pieces) if m), None)
+    except ValueError:
+        expected = None
+    assert _uuid_in_url(url) == expected

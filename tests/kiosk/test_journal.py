@@ -314,6 +314,62 @@ def test_a_full_disk_holds_decisions_and_journalling_resumes_when_space_returns(
     assert journal.lost == 0 and journal.problem is None
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 512 KiB tmpfs: a full disk for real (root only)."""
+    import os
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root (a real full disk)")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk) -> None:
+    import os
+
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def test_a_kiosk_started_on_a_full_disk_holds_decisions_and_journals_them_when_space_returns(small_disk, clock):
+    path = small_disk / "journal.sqlite"
+    before = Journal(path)
+    first = add(before, clock())
+    before.close()  # a clean stop: no -wal or -shm left, so the next open must create them
+    fill(small_disk)
+    journal = Journal(path)  # used to raise "cannot open the journal (disk I/O error)": the kiosk did not start
+    try:
+        assert journal.problem and "cannot open the journal for writing" in journal.problem
+        assert journal.counts()["total"] == 1  # what was journalled before is still readable
+        held = [add(journal, clock(), raw=f"I-10{i}") for i in range(3)]
+        assert journal.held == 3
+        journal._retry_at = 0
+        assert not journal.flush()  # still full: nothing lost, still held
+        assert journal.held == 3
+        (small_disk / "filler").unlink()  # space returns
+        journal._retry_at = 0
+        assert journal.flush()
+        assert journal.held == 0 and journal.problem is None
+    finally:
+        journal.close()
+    reader = Journal(path, readonly=True)
+    try:
+        assert [e["id"] for e in reader.events()] == [first, *held]
+    finally:
+        reader.close()
+
+
 def test_held_decisions_are_bounded_and_the_overflow_is_counted_lost(tmp_path, clock, write_lock, caplog):
     journal = Journal(tmp_path / "journal.sqlite", hold_max=5)
     try:

@@ -65,6 +65,7 @@ class App:
             self._seed_demo()
         self.snapshot = SnapshotStore(self.snapshot_path, heal=not readonly, on_problem=self._snapshot_problem)
         self.policy = policy_of(config)
+        self.venue_store = None  # the peers' events, when [venue] names a broker (kiosk/venue)
 
     @cached_property
     def journal(self) -> Journal:
@@ -86,8 +87,12 @@ class App:
     def counts(self) -> Counts:
         """The access rules' counts, rebuilt from the journal file (read-only; none when there is no journal)."""
         punch = punch_cards(self.snapshot_path)
-        return Counts.rebuild(self.journal_path, self.policy.access, self.policy.tz, punch,
-                              since=history_since(self.policy.access, punch, self.clock()))
+        since = history_since(self.policy.access, punch, self.clock())
+        if self.config.venue.broker:  # over this gate's journal and its peers' events
+            from .venue.wiring import union_counts
+
+            return union_counts(self, punch, since)
+        return Counts.rebuild(self.journal_path, self.policy.access, self.policy.tz, punch, since=since)
 
     @cached_property
     def gate(self) -> Gate:
@@ -198,6 +203,8 @@ class App:
             self.faults.clear("snapshot_stale")
 
     def close(self) -> None:
+        if self.venue_store is not None:
+            self.venue_store.close()
         for name in ("journal", "state"):
             if name in self.__dict__:
                 self.__dict__[name].close()
@@ -254,6 +261,7 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
     devices: list[Output] = []
     screen = None
     upstream = None
+    venue = None
     try:
         wanted = build_sources(app, source)  # first: a bad --source is refused before any device moves
         devices = build_devices(app)
@@ -271,6 +279,10 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             upstream = Upstream.from_app(app)
             app.sync_now = upstream.request_sync
             upstream.start()
+        if app.config.venue.broker:
+            from .venue.wiring import start_link
+
+            venue = start_link(app)
         sources = wanted
         finite = [s.done for s in sources if hasattr(s, "done")]
         ended = threading.Event()
@@ -315,6 +327,8 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             s.stop()
         if upstream is not None:
             upstream.stop()
+        if venue is not None:
+            venue.stop()
         for output in devices + ([screen] if screen is not None else []):
             try:
                 output.close()

@@ -23,7 +23,7 @@ log = logging.getLogger("kiosk")
 
 # Modules that add subcommands: each has `register(subparsers)`; a command's parser sets `func`.
 EXTENSIONS: tuple[str, ...] = ("kiosk.cli_screen", "kiosk.cli_upstream", "kiosk.cli_hardware", "kiosk.cli_ops",
-                               "kiosk.cli_pass", "kiosk.cli_access")
+                               "kiosk.cli_pass", "kiosk.cli_access", "kiosk.cli_venue")
 
 
 def _global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:

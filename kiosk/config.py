@@ -129,6 +129,22 @@ def _pass_keys(v: list[str]) -> str | None:
     return keys_problem(v)
 
 
+def _venue_section() -> dict[str, Key]:
+    """[venue]: the MQTT link between the gates of one venue (kiosk/venue, docs/venue.md)."""
+    from .venue.settings import mqtt_url_problem, topic_level_problem
+
+    return {
+        "broker": Key("", STR, mqtt_url_problem),
+        "ca_file": Key("", STR),
+        "username": Key("", STR),
+        "password_file": Key("", STR),
+        "id": Key("venue", STR, topic_level_problem),  # this gate's zone and direction: [rules] zone, direction
+        "heartbeat_s": Key(30, NUM, _positive),
+        "home_assistant": Key(False, BOOL),
+        "remote_open": Key(False, BOOL),
+    }
+
+
 STR, INT, NUM, BOOL, LIST = (str,), (int,), (int, float), (bool,), (list,)
 
 
@@ -273,6 +289,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_events": Key(1_000_000, INT, _at_least(1000)),
         "sync": Key("normal", STR, _one_of("normal", "full")),
     },
+    "venue": _venue_section(),
 }
 
 

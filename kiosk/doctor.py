@@ -394,6 +394,10 @@ def run_checks(config_path: str | None, state_dir: str | None = None, *, env: Ma
     checks.append(check_upstream(config, timeout_s) if upstream_ok or not config.upstream.url
                   else Check("upstream", FAIL, "not tried: the token is not usable", "fix the token check above"))
     checks.append(Check("passes", *pass_check(config)))
+    if config.venue.broker:  # the venue's MQTT broker (docs/venue.md); without one, doctor is as it was
+        from .venue.doctor import doctor_check as broker_check
+
+        checks.append(Check("broker", *broker_check(config, timeout_s)))
     checks.extend(filter(None, [check_upstream_url(config)]))
     return checks
 

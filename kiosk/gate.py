@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 # Scans from these sources are not codes but a person's say-so: a staff admit, a request-to-exit press.
-MANUAL_SOURCES = frozenset({"staff", "exit_button"})
+MANUAL_SOURCES = frozenset({"staff", "exit_button", "remote"})  # remote: the venue link's "open once"
 
 
 def utc_now() -> datetime:

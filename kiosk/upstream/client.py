@@ -57,9 +57,10 @@ class ClientSettings:
                    device=config.device, config_file=config.source)
 
 
-def read_token(path: str, config_file: str = "<config>") -> str:
-    """The bearer token, refusing a file that group or others can read (it is a password)."""
-    key = "upstream.token_file"
+def read_token(path: str, config_file: str = "<config>", key: str = "upstream.token_file") -> str:
+    """The bearer token, refusing a file that group or others can read (it is a password).
+
+    `key` names the config key in errors: the venue's broker password file follows the same rules."""
     try:
         st = os.stat(path)
         if st.st_mode & (stat.S_IRGRP | stat.S_IROTH):

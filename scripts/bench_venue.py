@@ -217,15 +217,18 @@ def gate_worker(gate: str, port: int, folder: Path, seconds: float, rate: float)
         raise SystemExit(f"gate {gate}: the link did not connect")
     print("ready", flush=True)
     sys.stdin.readline()
-    times, verdicts = [], {}
+    times, cpu, parts, verdicts = [], [], {"decide_ms": [], "journal_ms": []}, {}
     started = time.perf_counter()
     for k in range(int(seconds * rate)):
         pause = started + k / rate - time.perf_counter()  # a fixed schedule: a slow scan does not slow the next
         if pause > 0:
             time.sleep(pause)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         decision = gate_.handle(Scan(raw="I-1001", source="bench"))
         times.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.thread_time() - c0) * 1000)  # wall time far above this: the scan waited (GIL, CPU)
+        for part, values in parts.items():
+            values.append(decision.timings[part])
         verdicts[decision.verdict.value] = verdicts.get(decision.verdict.value, 0) + 1
     peers = 0
     if link is not None:  # let the other gates' last events arrive, to report what the link carried
@@ -233,7 +236,7 @@ def gate_worker(gate: str, port: int, folder: Path, seconds: float, rate: float)
         peers = app.venue_store.count()
         link.stop()
     app.close()
-    print(json.dumps({"times": times, "verdicts": verdicts, "peer_events": peers}), flush=True)
+    print(json.dumps({"times": times, "cpu_ms": cpu, **parts, "verdicts": verdicts, "peer_events": peers}), flush=True)
     return 0
 
 
@@ -270,11 +273,12 @@ def fleet_run(port: int, folder: Path, gates: int, seconds: float, rate: float) 
 def fleet_table(results: dict[str, dict], gates: int, seconds: float, rate: float) -> str:
     ref = results[REFERENCE]["times"]
     r50, r99 = percentile(ref, 50), percentile(ref, 99)
-    rows = [f"{'gate':<6} {'scans':>6} {'p50':>7} {'p99':>7} {'p50-ref':>8} {'p99-ref':>8} {'peer events':>12}  verdicts"]
+    rows = [f"{'gate':<6} {'scans':>6} {'p50':>7} {'p99':>7} {'p50-ref':>8} {'p99-ref':>8} {'cpu99':>6} {'decide99':>8} {'journal99':>9} {'peer events':>12}  verdicts"]
     for name, res in results.items():
         t = res["times"]
         p50, p99 = percentile(t, 50), percentile(t, 99)
         rows.append(f"{name:<6} {len(t):>6} {p50:>7.2f} {p99:>7.2f} {p50 - r50:>+8.2f} {p99 - r99:>+8.2f} "
+                    f"{percentile(res['cpu_ms'], 99):>6.2f} {percentile(res['decide_ms'], 99):>8.2f} {percentile(res['journal_ms'], 99):>9.2f} "
                     f"{res['peer_events']:>12}  {res['verdicts']}")
     worst = max(percentile(res["times"], 99) - r99 for name, res in results.items() if name != REFERENCE)
     expected = (gates - 1) * int(seconds * rate)

@@ -200,7 +200,7 @@ def catch_up_run(port: int, folder: Path, events: int) -> tuple[float, float]:
 REFERENCE = "alone"  # the gate without [venue]
 
 
-def gate_worker(gate: str, port: int, folder: Path, seconds: float, rate: float) -> int:
+def gate_worker(gate: str, port: int, folder: Path, gates: int, seconds: float, rate: float) -> int:
     """One gate process: says `ready` once its link is up, scans at `rate` per second for `seconds` after the
     parent's `go`, then prints the handle times (ms) and how many peer events its store took, as one JSON line."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -231,9 +231,11 @@ def gate_worker(gate: str, port: int, folder: Path, seconds: float, rate: float)
             values.append(decision.timings[part])
         verdicts[decision.verdict.value] = verdicts.get(decision.verdict.value, 0) + 1
     peers = 0
-    if link is not None:  # let the other gates' last events arrive, to report what the link carried
-        time.sleep(2)
-        peers = app.venue_store.count()
+    if link is not None:  # let the other gates' last events arrive (up to 30 s), to report what the link carried
+        expected = (gates - 1) * int(seconds * rate)
+        deadline = time.monotonic() + 30
+        while (peers := app.venue_store.count()) < expected and time.monotonic() < deadline:
+            time.sleep(0.1)
         link.stop()
     app.close()
     print(json.dumps({"times": times, "cpu_ms": cpu, **parts, "verdicts": verdicts, "peer_events": peers}), flush=True)
@@ -247,7 +249,7 @@ def fleet_run(port: int, folder: Path, gates: int, seconds: float, rate: float) 
     for name in names:
         procs[name] = subprocess.Popen(
             [sys.executable, __file__, "--worker", name, "--port", str(0 if name == REFERENCE else port),
-             "--dir", str(folder / name), "--seconds", str(seconds), "--rate", str(rate)],
+             "--dir", str(folder / name), "--gates", str(gates), "--seconds", str(seconds), "--rate", str(rate)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         for name, proc in procs.items():
@@ -302,7 +304,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--catch-up", type=int, default=0, metavar="N",
                         help="instead: a gate that starts after a peer journalled N events catches up (time, memory)")
-    parser.add_argument("--gates", type=int, default=0, metavar="N",
+    parser.add_argument("--gates", type=int, default=0, metavar="N", choices=range(0, 101),
                         help="instead: N gate processes on one venue and a single gate alone, scanning together")
     parser.add_argument("--seconds", type=float, default=60.0, help="with --gates: how long each gate scans")
     parser.add_argument("--rate", type=float, default=20.0, help="with --gates: scans per second at each gate")
@@ -310,8 +312,10 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.seconds <= 0 or args.rate <= 0:
+        parser.error("--seconds and --rate must be above 0")
     if args.worker:
-        return gate_worker(args.worker, args.port, Path(args.dir), args.seconds, args.rate)
+        return gate_worker(args.worker, args.port, Path(args.dir), args.gates, args.seconds, args.rate)
     mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
     if mosquitto is None:
         print("bench_venue needs mosquitto: sudo apt-get install mosquitto")

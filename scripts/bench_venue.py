@@ -14,6 +14,8 @@ at the same time and rate, one more gate process without [venue] (the single-gat
 the machine's load, so the difference is what the link costs a gate, chiefly taking the other gates'
 events into its store and counts). Each scan's time is Gate.handle's (parse, decide, journal commit,
 counts, outputs). Prints per gate p50/p99, the reference and the difference.
+`--late-read N` (no broker): what one scan's zone read costs when a peer's event arrived out of time order
+and the gate's union counts hold N zone events (VenueCounts replays the zone then).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -289,6 +291,27 @@ def fleet_table(results: dict[str, dict], gates: int, seconds: float, rate: floa
     return "\n".join(rows)
 
 
+def late_read_run(events: int) -> tuple[float, float]:
+    """A gate's union counts holding `events` zone events of today: ms for the rules' next read of the zone after
+    one peer event arrived out of time order, and after none (what a --gates scan pays when a peer's event
+    overtook its own)."""
+    rules = AccessRules(zone="lounge", capacity=10 * events, direction="in")
+    counts = VenueCounts(rules, timezone.utc)
+    end = now()
+    for i in range(events):
+        counts.record(at=end - timedelta(milliseconds=5 * (events - i)), verdict="admit", source="bench",
+                      customer_id=f"C-{i}")
+    counts.occupancy(end)
+    counts.add_peer_events([{"at": (end - timedelta(milliseconds=7)).isoformat(), "id": "late", "verdict": "admit",
+                             "source": "bench", "customer": "P-1", "card": "", "value": "", "dir": "in",
+                             "zone": "lounge"}])
+    t0 = time.perf_counter()
+    counts.occupancy(end)
+    t1 = time.perf_counter()
+    counts.occupancy(end)
+    return (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
+
+
 def start_broker(mosquitto: str, tmp: str, port: int) -> subprocess.Popen:
     conf = Path(tmp) / "m.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n")
@@ -311,7 +334,15 @@ def main() -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # one gate process of --gates
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--late-read", type=int, default=0, metavar="N",
+                        help="instead: the zone read after one late peer event, with N zone events (no broker)")
     args = parser.parse_args()
+    if args.late_read:
+        for run in range(1, args.runs + 1):
+            late, settled = late_read_run(args.late_read)
+            print(f"run {run}: {args.late_read} zone events: read after a late peer event {late:.2f} ms, "
+                  f"after none {settled:.3f} ms")
+        return 0
     if args.seconds <= 0 or args.rate <= 0:
         parser.error("--seconds and --rate must be above 0")
     if args.worker:

@@ -277,12 +277,14 @@ def fleet_run(port: int, folder: Path, gates: int, seconds: float, rate: float) 
 def fleet_table(results: dict[str, dict], gates: int, seconds: float, rate: float) -> str:
     ref = results[REFERENCE]["times"]
     r50, r99 = percentile(ref, 50), percentile(ref, 99)
-    rows = [f"{'gate':<6} {'scans':>6} {'p50':>7} {'p99':>7} {'p50-ref':>8} {'p99-ref':>8} {'cpu99':>6} {'decide99':>8} {'journal99':>9} {'peer events':>12}  verdicts"]
+    rows = [f"{'gate':<6} {'scans':>6} {'p50':>7} {'p99':>7} {'p50-ref':>8} {'p99-ref':>8} {'cpu99':>6} "
+            f"{'decide99':>8} {'journal99':>9} {'peer events':>12}  verdicts"]
     for name, res in results.items():
         t = res["times"]
         p50, p99 = percentile(t, 50), percentile(t, 99)
         rows.append(f"{name:<6} {len(t):>6} {p50:>7.2f} {p99:>7.2f} {p50 - r50:>+8.2f} {p99 - r99:>+8.2f} "
-                    f"{percentile(res['cpu_ms'], 99):>6.2f} {percentile(res['decide_ms'], 99):>8.2f} {percentile(res['journal_ms'], 99):>9.2f} "
+                    f"{percentile(res['cpu_ms'], 99):>6.2f} {percentile(res['decide_ms'], 99):>8.2f} "
+                    f"{percentile(res['journal_ms'], 99):>9.2f} "
                     f"{res['peer_events']:>12}  {res['verdicts']}")
     worst = max(percentile(res["times"], 99) - r99 for name, res in results.items() if name != REFERENCE)
     expected = (gates - 1) * int(seconds * rate)

@@ -3,10 +3,12 @@
 Two parts, because they merge differently:
 - entries, totals and punch uses (per customer, across the whole venue): adding an event commutes,
   so every admit at an `in` or `none` gate anywhere counts once, whenever it arrives;
-- who is inside and the occupancy of this gate's zone depend on order (in, then out), so they are
-  replayed in time order over the zone's events of the current period (since the daily reset)
-  whenever a peer's event arrives late. Two gates holding the same events therefore hold the same
-  counts, whatever order the events came in (a set union: duplicates are dropped by id upstream).
+- who is inside and the occupancy of this gate's zone depend on order (in, then out), so the zone's
+  events of the current period (since the daily reset) are kept in time order, each with what it
+  changed; a peer's event that arrives late is put in its place by taking back the events after it
+  and replaying those (a late event costs the events after it, not the day). Two gates holding the
+  same events therefore hold the same counts, whatever order the events came in (a set union:
+  duplicates are dropped by id upstream).
 
 Both parts are kiosk.counts.Counts (issue 11); this class is the read-only CountsView the rules
 see. The gate's thread records its own decisions, the link's thread adds peers' events: a lock
@@ -32,6 +34,17 @@ from .store import PeerStore
 _COUNTED = ("admit", OCCUPANCY_SET)
 # (time, event id, verdict, source, customer id, raw, direction): sorting these is the zone's order
 ZoneEvent = tuple[float, str, str, str, str | None, str, str]
+# What one zone event changed, to take it back: (period, occupancy, customer id, when they entered or None if
+# they were not inside) before it; None when it began a period (that empties the zone: nothing before it counts).
+Undo = tuple[tuple[float, float], int, str | None, float | None] | None
+
+
+class _NoEntries(dict):
+    """The zone's Counts keeps no entry times (entries_counts does; the zone is read for who is inside and
+    occupancy only): what Counts._apply stores here is forgotten, so replaying an event twice adds nothing."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        pass
 
 
 def _t(at: str) -> float:
@@ -48,8 +61,12 @@ class VenueCounts:
         self._lock = threading.RLock()
         self.entries_counts = Counts(self._by_dir["none"], tz)  # entries only: a `none` gate counts no one inside
         self.zone_counts = Counts(rules, tz)
-        self._zone_log: list[ZoneEvent] = []
+        self.zone_counts._entries = _NoEntries()
+        self.zone_counts._totals = None
+        self._zone_log: list[ZoneEvent] = []  # the current period's zone events, in order
+        self._undo: list[Undo] = []  # what each of them changed (same index)
         self._late: list[ZoneEvent] = []  # late events not yet in the zone's order: sorted in on the next read
+        self.replayed = 0  # zone events taken back and applied again to put late ones in place
         self._seq = 0  # the journal's last row `follow` has read
         self.peer_events = 0
 
@@ -141,29 +158,59 @@ class VenueCounts:
             return
         if event[0] >= zone._period[1]:
             self._zone_log.clear()  # a new period: the reset emptied the zone
+            self._undo.clear()
         self._zone_log.append(event)
-        self._step(event)
+        self._undo.append(self._step(event))
 
     def _settled(self) -> Counts:
-        """The zone's counts with every late event in its place: one sort and one replay however many came
-        (a catch-up brings thousands; the rules read the zone once per scan)."""
+        """The zone's counts with every late event in its place: the events after the earliest late one are
+        taken back (newest first), then those and the late ones applied in time order. One pass however many
+        came (a catch-up brings thousands; the rules read the zone once per scan)."""
         if self._late:
-            self._zone_log.extend(self._late)
+            self._late.sort()
+            at = bisect.bisect_left(self._zone_log, self._late[0])
+            for i in range(len(self._zone_log) - 1, at - 1, -1):
+                self._take_back(self._undo[i])
+            tail = self._zone_log[at:]
+            del self._zone_log[at:], self._undo[at:]
+            self.replayed += len(tail)
+            tail.extend(self._late)
             self._late.clear()
-            self._zone_log.sort()  # two sorted runs: linear
-            self.zone_counts = Counts(self.rules, self.tz)
-            for e in self._zone_log:
-                self._step(e)
+            tail.sort()  # two sorted runs: linear
+            for event in tail:
+                self._zone_log.append(event)
+                self._undo.append(self._step(event))
             start = self.zone_counts._period[0]
             if self._zone_log[0][0] < start:  # keep only the current period's events
-                del self._zone_log[:bisect.bisect_left(self._zone_log, (start,))]
+                cut = bisect.bisect_left(self._zone_log, (start,))
+                del self._zone_log[:cut], self._undo[:cut]
         return self.zone_counts
 
-    def _step(self, event: ZoneEvent) -> None:
+    def _step(self, event: ZoneEvent) -> Undo:
+        """Apply one zone event (Counts' own rules, in the direction of the gate that saw it); what it changed."""
         t, _id, verdict, source, customer_id, raw, direction = event
         zone = self.zone_counts
-        zone.rules = self._by_dir[direction]  # the direction of the gate that saw it
+        if t >= zone._period[1]:
+            undo = None
+        else:
+            undo = (zone._period, zone._occupancy, customer_id, zone._inside.get(customer_id))
+        zone.rules = self._by_dir[direction]
         zone._apply(t, verdict, source, customer_id, None, raw)
+        return undo
+
+    def _take_back(self, undo: Undo) -> None:
+        zone = self.zone_counts
+        if undo is None:  # it began the period: as before any event (its first event empties the zone again)
+            zone._period = (float("-inf"), float("-inf"))
+            zone._occupancy = 0
+            zone._inside.clear()
+            return
+        zone._period, zone._occupancy, customer_id, entered = undo
+        if customer_id is not None:
+            if entered is None:
+                zone._inside.pop(customer_id, None)
+            else:
+                zone._inside[customer_id] = entered
 
     # -- building ------------------------------------------------------------------------------------
     @classmethod

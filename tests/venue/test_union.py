@@ -96,3 +96,64 @@ def test_rebuild_from_journal_and_store_equals_the_live_counts(tmp_path: Path):
     now = T0 + timedelta(hours=2)
     assert view(rebuilt, now) == view(live, now)
     assert live.occupancy(now) > 0
+
+
+# Every kind of zone event: (gate, verdict, source, customer, raw)
+KINDS = [("front", "admit", "camera", "A", ""), ("front", "admit", "camera", "B", ""),
+         ("side", "admit", "camera", "C", ""), ("exit", "admit", "camera", "A", ""),
+         ("exit", "admit", "camera", "C", ""), ("front", "admit", "exit_button", None, ""),
+         ("front", "admit", "staff", None, ""), ("side", "admit", "guest", None, "guest:B"),
+         ("front", "occupancy_set", "cli", None, "2"), ("front", "occupancy_set", "cli", None, "many"),
+         ("spa", "admit", "camera", "D", "")]
+# minutes from T0 (09:00 UTC): the zone's daily reset (midnight) falls at 900, in the middle
+moves = st.lists(st.tuples(st.sampled_from(range(len(KINDS))), st.integers(870, 930), st.booleans()),
+                 min_size=1, max_size=60)
+
+
+def zone_event(i: int, kind: int, minute: int) -> dict:
+    gate, verdict, source, customer, raw = KINDS[kind]
+    e = event(i, gate, customer or "", minute)
+    e.update(verdict=verdict, source=source, customer=customer, value=raw or None)
+    return e
+
+
+def replayed_in_full(events: list[dict], now: datetime) -> tuple:
+    """One gate that saw every event itself, in time order (kiosk.counts.Counts): the zone's reference."""
+    reference = Counts(RULES, timezone.utc)
+    for e in sorted(events, key=lambda e: (datetime.fromisoformat(e["at"]).timestamp(), e["id"])):
+        if e["zone"] == "lounge":
+            reference.rules = AccessRules(zone="lounge", capacity=100, direction=e["dir"])
+            reference.record(at=datetime.fromisoformat(e["at"]), verdict=e["verdict"], source=e["source"],
+                             customer_id=e["customer"], raw=e["value"] or "")
+    return (reference.occupancy(now), tuple(reference.inside(now)),
+            tuple(reference.inside_since(x, now) for x in "ABCD"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(moves)
+def test_late_events_at_any_place_give_the_counts_of_a_full_replay(plan):
+    """Events arrive in the plan's order (late ones land anywhere among those held, across the daily reset),
+    and the zone is read after some of them: every read equals replaying all events so far from the start."""
+    c = VenueCounts(RULES, timezone.utc)
+    seen: list[dict] = []
+    for i, (kind, minute, read) in enumerate(plan):
+        e = zone_event(i, kind, minute)
+        seen.append(e)
+        c.add_peer_events([e])
+        if read or i == len(plan) - 1:
+            now = max(datetime.fromisoformat(x["at"]) for x in seen) + timedelta(seconds=1)
+            assert (c.occupancy(now), tuple(c.inside(now)),
+                    tuple(c.inside_since(x, now) for x in "ABCD")) == replayed_in_full(seen, now)
+
+
+def test_a_late_event_replays_only_the_events_after_it():
+    c = VenueCounts(RULES, timezone.utc)
+    for i in range(5000):
+        c.record(at=T0 + timedelta(seconds=i), verdict="admit", source="camera", customer_id=f"C-{i}")
+    now = T0 + timedelta(hours=3)
+    assert c.occupancy(now) == 5000
+    late = event(0, "exit", "C-4990", 0)
+    late["at"] = (T0 + timedelta(seconds=4996.5)).isoformat()  # C-4990 leaves: before the last 3 of this gate's own
+    c.add_peer_events([late])
+    assert c.occupancy(now) == 4999 and "C-4990" not in c.inside(now)
+    assert c.replayed == 3  # the events after it, not the 5,000 of the day

@@ -10,10 +10,8 @@ import io
 import json
 import sqlite3
 import threading
-import time
 from collections import Counter
 from datetime import date
-from typing import Callable
 
 import pytest
 
@@ -24,17 +22,10 @@ from kiosk.outputs import EventPrinter
 from kiosk.ports import Scan
 from kiosk.refupstream import RefStore, RefUpstream
 from kiosk.upstream import Upstream
+from waits import wait_for
 
 TOKEN = "t0ken-for-tests"
 
-
-def wait_for(condition: Callable[[], object], what: str, patience_s: float = 120.0) -> None:
-    """Poll until `condition` holds; the patience only stops a hung test, it is no speed requirement."""
-    deadline = time.monotonic() + patience_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from datetime import date
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -25,18 +23,11 @@ from kiosk.model import Decision
 from kiosk.ports import Scan
 from kiosk.refupstream import RefStore, RefUpstream
 from kiosk.upstream import Upstream
+from waits import wait_for
 
 TOKEN = "t0ken-for-tests"
 GARBAGE = b"\x00\xffnot a snapshot, a bad SD card sector\n" * 300
 
-
-def wait_for(condition: Callable[[], object], what: str, patience_s: float = 120.0) -> None:
-    """Poll until `condition` holds; the patience only stops a hung test, it is no speed requirement."""
-    deadline = time.monotonic() + patience_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.02)
 
 
 def make_config(state: Path, **upstream) -> Config:

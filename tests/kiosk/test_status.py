@@ -8,10 +8,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -21,6 +19,7 @@ from kiosk.i18n import Messages
 from kiosk.refupstream import RefStore, RefUpstream
 from kiosk.state import SyncOutcome
 from kiosk.status import STATUS_FILE, JournalStatus, KioskStatus, SnapshotStatus, publish
+from waits import wait_for
 
 TOKEN = "t0ken-for-tests"
 
@@ -28,14 +27,6 @@ TOKEN = "t0ken-for-tests"
 def kiosk(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kiosk.cli", *args], capture_output=True, text=True, **kw)
 
-
-def wait_for(condition: Callable[[], object], what: str, patience_s: float = 120.0) -> None:
-    """Poll until `condition` holds; the patience only stops a hung test, it is no speed requirement."""
-    deadline = time.monotonic() + patience_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.05)
 
 
 def tree(path: Path) -> list[str]:

@@ -60,9 +60,9 @@ class Upstream:
         read_token(settings.token_file, settings.config_file)  # refuse to start on a bad token file
         for warning in url_warnings(settings.url):
             log.warning("%s", warning)
-        # The reporter's own connection to the journal, for reads and checkpoints: WAL readers never
-        # block the gate. Its writes go through app.journal in short transactions, so a scan being
-        # journalled waits at most for one of them, on the journal's lock (not SQLite's busy sleep).
+        # The reporter's own connection to the journal: WAL readers never block the gate, and its
+        # acknowledgements go to the acknowledgements file, so a scan being journalled never waits for
+        # them, on the journal's lock or on SQLite's. Only setting a bad event aside writes the journal.
         j = app.config.journal
         self._journal = Journal(app.journal.path, keep_days=j.keep_days, max_events=j.max_events, sync=j.sync)
         self._sync_client = UpstreamClient(settings)
@@ -131,8 +131,7 @@ class Upstream:
         """Report every pending event (until the upstream holds some back). Raises SyncError on failure."""
         app = self.app
         try:
-            result = upload_round(self._report_client, app.journal, app.clock, reader=self._journal, stop=self._stop,
-                                  pause_s=pause_s)
+            result = upload_round(self._report_client, self._journal, app.clock, stop=self._stop, pause_s=pause_s)
         except KioskError as exc:
             self.report_failures += 1
             self._failed("report", exc)

@@ -207,28 +207,29 @@ class Journal:
     def _attach_acks(self) -> None:
         path = acks_path(self.path)
         new = path is not None and not path.exists()
-        self.db.execute("ATTACH DATABASE ? AS acks", (str(path or ":memory:"),))
         try:
-            self.db.execute("PRAGMA acks.page_size=1024")
-            self.db.execute("PRAGMA acks.journal_mode=WAL")
-            self.db.execute(f"PRAGMA acks.synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
-            self.db.executescript(_ACKS_SCHEMA)
+            self._open_acks(path)
         except sqlite3.Error as exc:
             if path is None or not is_corrupt(exc):
                 raise
             # A damaged acknowledgements file costs only resending (the upstream deduplicates by id): it must
             # not cost the journal, so it alone goes aside.
-            self.db.execute("DETACH DATABASE acks")
+            with contextlib.suppress(sqlite3.Error):  # not attached when ATTACH itself found the damage
+                self.db.execute("DETACH DATABASE acks")
             move_aside(path, str(exc))
-            log.error("%s: the acknowledgements file was damaged (%s) and set aside; events are reported again",
+            log.error("%s: the acknowledgements file was damaged (%s) and set aside; its events are reported again",
                       path, exc)
             new = True
-            self.db.execute("ATTACH DATABASE ? AS acks", (str(path),))
-            self.db.execute("PRAGMA acks.page_size=1024")
-            self.db.execute("PRAGMA acks.journal_mode=WAL")
-            self.db.executescript(_ACKS_SCHEMA)
+            self._open_acks(path)
         if new and path is not None:
             readable_by_service(path)
+
+    def _open_acks(self, path: Path | None) -> None:
+        self.db.execute("ATTACH DATABASE ? AS acks", (str(path or ":memory:"),))
+        self.db.execute("PRAGMA acks.page_size=1024")
+        self.db.execute("PRAGMA acks.journal_mode=WAL")
+        self.db.execute(f"PRAGMA acks.synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
+        self.db.executescript(_ACKS_SCHEMA)
 
     def _attach_acks_readonly(self) -> None:
         """A reader sees acknowledgements if there are any; without the file, none (nothing is created)."""

@@ -42,6 +42,7 @@ class UploadResult:
     accepted: int = 0  # events the upstream acknowledged, now marked sent
     isolated: list[str] = field(default_factory=list)
     requests: int = 0
+    after: int = 0  # journal position up to which every event was acknowledged or set aside
 
     def summary(self) -> str:
         text = f"reported {self.accepted} scan{'s' if self.accepted != 1 else ''}"
@@ -51,18 +52,19 @@ class UploadResult:
 
 
 def upload_round(client: UpstreamClient, journal: Journal, now: Callable[[], datetime], *, batch: int = BATCH,
-                 stop: threading.Event | None = None, pause_s: float = 0.0) -> UploadResult:
+                 stop: threading.Event | None = None, pause_s: float = 0.0, after: int = 0) -> UploadResult:
     """Send pending events until none are left, the upstream holds some back, or `stop` is set.
 
     Raises SyncError when the upstream cannot be reached or refuses (those events stay pending).
     `journal`: the reporter's own connection, not the gate's: its reads never block the gate, and
     its acknowledgements go to the acknowledgements file, never taking the journal's write lock.
     `pause_s` between batches leaves the CPU to the gate while a long backlog drains.
+    `after`: start past this journal position (a previous round's `after`); 0 looks at every event,
+    including those a passage answer made pending again.
     """
-    result = UploadResult()
-    after = 0  # every event up to here was acknowledged or set aside in this round
+    result = UploadResult(after=after)
     while stop is None or not stop.is_set():
-        events, last = journal.pending_after(after, batch)
+        events, last = journal.pending_after(result.after, batch)
         if not events:
             break
         handled = _send(client, journal, events, now, result)
@@ -71,7 +73,7 @@ def upload_round(client: UpstreamClient, journal: Journal, now: Callable[[], dat
             log.info("the upstream held back %d of %d events; they are retried later", len(events) - handled,
                      len(events))
             break
-        after = last
+        result.after = last
         if len(events) < batch:
             break
         if pause_s and stop is not None and stop.wait(pause_s):

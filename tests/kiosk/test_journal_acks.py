@@ -129,3 +129,15 @@ def test_a_damaged_acknowledgements_file_is_set_aside_not_the_journal(tmp_path, 
         assert journal.moved_aside is None and list(tmp_path.glob("journal.sqlite-acks.corrupt-*"))
     finally:
         journal.close()
+
+
+def test_a_scan_is_journalled_while_another_connection_holds_the_acknowledgements_lock(journal, clock):
+    first = add(journal, clock())
+    other = sqlite3.connect(acks_path(journal.path), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # an uploader in the middle of acknowledging
+        second = add(journal, clock(), "I-2")
+        assert journal.held == 0 and journal.problem is None
+        assert [e["id"] for e in journal.pending()] == [first, second]
+    finally:
+        other.close()

@@ -4,10 +4,12 @@
 The reference upstream runs in its own process on 127.0.0.1. Per run: a kiosk with a fresh
 journal holding `--events` pending events decides a scan every 100 ms through `Gate.handle`
 (journal append + decide + outputs), first with nothing draining (the floor, side by side in
-the same run), then while the kiosk's own uploader (`Upstream.start`) reports the backlog.
+the same run), then while the backlog is reported: by the kiosk's own uploader thread
+(`Upstream.start`, `--drain thread`), or by `kiosk sync` in a process of its own (`--drain process`),
+which acknowledges into the same journal's acknowledgements file.
 Prints both p99s, the difference and the ratio, per run and min/median/max over `--runs`.
 
-    ./scripts/bench drain [--events N] [--runs N] [--scans N]
+    ./scripts/bench drain [--events N] [--runs N] [--scans N] [--drain thread|process]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -28,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_sync import TOKEN, Server  # noqa: E402
+from bench_sync import KIOSK, TOKEN, Server, write_config  # noqa: E402
 
 from kiosk import demo  # noqa: E402
 from kiosk.app import App  # noqa: E402
@@ -69,8 +72,8 @@ def backlog(app: App, events: int) -> None:
         app.journal.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
-def one_run(work: Path, server: Server, token_file: Path, events: int,
-            scans: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]], float]:
+def one_run(work: Path, server: Server, token_file: Path, events: int, scans: int,
+            drain: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]], float]:
     """(idle samples, samples while draining, drain seconds)."""
     state = work / "drain-state"
     shutil.rmtree(state, ignore_errors=True)
@@ -89,10 +92,17 @@ def one_run(work: Path, server: Server, token_file: Path, events: int,
         during: list[tuple[float, float]] = []
         scanner = threading.Thread(target=scan_every_100ms, args=(app, stop, during))
         started = time.monotonic()
-        up.start()
-        scanner.start()
-        while app.journal.counts()["pending"] > 0:
-            time.sleep(0.05)
+        if drain == "thread":
+            up.start()
+            scanner.start()
+            while app.journal.counts()["pending"] > 0:
+                time.sleep(0.05)
+        else:
+            config = write_config(work / "drain.toml", state, server.url, token_file, sync_interval_s=3600)
+            scanner.start()
+            proc = subprocess.run([*KIOSK, "sync", "--json", "--config", str(config)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"kiosk sync failed ({proc.returncode}): {proc.stdout} {proc.stderr[-2000:]}")
         drained = time.monotonic() - started
         stop.set()
         scanner.join()
@@ -107,6 +117,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scans", type=int, default=150, help="idle scans per run (the floor)")
+    parser.add_argument("--drain", choices=["thread", "process"], default="thread",
+                        help="who reports the backlog: the kiosk's uploader thread, or `kiosk sync` in its own process")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "kiosk-bench-drain")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +127,7 @@ def main() -> None:
     os.chmod(token_file, 0o600)
     db = args.workdir / "upstream.sqlite"
     print(f"bench_drain on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}: {args.events:,} events, "
-          f"{args.runs} runs", flush=True)
+          f"{args.runs} runs, drained by a {args.drain}", flush=True)
     deltas, ratios, idles, durings, journal_idle, journal_during = [], [], [], [], [], []
     for run in range(args.runs):
         for suffix in ("", "-wal", "-shm"):
@@ -123,7 +135,8 @@ def main() -> None:
         RefStore(db).replace(demo.records(date.today()))
         server = Server(db, token_file, args.workdir / "upstream.log")
         try:
-            idle_samples, during_samples, drained = one_run(args.workdir, server, token_file, args.events, args.scans)
+            idle_samples, during_samples, drained = one_run(args.workdir, server, token_file, args.events, args.scans,
+                                                            args.drain)
         finally:
             server.stop()
         stored = RefStore(db).scan_count()

@@ -3,6 +3,12 @@
 Events are reported upstream by the uploader; acknowledged events are purged after
 `keep_days`, and past `max_events` the oldest acknowledged go first. An unacknowledged
 event is only ever dropped with a loud warning.
+
+Acknowledgements live in a small file of their own beside the journal (`acks_path`, attached
+as `acks`): writing one never takes the journal's write lock, so the uploader (another thread
+or another process) never makes a scan wait to be journalled. An event counts as sent when an
+acknowledgement names it with the `passed` it still has; `purge` folds acknowledgements into
+the journal's `state`, a few hundred at a time.
 """
 
 from __future__ import annotations
@@ -50,17 +56,40 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_pending ON events (state, seq);
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
 """
+_ACKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS acks.acks (
+    id TEXT PRIMARY KEY,  -- an event the upstream accepted, as journalled with this `passed`
+    passed INTEGER,
+    at TEXT NOT NULL
+);
+"""
+# An event whose acknowledgement is for the `passed` it has now: sent, until `purge` folds it in.
+_ACKED = "EXISTS (SELECT 1 FROM acks.acks a WHERE a.id = events.id AND a.passed IS events.passed)"
+_STATE = f"CASE WHEN state = 'pending' AND {_ACKED} THEN 'sent' ELSE state END"
+# Only a pending event, and only the version that went: a passage answer that landed meanwhile
+# leaves it pending, to go again with the answer.
+_ACK = ("INSERT OR REPLACE INTO acks.acks (id, passed, at) SELECT id, passed, ? FROM events"
+        " WHERE id = ? AND state = 'pending' AND passed IS ? AND NOT " + _ACKED)
+_ACK_CURRENT = ("INSERT OR REPLACE INTO acks.acks (id, passed, at) SELECT id, passed, ? FROM events"
+                " WHERE id = ? AND state = 'pending' AND NOT " + _ACKED)
+FOLD_BATCH = 500  # acknowledgements folded into the journal per transaction (each a short hold of its lock)
 _INSERT = ("INSERT INTO events (id, at, gate, source, raw, credential, verdict, customer_id, groups, cursor, passed,"
            " reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
 _SET_PASSED = ("UPDATE events SET passed = ?, state = CASE state WHEN 'isolated' THEN state ELSE 'pending' END"
                " WHERE id = ?")
 COLUMNS = ("id", "at", "gate", "source", "raw", "credential", "verdict", "customer_id", "groups", "cursor",
            "passed", "reason", "state")
+_SELECT = ", ".join(COLUMNS[:-1]) + ", " + _STATE
 
 
 def iso(moment: datetime) -> str:
     """UTC with milliseconds and a Z, as the protocol writes times."""
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def acks_path(path: str | Path) -> Path | None:
+    """Where a journal's acknowledgements are kept (None for a journal in memory)."""
+    return None if str(path) == ":memory:" else Path(str(path) + "-acks")
 
 
 def new_event_id() -> str:
@@ -92,8 +121,8 @@ class Journal:
         self.hold_max = hold_max
         self._lock = threading.Lock()
         self._counts: dict[str, int] | None = None  # kept up to date by our own writes
-        self._changed_while_pending: set[str] = set()
         self._data_version = -1
+        self._acks_seen = 0  # acknowledgements up to this rowid are in self._counts
         self._held: deque[list[Any]] = deque()  # event rows not yet written, oldest first
         self._held_passed: dict[str, bool] = {}  # passage answers for written events, not yet written
         self._retry_at = 0.0
@@ -124,9 +153,12 @@ class Journal:
         try:
             self.db = connect_readonly(self.path, check_same_thread=False, isolation_level=None)
             self.db.execute("SELECT 1 FROM events LIMIT 1").fetchall()
+            self._attach_acks_readonly()
         except sqlite3.Error:
             self.db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
             self.db.executescript(_SCHEMA)
+            self.db.execute("ATTACH DATABASE ':memory:' AS acks")
+            self.db.executescript(_ACKS_SCHEMA)
         self._ident = None
 
     def _reopen_if_due(self) -> None:
@@ -148,6 +180,7 @@ class Journal:
     def _connect(self) -> None:
         if self.readonly:
             self.db = connect_readonly(self.path, check_same_thread=False, isolation_level=None)
+            self._attach_acks_readonly()
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             new = not self.path.exists()
@@ -160,12 +193,54 @@ class Journal:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
                 self.db.executescript(_SCHEMA)
+                self._attach_acks()
             except sqlite3.Error:
                 self.db.close()
                 raise
             if new:
                 readable_by_service(self.path)
         self._ident = _ident(self.path)
+
+    def _attach_acks(self) -> None:
+        path = acks_path(self.path)
+        new = path is not None and not path.exists()
+        try:
+            self._open_acks(path)
+        except sqlite3.Error as exc:
+            if path is None or not is_corrupt(exc):
+                raise
+            # A damaged acknowledgements file costs only resending (the upstream deduplicates by id): it must
+            # not cost the journal, so it alone goes aside.
+            with contextlib.suppress(sqlite3.Error):  # not attached when ATTACH itself found the damage
+                self.db.execute("DETACH DATABASE acks")
+            move_aside(path, str(exc))
+            log.error("%s: the acknowledgements file was damaged (%s) and set aside; its events are reported again",
+                      path, exc)
+            new = True
+            self._open_acks(path)
+        if new and path is not None:
+            readable_by_service(path)
+
+    def _open_acks(self, path: Path | None) -> None:
+        self.db.execute("ATTACH DATABASE ? AS acks", (str(path or ":memory:"),))
+        self.db.execute("PRAGMA acks.page_size=1024")
+        self.db.execute("PRAGMA acks.journal_mode=WAL")
+        self.db.execute(f"PRAGMA acks.synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
+        self.db.executescript(_ACKS_SCHEMA)
+
+    def _attach_acks_readonly(self) -> None:
+        """A reader sees acknowledgements if there are any; without the file, none (nothing is created)."""
+        path = acks_path(self.path)
+        try:
+            if path is None or not path.exists():
+                raise sqlite3.OperationalError("no acknowledgements file")
+            self.db.execute("ATTACH DATABASE ? AS acks", (f"file:{path}?mode=ro",))
+            self.db.execute("SELECT 1 FROM acks.acks LIMIT 1").fetchall()
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("DETACH DATABASE acks")
+            self.db.execute("ATTACH DATABASE ':memory:' AS acks")
+            self.db.executescript(_ACKS_SCHEMA)
 
     def _start_afresh(self, exc: sqlite3.Error) -> None:
         """The file is damaged: keep it aside for whoever wants to look, and journal into a new one."""
@@ -189,15 +264,17 @@ class Journal:
             self.db.close()
 
     @contextlib.contextmanager
-    def _write(self, what: str, *, begin: bool = True) -> Iterator[sqlite3.Connection]:
+    def _write(self, what: str, *, begin: bool = True, only_acks: bool = False) -> Iterator[sqlite3.Connection]:
         """One write: committed, or rolled back and raised as JournalError. Call with self._lock held.
 
-        `begin=False` for a single statement, which SQLite runs as its own transaction."""
+        `begin=False` for a single statement, which SQLite runs as its own transaction. `only_acks`: a
+        deferred transaction, which locks only what it writes (BEGIN IMMEDIATE would also take the
+        journal's write lock, as it locks every attached file)."""
         try:
             if self._reopen:
                 self._reopen_if_due()
             if begin:
-                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute("BEGIN" if only_acks else "BEGIN IMMEDIATE")
             yield self.db
             if begin:
                 self.db.execute("COMMIT")
@@ -301,7 +378,8 @@ class Journal:
                 if row[0] == event_id:
                     row[10] = int(passed)
                     return
-            row = self.db.execute("SELECT state FROM events WHERE id = ?", (event_id,)).fetchone()
+            self._count_new_acks()
+            before = self._category(event_id)
             try:
                 with self._write("record a passage", begin=False):
                     self.db.execute(_SET_PASSED, (int(passed), event_id))
@@ -313,26 +391,45 @@ class Journal:
                 self._retry_at = time.monotonic() + RETRY_S
                 log.error("%s; the passage is kept in memory until it can", exc)
                 return
-            if row and row[0] == "pending":
-                # An upload may be carrying this event without `passed` right now: its acknowledgement
-                # must not mark it sent, so it goes again with the sensor's answer.
-                self._changed_while_pending.add(event_id)
-            self._counts = None
+            # Kept, not recounted: a recount joins every acknowledgement not yet folded in.
+            after = self._category(event_id)
+            if self._counts is not None and before != after:
+                if before is not None:
+                    self._counts[before] -= 1
+                if after is not None:
+                    self._counts[after] += 1
+
+    def _category(self, event_id: str) -> str | None:
+        """The event's state as counted: acknowledgements not yet counted (`_acks_seen`) do not count yet."""
+        row = self.db.execute(
+            "SELECT state, EXISTS (SELECT 1 FROM acks.acks a WHERE a.id = events.id AND a.passed IS events.passed"
+            " AND a.rowid <= ?) FROM events WHERE id = ?", (self._acks_seen, event_id)).fetchone()
+        if row is None:
+            return None
+        return "sent" if row[0] == "pending" and row[1] else row[0]
 
     # -- reporting ---------------------------------------------------------------------
     def pending(self, limit: int = 500) -> list[dict[str, Any]]:
         """Unacknowledged events, oldest first, as protocol events."""
+        return self.pending_after(0, limit)[0]
+
+    def pending_after(self, after: int, limit: int = 500) -> tuple[list[dict[str, Any]], int]:
+        """Unacknowledged events past journal position `after`, oldest first, and the position of the last.
+
+        A drain asks from where its last batch ended: from the start, every batch would first step over
+        all the events acknowledged but not yet folded in."""
         with self._lock:
             self._follow()
             rows = self.db.execute(
-                "SELECT id, at, gate, source, raw, credential, verdict, customer_id, groups, cursor, passed"
-                " FROM events WHERE state = 'pending' ORDER BY seq LIMIT ?", (limit,)).fetchall()
+                "SELECT id, at, gate, source, raw, credential, verdict, customer_id, groups, cursor, passed, seq"
+                f" FROM events WHERE state = 'pending' AND seq > ? AND NOT {_ACKED} ORDER BY seq LIMIT ?",
+                (after, limit)).fetchall()
         return [
             {"id": r[0], "at": r[1], "gate": r[2], "source": r[3], "raw": r[4], "credential": r[5], "verdict": r[6],
              "customer_id": r[7], "groups": json.loads(r[8]), "cursor": r[9],
              "passed": None if r[10] is None else bool(r[10])}
             for r in rows
-        ]
+        ], (rows[-1][11] if rows else after)
 
     def _follow(self) -> None:
         """A reader whose file was moved aside (another connection found it damaged) opens the new one."""
@@ -341,20 +438,22 @@ class Journal:
             self._connect()
             self._counts = None
 
-    def mark_sent(self, ids: Iterable[str], at: datetime) -> int:
-        """Acknowledge events; raises JournalError (nothing marked) when the journal cannot be written."""
+    def mark_sent(self, sent: Iterable[str | dict[str, Any]], at: datetime) -> int:
+        """Acknowledge events: protocol events as sent (an event whose `passed` changed since stays pending,
+        to go again), or bare ids (the event as journalled now). Returns how many became sent.
+
+        Written to the acknowledgements file only, never taking the journal's write lock; raises
+        JournalError (nothing marked) when that file cannot be written."""
+        when = iso(at)
         with self._lock:
-            ids = list(ids)
-            held = self._changed_while_pending.intersection(ids)
-            ids = [i for i in ids if i not in held]
-            with self._write("mark events sent"):
-                cur = self.db.executemany("UPDATE events SET state = 'sent', sent_at = ? WHERE id = ?"
-                                          " AND state = 'pending'", [(iso(at), i) for i in ids])
-            self._changed_while_pending.difference_update(held)
-            if self._counts is not None:
-                self._counts["pending"] -= cur.rowcount
-                self._counts["sent"] += cur.rowcount
-        return cur.rowcount
+            sent = list(sent)
+            versions = [(when, e["id"], None if e["passed"] is None else int(e["passed"])) for e in sent
+                        if isinstance(e, dict)]
+            ids = [(when, e) for e in sent if isinstance(e, str)]
+            with self._write("mark events sent", only_acks=True):
+                marked = self.db.executemany(_ACK, versions).rowcount if versions else 0
+                marked += self.db.executemany(_ACK_CURRENT, ids).rowcount if ids else 0
+        return marked
 
     def isolate(self, event_id: str, note: str) -> None:
         """Set a bad event aside so it can never block the queue; it stays here and in status."""
@@ -365,9 +464,32 @@ class Journal:
             self._counts = None
 
     # -- housekeeping ------------------------------------------------------------------
+    def fold_acks(self, batch: int = FOLD_BATCH) -> int:
+        """Fold acknowledgements into the journal's `state`, `batch` per transaction, letting scans in between.
+        Returns how many events became sent."""
+        folded = 0
+        while True:
+            with self._lock:
+                self._counts = None
+                with self._write("fold acknowledgements into the journal") as db:
+                    top = db.execute("SELECT rowid FROM acks.acks ORDER BY rowid LIMIT 1 OFFSET ?",
+                                     (batch - 1,)).fetchone()
+                    limit = top[0] if top else db.execute("SELECT max(rowid) FROM acks.acks").fetchone()[0]
+                    if limit is None:
+                        return folded
+                    folded += db.execute(
+                        "UPDATE events SET state = 'sent', sent_at = a.at FROM acks.acks a WHERE a.rowid <= ?"
+                        " AND a.id = events.id AND a.passed IS events.passed AND events.state = 'pending'",
+                        (limit,)).rowcount
+                    # An acknowledgement for a version since changed is spent: that version goes again.
+                    db.execute("DELETE FROM acks.acks WHERE rowid <= ?", (limit,))
+            if top is None:
+                return folded
+
     def purge(self, now: datetime) -> int:
         """Drop acknowledged events older than keep_days; past max_events, the oldest acknowledged first."""
         cutoff = iso(now - timedelta(days=self.keep_days))
+        self.fold_acks()
         with self._lock:
             self._counts = None
             with self._write("purge old events") as db:
@@ -395,13 +517,42 @@ class Journal:
         on a Pi and the screen asks often); recounted when another process wrote the journal."""
         with self._lock:
             self._follow()
-            version = self.db.execute("PRAGMA data_version").fetchone()[0]
+            version = self.db.execute("PRAGMA main.data_version").fetchone()[0]
             if self._counts is None or version != self._data_version:
-                rows = dict(self.db.execute("SELECT state, count(*) FROM events GROUP BY state").fetchall())
+                self.db.execute("BEGIN")  # one snapshot of both files
+                try:
+                    rows = dict(self.db.execute("SELECT state, count(*) FROM events GROUP BY state").fetchall())
+                    self._acks_seen = self.db.execute("SELECT coalesce(max(rowid), 0) FROM acks.acks").fetchone()[0]
+                    acked = self._acked_between(0, self._acks_seen)
+                finally:
+                    self.db.execute("COMMIT")
                 self._counts = {s: rows.get(s, 0) for s in ("pending", "sent", "isolated")}
+                self._counts["pending"] -= acked
+                self._counts["sent"] += acked
                 self._data_version = version
+            else:
+                self._count_new_acks()
             counts = dict(self._counts)
         return {"total": sum(counts.values()), **counts}
+
+    def _acked_between(self, low: int, high: int) -> int:
+        return self.db.execute(
+            # CROSS JOIN keeps the acknowledgements outermost: driven by the pending events instead, a count
+            # of a few new acknowledgements would walk the whole backlog.
+            "SELECT count(*) FROM acks.acks a CROSS JOIN events e ON e.id = a.id AND e.state = 'pending'"
+            " AND a.passed IS e.passed WHERE a.rowid > ? AND a.rowid <= ?", (low, high)).fetchone()[0]
+
+    def _count_new_acks(self) -> None:
+        """Add acknowledgements written since the last count (by any connection) to self._counts: only the
+        new ones are joined, so a status asked for during a long drain stays cheap."""
+        if self._counts is None:
+            return
+        top = self.db.execute("SELECT coalesce(max(rowid), 0) FROM acks.acks").fetchone()[0]
+        if top > self._acks_seen:
+            acked = self._acked_between(self._acks_seen, top)
+            self._counts["pending"] -= acked
+            self._counts["sent"] += acked
+            self._acks_seen = top
 
     def last_at(self) -> str | None:
         with self._lock:
@@ -409,7 +560,7 @@ class Journal:
         return row[0] if row else None
 
     def events(self, since: datetime | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        sql = "SELECT " + ", ".join(COLUMNS) + " FROM events"
+        sql = "SELECT " + _SELECT + " FROM events"
         args: list[Any] = []
         if since is not None:
             sql += " WHERE at >= ?"
@@ -428,7 +579,7 @@ class Journal:
 
     def recent(self, n: int = 10) -> list[dict[str, Any]]:
         with self._lock:
-            rows = self.db.execute("SELECT " + ", ".join(COLUMNS) + " FROM events ORDER BY seq DESC LIMIT ?",
+            rows = self.db.execute("SELECT " + _SELECT + " FROM events ORDER BY seq DESC LIMIT ?",
                                    (n,)).fetchall()
         return [dict(zip(COLUMNS, r)) for r in rows]
 

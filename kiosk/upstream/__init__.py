@@ -60,9 +60,9 @@ class Upstream:
         read_token(settings.token_file, settings.config_file)  # refuse to start on a bad token file
         for warning in url_warnings(settings.url):
             log.warning("%s", warning)
-        # The reporter's own connection to the journal, for reads and checkpoints: WAL readers never
-        # block the gate. Its writes go through app.journal in short transactions, so a scan being
-        # journalled waits at most for one of them, on the journal's lock (not SQLite's busy sleep).
+        # The reporter's own connection to the journal: WAL readers never block the gate, and its
+        # acknowledgements go to the acknowledgements file, so a scan being journalled never waits for
+        # them, on the journal's lock or on SQLite's. Only setting a bad event aside writes the journal.
         j = app.config.journal
         self._journal = Journal(app.journal.path, keep_days=j.keep_days, max_events=j.max_events, sync=j.sync)
         self._sync_client = UpstreamClient(settings)
@@ -127,12 +127,13 @@ class Upstream:
         log.info("sync: %s", result.summary())
         return result
 
-    def upload_once(self, pause_s: float = 0.0) -> UploadResult:
-        """Report every pending event (until the upstream holds some back). Raises SyncError on failure."""
+    def upload_once(self, pause_s: float = 0.0, after: int = 0) -> UploadResult:
+        """Report every pending event past journal position `after` (until the upstream holds some back).
+        Raises SyncError on failure."""
         app = self.app
         try:
-            result = upload_round(self._report_client, app.journal, app.clock, reader=self._journal, stop=self._stop,
-                                  pause_s=pause_s)
+            result = upload_round(self._report_client, self._journal, app.clock, stop=self._stop, pause_s=pause_s,
+                                  after=after)
         except KioskError as exc:
             self.report_failures += 1
             self._failed("report", exc)
@@ -228,13 +229,20 @@ class Upstream:
     def _report_loop(self) -> None:
         next_heartbeat = time.monotonic()
         retry_at = 0.0
-        poll_s = min(5.0, self.heartbeat_s)  # also catches events made pending again (passage updates)
+        poll_s = min(5.0, self.heartbeat_s)
+        # A wake for new scans looks only past what was reported; every poll_s a pass from the start
+        # also catches events made pending again (passage updates). Until purge folds them in, asking
+        # from the start steps over every acknowledged event.
+        after = 0
+        next_full = 0.0
         while not self._stop.is_set():
             self._upload_wanted.clear()
             now = time.monotonic()
-            if now >= retry_at and self._journal.pending(1):
+            if now >= next_full:
+                after, next_full = 0, now + poll_s
+            if now >= retry_at and self._journal.pending_after(after, 1)[0]:
                 try:
-                    self.upload_once(pause_s=PAUSE_BETWEEN_BATCHES_S)
+                    after = self.upload_once(pause_s=PAUSE_BETWEEN_BATCHES_S, after=after).after
                     retry_at = 0.0
                 except KioskError:
                     retry_at = now + backoff_delay(self.report_failures, self.retry_base_s, self.retry_max_s, self.rng)

@@ -26,9 +26,6 @@ from .client import UpstreamClient, UpstreamError
 log = logging.getLogger(__name__)
 
 BATCH = 500
-# Acknowledgements are written a few dozen at a time: each short transaction holds the journal's
-# write lock for about a millisecond, so a scan being journalled meanwhile hardly waits.
-MARK_CHUNK = 25
 # 4xx answers about the request or the kiosk rather than one event: retried later, never isolated.
 # 401/408/429 come from the protocol; 403/404/405 mean a refused kiosk or a wrong URL, where
 # isolating would set the whole queue aside one event at a time.
@@ -45,6 +42,7 @@ class UploadResult:
     accepted: int = 0  # events the upstream acknowledged, now marked sent
     isolated: list[str] = field(default_factory=list)
     requests: int = 0
+    after: int = 0  # journal position up to which every event was acknowledged or set aside
 
     def summary(self) -> str:
         text = f"reported {self.accepted} scan{'s' if self.accepted != 1 else ''}"
@@ -54,27 +52,28 @@ class UploadResult:
 
 
 def upload_round(client: UpstreamClient, journal: Journal, now: Callable[[], datetime], *, batch: int = BATCH,
-                 reader: Journal | None = None, stop: threading.Event | None = None,
-                 pause_s: float = 0.0) -> UploadResult:
+                 stop: threading.Event | None = None, pause_s: float = 0.0, after: int = 0) -> UploadResult:
     """Send pending events until none are left, the upstream holds some back, or `stop` is set.
 
     Raises SyncError when the upstream cannot be reached or refuses (those events stay pending).
-    `reader`: a second connection to the same journal for the reads and checkpoints, so only
-    the short acknowledgement writes go through the gate's `journal` (and its lock).
-    `pause_s` between batches leaves the journal to the gate while a long backlog drains.
+    `journal`: the reporter's own connection, not the gate's: its reads never block the gate, and
+    its acknowledgements go to the acknowledgements file, never taking the journal's write lock.
+    `pause_s` between batches leaves the CPU to the gate while a long backlog drains.
+    `after`: start past this journal position (a previous round's `after`); 0 looks at every event,
+    including those a passage answer made pending again.
     """
-    reader = reader or journal
-    result = UploadResult()
+    result = UploadResult(after=after)
     while stop is None or not stop.is_set():
-        events = reader.pending(batch)
+        events, last = journal.pending_after(result.after, batch)
         if not events:
             break
         handled = _send(client, journal, events, now, result)
-        checkpoint(reader)
+        checkpoint(journal)
         if handled < len(events):
             log.info("the upstream held back %d of %d events; they are retried later", len(events) - handled,
                      len(events))
             break
+        result.after = last
         if len(events) < batch:
             break
         if pause_s and stop is not None and stop.wait(pause_s):
@@ -83,7 +82,7 @@ def upload_round(client: UpstreamClient, journal: Journal, now: Callable[[], dat
 
 
 def checkpoint(journal: Journal) -> None:
-    """Fold the WAL into the journal from this (the reporter's) connection.
+    """Fold the WALs into the journal and acknowledgements files from this (the reporter's) connection.
 
     A drain rewrites many pages; left alone, the WAL passes SQLite's auto-checkpoint threshold
     during the gate's own commit and a scan pays for the fsync. A passive checkpoint never
@@ -115,8 +114,8 @@ def _send(client: UpstreamClient, journal: Journal, events: list[dict], now: Cal
     ours = {e["id"] for e in events}
     # Ignore ids we did not send and ids named twice: the answer only acknowledges this batch.
     acknowledged = [i for i in dict.fromkeys(accepted) if i in ours]
-    at = now()
-    for start in range(0, len(acknowledged), MARK_CHUNK):
-        journal.mark_sent(acknowledged[start:start + MARK_CHUNK], at)
+    by_id = {e["id"]: e for e in events}
+    # The events as sent: one whose passage answer landed meanwhile is not acknowledged by this answer.
+    journal.mark_sent([by_id[i] for i in acknowledged], now())
     result.accepted += len(acknowledged)
     return len(acknowledged)

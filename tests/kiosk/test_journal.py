@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kiosk.errors import JournalError
-from kiosk.journal import Journal, iso, write_csv
+from kiosk.journal import Journal, acks_path, iso, write_csv
 
 
 def add(journal: Journal, at, verdict="admit", raw="I-1001", **kw) -> str:
@@ -218,7 +218,7 @@ def test_passage_answer_landing_during_an_upload_is_reported_again(tmp_path):
     in_flight = reader.pending(500)
     assert in_flight[0]["passed"] is None
     journal.set_passed(event, True)  # the turnstile turned while the batch was on the wire
-    journal.mark_sent([e["id"] for e in in_flight], at)
+    assert reader.mark_sent(in_flight, at) == 0  # acknowledged as sent, without the sensor's answer
     again = reader.pending(500)
     assert [(e["id"], e["passed"]) for e in again] == [(event, True)]
     journal.mark_sent([event], at)
@@ -227,10 +227,8 @@ def test_passage_answer_landing_during_an_upload_is_reported_again(tmp_path):
 
 # -- a journal that cannot be written: locked, full, damaged --------------------------------
 
-@pytest.fixture
-def write_lock(tmp_path):
-    """Another connection holding the journal's write lock (BEGIN IMMEDIATE) until released."""
-    other = sqlite3.connect(tmp_path / "journal.sqlite", isolation_level=None)
+def lock_on(path):
+    other = sqlite3.connect(path, isolation_level=None)
 
     class Lock:
         def take(self) -> None:
@@ -239,7 +237,22 @@ def write_lock(tmp_path):
         def release(self) -> None:
             other.execute("ROLLBACK")
 
-    yield Lock()
+    return Lock(), other
+
+
+@pytest.fixture
+def write_lock(tmp_path):
+    """Another connection holding the journal's write lock (BEGIN IMMEDIATE) until released."""
+    lock, other = lock_on(tmp_path / "journal.sqlite")
+    yield lock
+    other.close()
+
+
+@pytest.fixture
+def acks_lock(tmp_path, journal):
+    """Another connection holding the acknowledgements file's write lock until released."""
+    lock, other = lock_on(acks_path(journal.path))
+    yield lock
     other.close()
 
 
@@ -252,30 +265,31 @@ def visible_ids(tmp_path) -> set[str]:
         other.close()
 
 
-@pytest.mark.parametrize("write", [
-    lambda j, ids, at: j.mark_sent(ids, at),
-    lambda j, ids, at: j.isolate(ids[0], "bad"),
-    lambda j, ids, at: j.purge(at),
+@pytest.mark.parametrize("write, lock", [
+    (lambda j, ids, at: j.mark_sent(ids, at), "acks_lock"),  # acknowledgements have a file of their own
+    (lambda j, ids, at: j.isolate(ids[0], "bad"), "write_lock"),
+    (lambda j, ids, at: j.purge(at), "write_lock"),
 ], ids=["mark_sent", "isolate", "purge"])
-def test_a_failed_write_rolls_back_and_the_connection_stays_usable(journal, clock, tmp_path, write_lock, write):
+def test_a_failed_write_rolls_back_and_the_connection_stays_usable(journal, clock, tmp_path, write, lock, request):
     a, b = add(journal, clock()), add(journal, clock())
-    write_lock.take()
+    lock = request.getfixturevalue(lock)
+    lock.take()
     with pytest.raises(JournalError, match="database is locked"):
         write(journal, [a, b], clock())
     assert not journal.db.in_transaction  # the old code left it inside its BEGIN
-    write_lock.release()
+    lock.release()
     c = add(journal, clock())
     assert visible_ids(tmp_path) == {a, b, c}  # not an id that only this connection sees
     assert journal.mark_sent([a, b, c], clock()) == 3  # and later writes work without a restart
     assert journal.counts()["sent"] == 3
 
 
-def test_a_failed_mark_sent_is_not_reported_as_done(journal, clock, write_lock):
+def test_a_failed_mark_sent_is_not_reported_as_done(journal, clock, acks_lock):
     a = add(journal, clock())
-    write_lock.take()
+    acks_lock.take()
     with pytest.raises(JournalError):
         journal.mark_sent([a], clock())
-    write_lock.release()
+    acks_lock.release()
     assert [e["id"] for e in journal.pending()] == [a]  # still to be reported
     assert journal.counts()["pending"] == 1
 

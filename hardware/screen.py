@@ -14,8 +14,10 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
+from kiosk.access import GUEST_SOURCE
 from kiosk.display import STAFF, Command, Display, RecentScan, Status
 from kiosk.errors import KioskError, OutputError
+from kiosk.gate import OCCUPANCY_SOURCE
 from kiosk.i18n import Messages
 from kiosk.model import Decision
 from kiosk.ports import Scan
@@ -142,6 +144,8 @@ class Screen:
         if now - self._status_at >= STATUS_EVERY_S or (view == STAFF and self._last_view != STAFF):
             self._refresh_status(now)
         self._last_view = view
+        if view == STAFF:  # read between decisions: tick runs on the gate's loop
+            self.display.set_inside(self._inside())
         self.display.update(now)
         scene = self._scene(now)
         key = self.display.frame_key(now) + (scene.wall.strftime("%H:%M"), self.window.get_size(), scene.photo)
@@ -225,6 +229,11 @@ class Screen:
             self.app.sync_now()
             self.display.note("staff.sync_requested", now)
             self._status_at = float("-inf")
+        elif command.kind == "guest":
+            # queued like the exit button's press: the gate decides it between scans, and its decision shows next
+            self.app.gate.submit(Scan(raw="", source=GUEST_SOURCE))
+        elif command.kind == "occupancy":
+            self.app.gate.submit(Scan(raw=command.reason, source=OCCUPANCY_SOURCE))
         elif command.kind == "admit":
             # journalled in English like every other reason; the screen shows it translated
             note = Messages("en")(f"admit_reason.{command.reason}")
@@ -234,6 +243,13 @@ class Screen:
                 log.exception("manual admit failed")
                 self.display.note("staff.admit_failed", now)
             self._status_at = float("-inf")
+
+    def _inside(self) -> int | None:
+        try:
+            return self.app.gate.counts.occupancy(self.app.clock())
+        except Exception:
+            log.exception("reading the zone's count for the staff panel failed")
+            return None
 
     def _refresh_status(self, now: float) -> None:
         self._status_at = now

@@ -480,6 +480,14 @@ def _result(p: _Painter) -> None:
     y = _instruction(p, text.instruction, area, fg)
 
     row = pygame.Rect(area.x, y, area.width, area.bottom - y)
+    if scene.display.offers_guest(scene.now):
+        # large enough for a thumb at arm's length: a third of the width, the row's height (at least 15 mm)
+        bw = int(area.width * 0.3)
+        bh = min(row.height, max(int(p.ppmm * 15), int(row.height * 0.8)))
+        guest = pygame.Rect(row.right - bw, row.y + (row.height - bh) // 2, bw, bh)
+        p.button(guest, p.msg("guest.add"), "guest", color=INK, size=40)
+        p.frame.boxes["guest"] = guest
+        row.width -= bw + int(p.ppmm * 3)
     picture = _photo_image(scene.photo, row.height, int(p.w * 0.13)) if scene.photo and text.name else None
     diameter = max(p.px(40), min(row.height, int(p.w * (0.12 if picture is not None else 0.22))))
     p.frame.boxes["icon"] = pygame.Rect(row.x, row.y + (row.height - diameter) // 2, diameter, diameter)
@@ -491,6 +499,9 @@ def _result(p: _Painter) -> None:
                                                   row.y + (row.height - picture.get_height()) // 2))
         width -= picture.get_width() + int(p.ppmm * 3)
     detail = f"{text.title} · {text.reason}"
+    guests = scene.display.guests(scene.now)
+    if guests is not None:  # first, so a long reason cannot cut it off
+        detail = p.msg("guest.used", used=guests[0], allowed=guests[1]) + " · " + detail
     name_cap, detail_cap = p.mm_px("name"), p.mm_px("detail")
     name_size = fonts().size_for_cap(max(name_cap, p.h * 0.11), True, True)
     detail_size = fonts().size_for_cap(max(detail_cap, p.h * 0.05), False, True)
@@ -620,7 +631,10 @@ def _staff(p: _Painter) -> None:
     faults = [fault_text(n, m, msg) for n, m in sorted(d.faults.items())]
     rows.append((msg("staff.faults"), ", ".join(dict.fromkeys(faults)) or msg("staff.none")))
 
-    info = pygame.Rect(p.margin, top + p.margin, int(p.w * 0.58) - p.margin, p.h - top - 2 * p.margin)
+    bottom = p.h - p.margin
+    if d.inside is not None:
+        bottom = _occupancy(p, pygame.Rect(p.margin, p.h - p.margin - p.px(72), p.w - 2 * p.margin, p.px(72)), d.inside)
+    info = pygame.Rect(p.margin, top + p.margin, int(p.w * 0.58) - p.margin, bottom - top - p.margin)
     pygame.draw.rect(s, CARD, info, border_radius=p.px(14))
     inner = info.inflate(-2 * p.px(18), -2 * p.px(14))
     row_h = inner.height // len(rows)
@@ -642,6 +656,23 @@ def _staff(p: _Painter) -> None:
     p.button(pygame.Rect(col.x, col.y + bh + gap, col.width, bh), msg("staff.admit"), "goto:reasons",
              color=TONES[GO][0])
     p.button(pygame.Rect(col.x, col.y + 2 * (bh + gap), col.width, bh), msg("staff.recent"), "goto:recent")
+
+
+def _occupancy(p: _Painter, strip: pygame.Rect, inside: int) -> int:
+    """ "Inside: N" and the buttons that correct it (−1, +1, reset to 0); returns the strip's top, less a gap."""
+    pygame.draw.rect(p.surface, CARD, strip, border_radius=p.px(14))
+    gap = p.px(10)
+    widths = (p.px(110), p.px(110), p.px(190))
+    x = strip.right - gap - sum(widths) - gap * (len(widths) - 1)
+    font, lines = fit(p.msg("staff.inside", count=inside), x - strip.x - 2 * gap, p.px(30), bold=True,
+                      min_size=p.px(16))
+    p.frame.boxes["inside"] = draw_text(p.surface, font, lines, WHITE, strip.x + p.px(18),
+                                        strip.centery - text_height(font, lines) // 2)
+    for (label, change), width in zip((("−1", "-1"), ("+1", "+1"), (p.msg("staff.inside_reset"), "0")), widths):
+        p.button(pygame.Rect(x, strip.y + gap, width, strip.height - 2 * gap), label, f"occupancy:{change}",
+                 size=28 if change != "0" else 22)
+        x += width + gap
+    return strip.y - p.px(14)
 
 
 def _recent(p: _Painter) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, Mapping
 
+from .access import GUEST_SOURCE
 from .i18n import ADMIT_REASONS, Messages
 from .model import Decision, Verdict
 from .state import SyncOutcome
@@ -275,12 +276,14 @@ class RecentScan:
 # -- the state machine -------------------------------------------------------------------
 
 IDLE, RESULT = "idle", "result"
+OCCUPANCY_CHANGES = ("-1", "+1", "0")  # the staff panel's buttons; kiosk/gate.py applies them in order
 PIN, DISABLED, STAFF, RECENT, REASONS = "pin", "disabled", "staff", "recent", "reasons"
 
 
 @dataclass(frozen=True)
 class Command:
-    """Something a tap asks the adapter to do: "sync", or "admit" with a preset reason key."""
+    """Something a tap asks the adapter to do: "sync", "admit" with a preset reason key, "guest" (+1 guest
+    for the member on screen) or "occupancy" with "+1", "-1" or "0"."""
 
     kind: str
     reason: str = ""
@@ -313,6 +316,9 @@ class Display:
         self.status: Status | None = None
         self.recent: deque[RecentScan] = deque(maxlen=max_recent)
         self._pressed_at: float | None = None
+        self.guest_host: Decision | None = None  # the member on screen who may bring guests
+        self.guests_used = 0
+        self.inside: int | None = None  # the zone's count for the staff panel, set by the adapter
 
     def _changed(self) -> None:
         self.version += 1
@@ -337,6 +343,13 @@ class Display:
         """A new decision replaces whatever result is on screen at once."""
         self.result = decision
         self.result_until = now + self.result_s
+        if decision.source == GUEST_SOURCE:
+            if decision.verdict is Verdict.ADMIT and decision.count is not None:
+                self.guests_used = decision.count
+        elif decision.verdict is Verdict.ADMIT and decision.guests > 0:
+            self.guest_host, self.guests_used = decision, 0
+        else:  # someone else's scan: the gate's guests now belong to nobody on screen
+            self.guest_host = None
         self.recent.appendleft(RecentScan(decision.at, decision.name, decision.verdict.value, decision.source))
         self._changed()
 
@@ -348,6 +361,22 @@ class Display:
     def set_faults(self, faults: Mapping[str, str]) -> None:
         if dict(faults) != self.faults:
             self.faults = dict(faults)
+            self._changed()
+
+    def guests(self, now: float) -> tuple[int, int] | None:
+        """(used, allowed) while the result on screen is a member with guests or one of their guests."""
+        if self.guest_host is None or self.view(now) != RESULT:
+            return None
+        return self.guests_used, self.guest_host.guests
+
+    def offers_guest(self, now: float) -> bool:
+        """The "+1 guest" button: a member with guests on screen who has some left."""
+        guests = self.guests(now)
+        return guests is not None and guests[0] < guests[1]
+
+    def set_inside(self, count: int | None) -> None:
+        if count != self.inside:
+            self.inside = count
             self._changed()
 
     def set_status(self, status: Status) -> None:
@@ -381,6 +410,9 @@ class Display:
 
     def tap(self, action: str, now: float) -> Command | None:
         """A button was touched. Returns what the adapter must do, if anything."""
+        if action == "guest":
+            # the button asks; the gate decides (it knows the allowance and capacity), and its decision shows next
+            return Command("guest") if self.offers_guest(now) else None
         if self.view(now) == RESULT or self.panel is None:
             return None
         self.panel_until = now + self.panel_idle_s
@@ -400,6 +432,8 @@ class Display:
             self.panel = arg
         elif kind == "sync" and self.panel == STAFF:
             command = Command("sync")
+        elif kind == "occupancy" and self.panel == STAFF and arg in OCCUPANCY_CHANGES:
+            command = Command("occupancy", arg)
         elif kind == "admit" and self.panel == REASONS and arg in ADMIT_REASONS:
             self.panel = STAFF
             command = Command("admit", arg)

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 # Scans from these sources are not codes but a person's say-so: a staff admit, a request-to-exit press.
 MANUAL_SOURCES = frozenset({"staff", "exit_button", "remote"})  # remote: the venue link's "open once"
+# the staff panel's count correction, queued like a scan so it lands between decisions: raw "+1", "-1" or "0"
+OCCUPANCY_SOURCE = "staff_occupancy"
 
 
 def utc_now() -> datetime:
@@ -82,8 +84,12 @@ class Gate:
         self.outputs.append(output)
 
     # -- deciding ----------------------------------------------------------------------
-    def handle(self, scan: Scan) -> Decision:
-        """Decide one scan, journal it, then let every output act on it. Never raises for bad input."""
+    def handle(self, scan: Scan) -> Decision | None:
+        """Decide one scan, journal it, then let every output act on it. Never raises for bad input.
+        An occupancy correction (OCCUPANCY_SOURCE) is journalled too but decides nothing: None."""
+        if scan.source == OCCUPANCY_SOURCE:
+            self.correct_occupancy(scan.raw)
+            return None
         if scan.source in MANUAL_SOURCES:
             return self.admit_manually(scan.source, scan.note or "Manual admit")
         guest_key = self.policy.access.guest_key
@@ -207,6 +213,15 @@ class Gate:
                                        reason=f"Occupancy set to {inside} by staff")
         self.counts.record(at=now, verdict=OCCUPANCY_SET, source=source, customer_id=None, raw=str(inside))
         return event_id
+
+    def correct_occupancy(self, change: str) -> str | None:
+        """The staff panel's "+1", "-1" (relative to the count now, so taps in a row add up) or "0"."""
+        inside = self.counts.occupancy(self.clock())
+        target = {"+1": inside + 1, "-1": max(0, inside - 1), "0": 0}.get(change.strip())
+        if target is None:
+            log.warning("ignored an occupancy correction %r: expected +1, -1 or 0", safe_text(change, 20))
+            return None
+        return self.set_occupancy(target, source="staff")
 
     # -- the loop ----------------------------------------------------------------------
     def run_loop(self, stop: threading.Event, *, tick: Callable[[], None] | None = None, tick_s: float = 0.05,

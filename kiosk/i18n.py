@@ -162,6 +162,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "do.goodbye": "Goodbye",
         "reason.no_groups": "none",
         "title.unknown": "Unknown verdict",
+        # "+1 guest" on the result screen and the staff panel's occupancy correction (issue 11)
+        "guest.add": "+1 guest",
+        "guest.used": "Guests: {used} of {allowed}",
+        "staff.inside": "Inside: {count}",
+        "staff.inside_reset": "Reset to 0",
     },
     "nl": {
         "idle.prompt": "Scan je lidmaatschapskaart",
@@ -302,6 +307,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "do.goodbye": "Tot ziens",
         "reason.no_groups": "geen",
         "title.unknown": "Onbekende uitkomst",
+        "guest.add": "+1 gast",
+        "guest.used": "Gasten: {used} van {allowed}",
+        "staff.inside": "Binnen: {count}",
+        "staff.inside_reset": "Terug naar 0",
     },
 }
 

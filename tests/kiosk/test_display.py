@@ -296,3 +296,49 @@ def test_the_expiry_date_is_read_in_the_gates_zone():
     from zoneinfo import ZoneInfo
 
     assert describe(d, Messages("en"), tz=ZoneInfo("Europe/Amsterdam")).reason == "Last valid day 31 Jan"
+
+
+# -- "+1 guest" and the occupancy correction (issue 11) ------------------------------------
+
+def test_a_member_with_guests_offers_plus_one_guest_until_the_allowance_is_used():
+    d = make()
+    member = Decision(Verdict.ADMIT, at=NOW, name="Mia", customer_id="I-1", guests=2, source="camera")
+    d.show(member, 0)
+    assert d.guests(0) == (0, 2) and d.offers_guest(0)
+    assert d.tap("guest", 0.5) == Command("guest")
+    assert d.view(0.5) == RESULT  # the button asks the gate; the screen waits for its decision
+    guest = Decision(Verdict.ADMIT, at=NOW, name="Guest of Mia", raw="guest:I-1", count=1, limit=2, source="guest")
+    d.show(guest, 1)
+    assert d.guests(1) == (1, 2) and d.tap("guest", 1) == Command("guest")
+    d.show(replace(guest, count=2), 2)
+    assert d.guests(2) == (2, 2) and not d.offers_guest(2) and d.tap("guest", 2) is None
+    refused = Decision(Verdict.LIMIT_REACHED, at=NOW, raw="guest:I-1", count=2, limit=2, source="guest")
+    d.show(refused, 3)
+    assert d.guests(3) == (2, 2)  # a refused guest uses nothing
+    d.update(6.1)
+    assert d.guests(6.1) is None and d.tap("guest", 6.1) is None  # the result is gone, and so is the button
+
+
+def test_no_guest_button_without_guests_or_after_someone_elses_scan():
+    d = make()
+    d.show(Decision(Verdict.ADMIT, at=NOW, name="Jane", customer_id="I-2", source="camera"), 0)
+    assert d.guests(0) is None and d.tap("guest", 0) is None
+    d.show(Decision(Verdict.ADMIT, at=NOW, name="Mia", customer_id="I-1", guests=1, source="camera"), 1)
+    assert d.offers_guest(1)
+    d.show(Decision(Verdict.NOT_IN_GROUP, at=NOW, name="Bob", customer_id="I-3", source="camera"), 2)
+    assert d.guests(2) is None and d.tap("guest", 2) is None
+
+
+def test_the_staff_panel_corrects_the_occupancy():
+    d = make()
+    assert d.tap("occupancy:+1", 0) is None  # no panel open: nothing
+    d = staff_display()
+    assert [d.tap(f"occupancy:{c}", 3) for c in ("+1", "-1", "0")] == [
+        Command("occupancy", "+1"), Command("occupancy", "-1"), Command("occupancy", "0")]
+    assert d.tap("occupancy:+5", 3) is None and d.tap("occupancy:", 3) is None
+    version = d.version
+    d.set_inside(4)
+    d.set_inside(4)
+    assert d.inside == 4 and d.version == version + 1  # a new count redraws, the same one does not
+    d.tap("goto:reasons", 3)
+    assert d.tap("occupancy:+1", 3) is None  # only on the staff panel itself

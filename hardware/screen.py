@@ -236,12 +236,9 @@ class Screen:
             self.app.gate.submit(Scan(raw=command.reason, source=OCCUPANCY_SOURCE))
         elif command.kind == "admit":
             # journalled in English like every other reason; the screen shows it translated
+            # queued like every other scan: decisions stay on the gate loop, one at a time, never re-entrant
             note = Messages("en")(f"admit_reason.{command.reason}")
-            try:
-                self.app.gate.handle(Scan(raw="", source="staff", note=note))
-            except Exception:
-                log.exception("manual admit failed")
-                self.display.note("staff.admit_failed", now)
+            self.app.gate.submit(Scan(raw="", source="staff", note=note))
             self._status_at = float("-inf")
 
     def _inside(self) -> int | None:

@@ -106,7 +106,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "staff.choose_reason": "Why are you letting them in?",
         "staff.no_scans": "No scans yet",
         "staff.staff_admit": "Staff admit",
-        "staff.admit_failed": "Could not admit: see the log",
         # preset reasons for a manual admit
         "admit_reason.forgot_card": "Forgot card",
         "admit_reason.unreadable": "Card won't scan",
@@ -255,7 +254,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "staff.choose_reason": "Waarom laat je deze persoon binnen?",
         "staff.no_scans": "Nog geen scans",
         "staff.staff_admit": "Door medewerker",
-        "staff.admit_failed": "Toelaten mislukt: zie het logboek",
         "admit_reason.forgot_card": "Kaart vergeten",
         "admit_reason.unreadable": "Kaart scant niet",
         "admit_reason.guest": "Gast van een lid",

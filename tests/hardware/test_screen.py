@@ -134,6 +134,9 @@ def test_touch_opens_the_staff_panel_and_admits_manually_with_a_reason(app, scre
     finger(screen, target(screen, "goto:reasons"))
     assert screen.display.view(screen.monotonic()) == REASONS
     finger(screen, target(screen, "admit:guest"))
+    assert app.journal.counts()["total"] == before  # queued for the gate's loop, not decided inside the screen's tick
+    app.gate.handle(app.gate.scans.get_nowait())  # what the loop does next, on this thread
+    assert app.gate.scans.empty()
     latest = app.journal.recent(1)[0]
     assert app.journal.counts()["total"] == before + 1
     assert (latest["source"], latest["verdict"], latest["reason"]) == ("staff", "admit", "Guest of a member")

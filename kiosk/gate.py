@@ -21,7 +21,7 @@ from .counts import OCCUPANCY_SET, Counts
 from .journal import Journal
 from .model import Decision, Verdict
 from .ports import Faults, Output, Scan
-from .rules import Policy, SnapshotView, decide, repeat_key
+from .rules import Policy, SnapshotView, decide, repeat_key, used_pass_codes
 from .text import safe_text
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,12 @@ class Gate:
         self._failing_outputs: set[int] = set()  # id() of the outputs whose last act raised
         # the access rules' counts, rebuilt from the journal by the caller; they also restore the repeat memory
         self.counts = counts if counts is not None else Counts(policy.access, policy.tz)
-        self._recent_admits.update(self.counts.recent_admits(clock() - timedelta(seconds=policy.repeat_window_s)))
+        started = clock()
+        self._recent_admits.update(self.counts.recent_admits(started - timedelta(seconds=policy.repeat_window_s)))
+        since = started - timedelta(seconds=policy.passes.code_lifetime_s)
+        self._recent_admits.update(used_pass_codes(
+            ((e["raw"], datetime.fromisoformat(e["at"])) for e in journal.events(since=since) if e["verdict"] == "admit"),
+            policy))
 
     # -- intake ------------------------------------------------------------------------
     def submit(self, scan: Scan) -> None:

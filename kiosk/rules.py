@@ -10,7 +10,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Mapping, Protocol
+from typing import Iterable, Mapping, Protocol
 
 from . import access, passes
 from .counts import Counts
@@ -187,6 +187,31 @@ def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], polic
 
 # -- signed passes ----------------------------------------------------------------------------
 
+def pass_code_key(customer: str, serial: int, step: int) -> str:
+    """The repeat memory's key for one rotating code: it admits once while it is acceptable."""
+    return f"pass-code:{customer}:{serial}:{step}"
+
+
+def used_pass_codes(admits: Iterable[tuple[str, datetime]], policy: Policy) -> dict[str, datetime]:
+    """The rotating codes among journalled admits (scanned text, time): the gate's code memory, rebuilt
+    after a restart, so a code admitted just before it cannot admit a second time after it."""
+    settings = policy.passes
+    used: dict[str, datetime] = {}
+    if not settings.rotation_secret:
+        return used
+    for raw, at in admits:
+        if not passes.looks_like_pass(raw):
+            continue
+        cred = passes.credential(raw)
+        p = cred.signed_pass
+        if p is None or not p.rotating:
+            continue
+        step = passes.matching_step(p, settings.rotation_secret, at, settings.accept_steps)
+        if step is not None:
+            used[pass_code_key(cred.value, p.serial, step)] = at
+    return used
+
+
 def decide_pass(credential: Credential, snapshot: SnapshotView, policy: Policy, now: datetime,
                 recent_admits: Mapping[str, datetime] | None, meta: Mapping[str, str], base: dict,
                 counts: access.CountsView = _NO_COUNTS) -> Decision:
@@ -224,7 +249,7 @@ def decide_pass(credential: Credential, snapshot: SnapshotView, policy: Policy, 
         step = passes.matching_step(p, settings.rotation_secret, now, settings.accept_steps)
         if step is None:
             return Decision(Verdict.CODE_EXPIRED, reason="Refresh the pass on your phone", **who)
-        code_key = f"pass-code:{credential.value}:{p.serial}:{step}"
+        code_key = pass_code_key(credential.value, p.serial, step)
         last = (recent_admits or {}).get(code_key)
         if last is not None and timedelta(0) <= now - last <= timedelta(seconds=settings.code_lifetime_s):
             ago = (now - last).total_seconds()

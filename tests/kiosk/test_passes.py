@@ -337,6 +337,20 @@ def test_a_code_admits_once_per_gate_even_after_the_repeat_window(store, journal
     assert [e["verdict"] for e in journal.events()] == ["admit", "repeat", "admit"]
 
 
+
+def test_a_code_admitted_before_a_restart_does_not_admit_again_after_it(store, journal, clock):
+    clock.now = datetime.fromtimestamp(passes.step_of(NOW) * 30, UTC)
+    text = issue(rotating=True)
+    shown = with_code(text, clock())
+    before = Gate(gate_id="g", snapshot=store, journal=journal, policy=policy(repeat_window_s=5), clock=clock)
+    assert before.handle(Scan(raw=shown, source="camera")).verdict is Verdict.ADMIT
+    clock.advance(10)  # the kiosk restarts (a new Gate on the same journal), past the repeat window
+    after = Gate(gate_id="g", snapshot=store, journal=journal, policy=policy(repeat_window_s=5), clock=clock)
+    again = after.handle(Scan(raw=shown, source="camera"))
+    assert again.verdict is Verdict.REPEAT and again.repeat_of_s == 10
+    clock.advance(30)  # the next step's code admits
+    assert after.handle(Scan(raw=with_code(text, clock()), source="camera")).verdict is Verdict.ADMIT
+
 # -- config, CLI, QR image ----------------------------------------------------------------------------
 
 def kiosk(*args: str, cwd=None) -> subprocess.CompletedProcess:

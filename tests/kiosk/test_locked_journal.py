@@ -11,30 +11,19 @@ import json
 import sqlite3
 import threading
 from collections import Counter
-from datetime import date
 
 import pytest
 
-from kiosk import demo
 from kiosk.app import App
 from kiosk.config import Config, validate
 from kiosk.outputs import EventPrinter
 from kiosk.ports import Scan
-from kiosk.refupstream import RefStore, RefUpstream
 from kiosk.upstream import Upstream
+from refserver import TOKEN, ref  # noqa: F401 (ref: the fixture)
 from waits import wait_for
 
-TOKEN = "t0ken-for-tests"
 
 
-
-@pytest.fixture
-def ref(tmp_path):
-    store = RefStore(tmp_path / "upstream.sqlite")
-    store.replace(demo.records(date.today()))
-    server = RefUpstream(store, TOKEN).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

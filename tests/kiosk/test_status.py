@@ -8,20 +8,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 
 from kiosk import demo
 from kiosk.display import Status, last_sync_text
 from kiosk.i18n import Messages
-from kiosk.refupstream import RefStore, RefUpstream
 from kiosk.state import SyncOutcome
 from kiosk.status import STATUS_FILE, JournalStatus, KioskStatus, SnapshotStatus, publish
+from refserver import TOKEN, ref  # noqa: F401 (ref: the fixture)
 from waits import wait_for
 
-TOKEN = "t0ken-for-tests"
 
 
 def kiosk(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -57,14 +55,6 @@ def test_outcomes_read_back_what_was_stored_and_ignore_what_is_not_one():
 
 
 # -- the running kiosk's status in another process ---------------------------------------------
-
-@pytest.fixture
-def ref(tmp_path):
-    store = RefStore(tmp_path / "upstream.sqlite")
-    store.replace(demo.records(date.today()))
-    server = RefUpstream(store, TOKEN).start()
-    yield server
-    server.stop()
 
 
 def test_kiosk_status_in_another_process_shows_the_running_kiosks_faults(tmp_path, ref):

@@ -60,7 +60,7 @@ def make_app(args: argparse.Namespace, *, simulate: bool = False):
 # -- commands ----------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .app import run
+    from .compose import run
 
     folder = (args.source or "").removeprefix("images:")
     if args.source and args.source.startswith("images:") and not os.path.isdir(folder):

@@ -49,14 +49,14 @@ class ProgressBar:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    from . import compose
     from .cli import make_app
-    from .upstream import Upstream
     from .upstream.sync import accept_pending
 
     app = make_app(args)
     report: dict[str, Any] = {}
     try:
-        upstream = Upstream.from_app(app)
+        upstream = compose.upstream(app)
         try:
             if args.accept_shrink:
                 accepted = accept_pending(app.snapshot_path)

@@ -15,12 +15,13 @@ import secrets
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any, Mapping
+from typing import Mapping
 
 from .access import GUEST_SOURCE
 from .i18n import ADMIT_REASONS, Messages
 from .model import Decision, Verdict
 from .state import SyncOutcome
+from .status import KioskStatus
 from .text import safe_text
 
 PIN_SCHEME = "pbkdf2_sha256"
@@ -230,7 +231,7 @@ def fault_text(name: str, message: str, msg: Messages) -> str:
 
 @dataclass(frozen=True)
 class Status:
-    """The few status figures the screen shows, read from `App.status()`."""
+    """The few status figures the screen shows, read from the kiosk's typed status."""
 
     online: bool | None  # None: no upstream configured
     has_snapshot: bool
@@ -240,14 +241,13 @@ class Status:
     last_sync: SyncOutcome | None
 
     @classmethod
-    def from_app_status(cls, status: Mapping[str, Any], *, upstream: bool) -> "Status":
-        snap, journal = status.get("snapshot", {}), status.get("journal", {})
-        last = SyncOutcome.from_json(status.get("last_sync"))
-        faulty = any(name.startswith("upstream") for name in status.get("faults", {}))
+    def from_status(cls, status: KioskStatus, *, upstream: bool) -> "Status":
+        last = status.last_sync
+        faulty = any(name.startswith("upstream") for name in status.faults)
         online = None if not upstream else bool(last and last.ok and not faulty)
-        return cls(online=online, has_snapshot=bool(snap.get("customers") or snap.get("cursor")),
-                   snapshot_age_s=snap.get("age_s"), cursor=snap.get("cursor") or "",
-                   unreported=int(journal.get("unreported") or 0), last_sync=last)
+        snap = status.snapshot
+        return cls(online=online, has_snapshot=bool(snap.customers or snap.cursor), snapshot_age_s=snap.age_s,
+                   cursor=snap.cursor, unreported=status.journal.unreported, last_sync=last)
 
 
 def last_sync_text(last: SyncOutcome | None, msg: Messages, wall: datetime) -> str:

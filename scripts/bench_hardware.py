@@ -29,8 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hardware.camera import Camera  # noqa: E402
 from hardware.camera_sim import AfModeEnum, fitted_code, scene, yuv420  # noqa: E402
-from hardware.factory import make_outputs  # noqa: E402
-from kiosk import demo  # noqa: E402
+from kiosk import compose, demo  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
 from kiosk.decoder import FrameDecoder  # noqa: E402
 from kiosk.gate import Gate  # noqa: E402
@@ -67,7 +66,7 @@ def frame_to_relay(frames: int) -> None:
         faults = Faults()
         gate = Gate(gate_id="bench", snapshot=snapshot, journal=journal, policy=Policy(repeat_window_s=0),
                     faults=faults)
-        (board,) = make_outputs(cfg, faults, gate, simulate=False)
+        (board,) = compose.gpio_outputs(cfg, faults, gate, simulate=False)
         gate.add_output(board)
         relay = board.factory.pin(24)
         decisions = []

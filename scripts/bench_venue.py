@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import paho.mqtt.client as mqtt  # noqa: E402
 from bench_core import machine, percentile  # noqa: E402
 
+from kiosk import compose  # noqa: E402
 from kiosk.access import AccessRules  # noqa: E402
 from kiosk.app import App  # noqa: E402
 from kiosk.config import load_file  # noqa: E402
@@ -50,7 +51,6 @@ from kiosk.venue.link import VenueLink  # noqa: E402
 from kiosk.venue.settings import VenueSettings  # noqa: E402
 from kiosk.venue.store import PeerStore  # noqa: E402
 from kiosk.venue.union import VenueCounts  # noqa: E402
-from kiosk.venue.wiring import start_link  # noqa: E402
 
 
 def free_port() -> int:
@@ -214,7 +214,7 @@ def gate_worker(gate: str, port: int, folder: Path, gates: int, seconds: float, 
     (folder / "kiosk.toml").write_text("\n".join(lines) + "\n")
     app = App(load_file(folder / "kiosk.toml"), simulate=True)
     gate_ = app.gate
-    link = start_link(app) if port else None
+    link = compose.venue_link(app)  # None without a broker: the gate alone
     if link is not None and not link.connected.wait(60):
         raise SystemExit(f"gate {gate}: the link did not connect")
     print("ready", flush=True)

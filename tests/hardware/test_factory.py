@@ -8,11 +8,16 @@ import pytest
 from hwutil import drain, make_config, wait_for
 
 from hardware.camera import Camera
-from hardware.factory import make_sources
 from hardware.serial_scanner import SerialScanner
-from kiosk import demo
+from kiosk import compose, demo
 from kiosk.errors import CameraError, ConfigError
 from kiosk.model import Verdict
+
+
+def make_sources(config, faults, *, names, simulate, demo_scans):
+    """The sources `kiosk run` builds for `names`, from the composition root's readers."""
+    made = compose.readers(config, names, simulate=simulate, demo_scans=demo_scans)
+    return [make(faults) for make in made.values() if make is not None]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("picamera2") is not None, reason="picamera2 is installed here")

@@ -486,7 +486,7 @@ def upstream_app(tmp_path: Path, server):
 
 
 def test_keys_and_revocations_sync_from_the_reference_upstream_and_are_retracted_in_a_delta(tmp_path):
-    from kiosk.refupstream import RefStore, RefUpstream
+    from kiosk.upstream.reference import RefStore, RefUpstream
     from kiosk.upstream import Upstream
 
     groups = [{"type": "group", "id": "members", "name": "Members"}]
@@ -521,7 +521,7 @@ def test_pass_page_screenshot_in_a_real_browser_is_admitted_and_refused_two_minu
 
     from kiosk.decoder import FrameDecoder, load_gray
     from kiosk.pass_page import Issuer, PassPages
-    from kiosk.refupstream import RefStore, RefUpstream
+    from kiosk.upstream.reference import RefStore, RefUpstream
 
     server = RefUpstream(RefStore(tmp_path / "upstream.sqlite"), "t0ken",
                          pass_pages=PassPages(Issuer(1, OLD, SECRET))).start()

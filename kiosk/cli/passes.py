@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from .. import pass_keys, passes
 from ..errors import ConfigError, KioskError
-from .common import Commands, make_app
+from .common import Commands, load_config
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -118,6 +118,7 @@ def _fields(p: passes.Pass) -> dict[str, Any]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from ..app import App
     from ..credential import parse
     from ..rules import decide
 
@@ -127,7 +128,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     except passes.PassError as exc:
         print(f"not a valid pass: {exc}", file=sys.stderr)
         return 2
-    app = make_app(args)
+    app = App(load_config(args), readonly=True)  # a look, like `kiosk check`: opens read-only, creates nothing
     try:
         key = {**app.snapshot.pass_keys(), **app.policy.passes.keys}.get(p.key_id)
         decision = decide(parse(text, app.policy.id_patterns), app.snapshot, app.policy, app.clock())

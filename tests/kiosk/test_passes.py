@@ -412,6 +412,7 @@ def test_cli_keygen_issue_decode_and_show(tmp_path):
     assert json.loads(checked.stdout)["verdict"] == "admit"
     unknown = kiosk("pass", "show", text, "--config", str(write_config(tmp_path)), "--json")
     assert unknown.returncode == 1 and json.loads(unknown.stdout)["signature"] == "unknown key"
+    assert not (tmp_path / "state").exists()  # show and check are looks: they create no state dir
     assert kiosk("pass", "show", "KP1" + "0" * 120).returncode == 2
 
     key.chmod(0o640)

@@ -33,12 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kiosk import demo  # noqa: E402
+from kiosk import compose, demo  # noqa: E402
 from kiosk.app import App  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
 from kiosk.ports import Scan  # noqa: E402
-from kiosk.refupstream import RefStore  # noqa: E402
-from kiosk import compose  # noqa: E402
+from kiosk.upstream.reference import RefStore  # noqa: E402
 
 KIOSK = [sys.executable, "-c", "import sys; from kiosk.cli import main; sys.exit(main())"]
 TOKEN = "bench-token"

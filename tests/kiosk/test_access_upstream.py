@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import demo
+from kiosk import compose, demo
 from kiosk.app import App
 from kiosk.config import Config, validate
 from kiosk.ports import Scan
-from kiosk.refupstream import RefStore, RefUpstream
-from kiosk import compose
+from kiosk.upstream.reference import RefStore, RefUpstream
 
 TOKEN = "t0ken-for-access-tests"
 PUNCH = "PUNCH-0042"

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import demo
+from kiosk import compose, demo
 from kiosk.app import App
 from kiosk.cli import main
 from kiosk.config import Config, validate
 from kiosk.model import Decision
 from kiosk.ports import Scan
-from kiosk.refupstream import RefStore, RefUpstream
-from kiosk import compose
+from kiosk.upstream.reference import RefStore, RefUpstream
 from waits import wait_for
 
 TOKEN = "t0ken-for-tests"

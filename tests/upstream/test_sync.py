@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import demo
+from kiosk import compose, demo
 from kiosk.errors import ConfigError, SyncError
-from kiosk.refupstream import RefStore, RefUpstream
-from kiosk import compose
+from kiosk.upstream.reference import RefStore, RefUpstream
 from kiosk.upstream.sync import MAX_LINE, SnapshotRejected, _LineTooLong, iter_lines
 
 from .conftest import TOKEN, verdict, write_token

@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
+from kiosk import compose
 from kiosk.errors import SyncError
 from kiosk.ports import Scan
-from kiosk.refupstream import RefUpstream
-from kiosk import compose
+from kiosk.upstream.reference import RefUpstream
 
 from .conftest import TOKEN, verdict
 

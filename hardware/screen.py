@@ -16,7 +16,7 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from kiosk.access import GUEST_SOURCE
-from kiosk.display import STAFF, Command, Display, RecentScan, Status
+from kiosk.display import STAFF, Command, Display, RecentScan, Shot, Status
 from kiosk.errors import OutputError
 from kiosk.gate import OCCUPANCY_SOURCE
 from kiosk.i18n import Messages
@@ -309,3 +309,40 @@ class Screen:
             scans.append(RecentScan(at=datetime.fromisoformat(e["at"].replace("Z", "+00:00")), name=customer.display_name if customer else "",
                                     verdict=e["verdict"], source=e["source"]))
         self.display.remember(scans)
+
+
+# -- kiosk screenshot ----------------------------------------------------------------------
+
+def screenshot(settings: ScreenSettings, shots: list[Shot], size: tuple[int, int], out: str, *, wall: datetime,
+               now: float, groups: tuple[str, ...], columns: int = 1) -> tuple[int, int]:
+    """Draw one shot at `size`, or several at half size, labelled, `columns` a row (a contact sheet), to a PNG.
+    Returns the image's size; OutputError when the file cannot be written."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
+
+    from . import screen_render
+
+    def draw(shot: Shot) -> Any:
+        scene = screen_render.Scene(display=shot.display, msg=Messages(shot.locale), gate_name=settings.gate_name,
+                                    now=now, wall=wall, selected_groups=groups, can_sync=True,
+                                    diagonal_in=settings.diagonal_in, photo=shot.photo)
+        return screen_render.render(scene, size).surface
+
+    if len(shots) == 1:
+        image = draw(shots[0])
+    else:
+        tile = (size[0] // 2, size[1] // 2)
+        label_h, gap = max(18, tile[1] // 10), 6
+        rows = (len(shots) + columns - 1) // columns
+        image = pygame.Surface((columns * (tile[0] + gap) + gap, rows * (tile[1] + label_h + gap) + gap))
+        image.fill((40, 40, 40))
+        font = screen_render.fonts().get(int(label_h * 0.7), True)
+        for k, shot in enumerate(shots):
+            x, y = gap + (k % columns) * (tile[0] + gap), gap + (k // columns) * (tile[1] + label_h + gap)
+            image.blit(font.render(shot.label, True, (235, 235, 235)), (x, y))
+            image.blit(pygame.transform.smoothscale(draw(shot), tile), (x, y + label_h))
+    try:
+        pygame.image.save(image, out)
+    except (pygame.error, OSError) as exc:
+        raise OutputError(f"cannot write {out} ({exc})") from None
+    return image.get_width(), image.get_height()

@@ -13,11 +13,13 @@ import logging
 import signal
 import threading
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import demo
 from .app import App
 from .config import Config
+from .display import Shot
 from .errors import ConfigError, KioskError
 from .gate import Gate
 from .ports import Faults, Output, ScanSource
@@ -339,3 +341,14 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
         # No live status once stopped: `kiosk status` then says the kiosk is not running.
         with contextlib.suppress(OSError):
             (app.state_dir / STATUS_FILE).unlink()
+
+
+# -- kiosk screenshot ----------------------------------------------------------------------
+
+def screenshot(config: Config, shots: list[Shot], size: tuple[int, int], out: str, *, wall: datetime, now: float,
+               groups: tuple[str, ...], columns: int = 1) -> tuple[int, int]:
+    """`kiosk screenshot`: the shots drawn by the screen adapter with the config's screen settings, to a PNG."""
+    from hardware.screen import ScreenSettings, screenshot as draw
+
+    return draw(ScreenSettings.from_config(config), shots, size, out, wall=wall, now=now, groups=groups,
+                columns=columns)

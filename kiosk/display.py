@@ -266,6 +266,16 @@ def last_sync_text(last: SyncOutcome | None, msg: Messages, wall: datetime) -> s
 
 
 @dataclass(frozen=True)
+class Shot:
+    """One screen for `kiosk screenshot`: a Display driven into the wanted state, its language and photo file."""
+
+    label: str  # under the tile on a contact sheet
+    locale: str
+    display: "Display"
+    photo: str | None = None
+
+
+@dataclass(frozen=True)
 class RecentScan:
     at: datetime
     name: str

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from kiosk.ports import AlarmRecorder, Faults, Submit
 
-from .gpio import GpioBoard, GpioSettings, Lights, Relay, make_device
+from .gpio import GpioBoard, GpioSettings, Lights, PinSettings, Relay, make_device
 from .gpio_inputs import DoorMonitor, ExitButton, PassageMonitor
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,12 @@ class GpioBuilder:
         self.factory = factory
         self.made: list[Any] = []
 
-    def _device(self, name: str, build: Callable[[], Any]) -> Any:
-        if name not in self.settings.pins:
+    def _device(self, name: str, build: Callable[[PinSettings], Any]) -> Any:
+        """`build(pin)` for a fitted device, else None; a bad pin is a ConfigError naming gpio.<name>.pin."""
+        pin = self.settings.pins.get(name)
+        if pin is None:
             return None
-        device = make_device(self.settings.config_file, name, build)
+        device = make_device(self.settings.config_file, name, lambda: build(pin))
         self.made.append(device)
         return device
 
@@ -51,8 +53,8 @@ class GpioBuilder:
         pins, f, s = self.settings.pins, self.factory, self.settings
         if s.rgb:
             # one package: the red channel's active_high serves both (common anode or cathode)
-            pair = self._device("red", lambda: LEDBoard(red=pins["red"].pin, green=pins["green"].pin,
-                                                       active_high=pins["red"].active_high, pin_factory=f))
+            pair = self._device("red", lambda red: LEDBoard(red=red.pin, green=pins["green"].pin,
+                                                           active_high=red.active_high, pin_factory=f))
             return Lights(green=pair.green, red=pair.red, amber=pair, rgb=True, blink_s=s.signals.fault_blink_s)
         leds = {colour: self.light(colour) for colour in COLOURS}
         return Lights(**leds, blink_s=s.signals.fault_blink_s) if any(leds.values()) else None
@@ -61,22 +63,19 @@ class GpioBuilder:
         """One separate LED (gpio.lights = "separate"), or None when its pin is not fitted."""
         from gpiozero import LED
 
-        p = self.settings.pins.get(colour)
-        return self._device(colour, lambda: LED(p.pin, active_high=p.active_high, pin_factory=self.factory))
+        return self._device(colour, lambda p: LED(p.pin, active_high=p.active_high, pin_factory=self.factory))
 
     def buzzer(self) -> Any:
         from gpiozero import Buzzer
 
-        p = self.settings.pins.get("buzzer")
-        return self._device("buzzer", lambda: Buzzer(p.pin, active_high=p.active_high, pin_factory=self.factory))
+        return self._device("buzzer", lambda p: Buzzer(p.pin, active_high=p.active_high, pin_factory=self.factory))
 
     def relay(self) -> Relay | None:
         """The door relay, created off (its off level on an active-low board)."""
         from gpiozero import DigitalOutputDevice
 
-        p = self.settings.pins.get("relay")
-        device = self._device("relay", lambda: DigitalOutputDevice(p.pin, active_high=p.active_high,
-                                                                   initial_value=False, pin_factory=self.factory))
+        device = self._device("relay", lambda p: DigitalOutputDevice(p.pin, active_high=p.active_high,
+                                                                     initial_value=False, pin_factory=self.factory))
         if device is None:
             return None
         self.made.remove(device)  # the Relay owns it now: its close() switches the relay off first
@@ -89,9 +88,8 @@ class GpioBuilder:
         """The raw DigitalInputDevice of an input (exit_button, door, passage), or None when not fitted."""
         from gpiozero import DigitalInputDevice
 
-        p = self.settings.pins.get(name)
-        return self._device(name, lambda: DigitalInputDevice(p.pin, pull_up=p.pull_up, bounce_time=bounce_s,
-                                                             pin_factory=self.factory))
+        return self._device(name, lambda p: DigitalInputDevice(p.pin, pull_up=p.pull_up, bounce_time=bounce_s,
+                                                               pin_factory=self.factory))
 
     def board(self, *, submit: Submit, alarms: AlarmRecorder, faults: Faults) -> GpioBoard:
         """Every fitted device as the gate's Output; the inputs talk to the gate only through the ports."""

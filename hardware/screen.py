@@ -128,7 +128,8 @@ def is_no_display(driver: str) -> bool:
     return driver.lower() in NO_DISPLAY_DRIVERS
 
 
-def _unavailable(why: str, required: bool) -> None:
+def _unavailable(why: str, required: bool) -> "Screen | None":
+    """No screen: an OutputError when one is required, else None (logged)."""
     if required:
         raise OutputError(f"screen.enabled = \"on\" but the screen cannot open: {why}")
     log.warning("running without the screen: %s", why)
@@ -306,7 +307,8 @@ class Screen:
         scans = []
         for e in events:
             customer = self.ports.members.customer(e["customer_id"]) if e.get("customer_id") else None
-            scans.append(RecentScan(at=datetime.fromisoformat(e["at"].replace("Z", "+00:00")), name=customer.display_name if customer else "",
+            scans.append(RecentScan(at=datetime.fromisoformat(e["at"].replace("Z", "+00:00")),
+                                    name=customer.display_name if customer else "",
                                     verdict=e["verdict"], source=e["source"]))
         self.display.remember(scans)
 

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 from kiosk.errors import KioskError
@@ -41,10 +42,10 @@ def run(gpio: GpioSettings, readers: dict[str, Reader | None], *, timeout_s: flo
     """Every fitted GPIO device, then each reader in `readers` (by source name), as the composition
     root (`kiosk.compose.selftest`) built them from the config."""
     checks = check_gpio(gpio, progress=progress)
-    if "camera" in readers:
-        checks.append(check_camera(readers["camera"], timeout_s=timeout_s, progress=progress))
-    if "serial" in readers:
-        checks.append(check_serial(readers["serial"], timeout_s=timeout_s, progress=progress))
+    if (camera := readers.get("camera")) is not None:
+        checks.append(check_camera(camera, timeout_s=timeout_s, progress=progress))
+    if (serial := readers.get("serial")) is not None:
+        checks.append(check_serial(serial, timeout_s=timeout_s, progress=progress))
     if "hid" in readers:
         checks.append(check_hid(readers["hid"], timeout_s=timeout_s, progress=progress))
     return checks
@@ -53,11 +54,15 @@ def run(gpio: GpioSettings, readers: dict[str, Reader | None], *, timeout_s: flo
 def _guard(device: str, check: Callable[[], Check]) -> Check:
     try:
         return check()
-    except KioskError as exc:
-        return Check(device, False, str(exc))
     except Exception as exc:  # a device library failing in its own way is a failed check, not a crash
-        log.debug("%s check failed", device, exc_info=True)
-        return Check(device, False, f"{type(exc).__name__}: {exc}")
+        return _failed(device, exc)
+
+
+def _failed(device: str, exc: Exception) -> Check:
+    if isinstance(exc, KioskError):
+        return Check(device, False, str(exc))
+    log.debug("%s check failed", device, exc_info=exc)
+    return Check(device, False, f"{type(exc).__name__}: {exc}")
 
 
 # -- GPIO --------------------------------------------------------------------------------
@@ -78,14 +83,14 @@ def check_gpio(settings: GpioSettings, *, progress: Callable[[str], None], facto
         checks += _check_lights(GpioBuilder(settings, factory), progress)
         if "buzzer" in pins:
             progress("buzzer: two beeps")
-            checks.append(_guard("buzzer", lambda: _check_buzzer(GpioBuilder(settings, factory))))
+            checks.append(_guard("buzzer", partial(_check_buzzer, GpioBuilder(settings, factory))))
         if "relay" in pins:
             progress(f"relay: one {settings.pulse_s * 1000:g} ms pulse")
-            checks.append(_guard("relay", lambda: _check_relay(GpioBuilder(settings, factory))))
+            checks.append(_guard("relay", partial(_check_relay, GpioBuilder(settings, factory))))
         for name in gpio.INPUTS:
             if name in pins:
-                checks.append(_guard(name.replace("_", " "),
-                                     lambda n=name: _check_input(GpioBuilder(settings, factory), n)))
+                builder = GpioBuilder(settings, factory)
+                checks.append(_guard(name.replace("_", " "), partial(_check_input, builder, name)))
     finally:
         factory.close()
     return checks
@@ -100,27 +105,23 @@ def _check_lights(builder: GpioBuilder, progress: Callable[[str], None]) -> list
         for colour in COLOURS:
             if colour in settings.pins:
                 progress(f"{colour} light on for {LIGHT_S:g} s")
-                checks.append(_guard(f"{colour} light", lambda c=colour: _check_led(builder, c)))
+                checks.append(_guard(f"{colour} light", partial(_check_led, builder, colour)))
         return checks
     try:
         lights = builder.lights()
     except Exception as exc:
         builder.close_made()
-        return [_guard("rgb light", lambda: _raise(exc))]
+        return [_failed("rgb light", exc)]
     assert lights is not None  # rgb: both its pins are fitted
     try:
         checks = []
         for colour in COLOURS:
             progress(f"{colour} light on for {LIGHT_S:g} s")
-            checks.append(_guard(f"{colour} light", lambda c=colour: _blink(getattr(lights, c), f"{c} light",
-                                                                            _light_pins(settings, c))))
+            checks.append(_guard(f"{colour} light", partial(_blink, getattr(lights, colour), f"{colour} light",
+                                                            _light_pins(settings, colour))))
         return checks
     finally:
         lights.close()
-
-
-def _raise(exc: Exception) -> Check:
-    raise exc
 
 
 def _light_pins(settings: GpioSettings, colour: str) -> str:
@@ -162,6 +163,7 @@ def _check_buzzer(builder: GpioBuilder) -> Check:
 
 def _check_relay(builder: GpioBuilder) -> Check:
     relay = builder.relay()
+    assert relay is not None  # fitted: check_gpio asks only for fitted devices
     pin = builder.settings.pins["relay"].pin
     pulse_ms = f"{relay.pulse_s * 1000:g}"
     try:
@@ -245,7 +247,8 @@ def check_serial(make: Reader, *, timeout_s: float, progress: Callable[[str], No
             scanner.stop()
         if scanner.url.startswith("loop://") and not scans:
             return Check("serial scanner", False, "loop:// opened but the test code did not come back")
-        seen = f"read {bytes(scans[0].raw).decode('utf-8', 'replace')!r}" if scans \
+        raw = scans[0].raw if scans else b""
+        seen = f"read {(raw.decode('utf-8', 'replace') if isinstance(raw, bytes) else raw)!r}" if scans \
             else f"no code scanned within {timeout_s:g} s"
         return Check("serial scanner", True, f"{scanner.url} open, {seen}")
 

@@ -30,6 +30,7 @@ from .status import STATUS_FILE, JournalStatus, KioskStatus, SnapshotStatus, pub
 
 if TYPE_CHECKING:
     from .venue.store import PeerStore
+    from .venue.union import VenueCounts
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class App:
         return open_state(self.state_dir / "state.sqlite", readonly=self.readonly)
 
     @cached_property
-    def counts(self) -> Counts:
+    def counts(self) -> "Counts | VenueCounts":
         """The access rules' counts, rebuilt from the journal file (read-only; none when there is no journal)."""
         punch = punch_cards(self.snapshot_path)
         since = history_since(self.policy.access, punch, self.clock())

@@ -242,8 +242,10 @@ def venue_link(app: App) -> "VenueLink | None":
 
     settings = VenueSettings.from_config(app.config)
     assert settings is not None  # a broker is configured
+    from .venue.union import VenueCounts
+
     counts = app.counts  # opens the peers' store (app.venue_store) with the counts over it
-    assert app.venue_store is not None  # a broker is configured and the app is not read-only
+    assert isinstance(counts, VenueCounts) and app.venue_store is not None  # a broker: the peers' counts and store
     gate = app.gate
     zone = app.policy.access.zone
     return start_link(settings, VenuePorts(

@@ -160,6 +160,7 @@ def instruction(look: Look, decision: Decision, msg: Messages, tz: tzinfo | None
     """The member's words: "Go in", "See staff", or for "come back" the time: "At 07:00", "At Mon 07:00"."""
     if look is not COME_BACK:
         return msg(look.instruction)
+    assert decision.next_at is not None  # look_of gives COME_BACK only with a time to come back at
     return msg(look.instruction, when=_when(decision.next_at, decision.at, msg, tz))
 
 

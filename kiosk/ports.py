@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from .model import Decision
 
@@ -51,6 +51,14 @@ class Output(Protocol):
     def act(self, decision: Decision) -> None: ...
 
     def close(self) -> None: ...
+
+
+class KeyValues(Protocol):
+    """The kiosk's small persistent state (kiosk/state.py): what the upstream and venue links keep there."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def __setitem__(self, key: str, value: Any) -> None: ...
 
 
 class AlarmRecorder(Protocol):

@@ -169,7 +169,7 @@ class SyncOutcome:
     ok: bool
     kind: str = ""  # full | delta | unchanged
     cursor: str = ""
-    changed: int = 0
+    changed: dict[str, int] | int = 0  # the records a sync changed, by kind
     bytes: int = 0
     seconds: float = 0.0
     error: str = ""  # why it failed

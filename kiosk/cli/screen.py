@@ -13,7 +13,7 @@ from .. import demo
 from ..credential import parse
 from ..display import PIN, Display, Shot, Status, hash_pin
 from ..errors import ConfigError, OutputError
-from ..i18n import LOCALES, Messages
+from ..i18n import LOCALES
 from ..model import Decision, Verdict
 from ..pass_keys import demo_stale_code
 from ..photos import demo_photo, thumbnail
@@ -73,7 +73,8 @@ def demo_display(screen: str, now: datetime, *, result_s: float = 3, t: float = 
     display = Display(result_s=result_s, long_press_s=2, pin_hash=hash_pin(DEMO_PIN, iterations=1000)
                       if screen != "disabled" else "")
     display.set_status(Status(online=True, has_snapshot=True, snapshot_age_s=240, cursor="2026-11-22T09:58:04Z#1842",
-                              unreported=0, last_sync=SyncOutcome(at=(now - timedelta(minutes=4)).isoformat(), ok=True)))
+                              unreported=0,
+                              last_sync=SyncOutcome(at=(now - timedelta(minutes=4)).isoformat(), ok=True)))
     decisions = demo_decisions(now)
     for i, verdict in enumerate(reversed(list(decisions))):
         display.show(_replace_at(decisions[verdict], now - timedelta(seconds=40 * (len(decisions) - i))), t - 10)
@@ -84,8 +85,9 @@ def demo_display(screen: str, now: datetime, *, result_s: float = 3, t: float = 
     if screen == "fault":
         display.set_faults({"camera": "camera not responding", "snapshot_stale": "Member list out of date (96 h old)"})
         display.set_status(Status(online=False, has_snapshot=True, snapshot_age_s=96 * 3600, cursor="demo-0",
-                                  unreported=17, last_sync=SyncOutcome(at=(now - timedelta(hours=2)).isoformat(), ok=False,
-                                                                error="connection refused")))
+                                  unreported=17,
+                                  last_sync=SyncOutcome(at=(now - timedelta(hours=2)).isoformat(), ok=False,
+                                                        error="connection refused")))
     if screen in ("staff", "pin", "recent", "reasons", "disabled"):
         display.press(t)
         display.update(t + display.long_press_s)

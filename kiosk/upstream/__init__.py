@@ -24,12 +24,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, MutableMapping
+from typing import Any, Callable
 
 from .. import __version__
 from ..errors import KioskError
 from ..journal import Journal, iso
-from ..ports import Clock, Faults, Output
+from ..ports import Clock, Faults, KeyValues, Output
 from ..rules import snapshot_age
 from ..snapshot import SnapshotStore
 from ..state import SyncOutcome, UploadOutcome
@@ -77,7 +77,7 @@ class UpstreamPorts:
 
     snapshot: SnapshotStore  # the live snapshot: a sync replaces its file, then reloads it
     journal: Journal  # the reporter's own connection (closed by `stop`), never the gate's
-    state: MutableMapping[str, Any]  # where last_sync / last_upload are kept
+    state: KeyValues  # where last_sync / last_upload are kept
     faults: Faults
     clock: Clock
     held: Callable[[], int]  # decisions the gate's journal holds in memory, not yet written

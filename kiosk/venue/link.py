@@ -22,12 +22,12 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, MutableMapping
+from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 
 from ..journal import iso
-from ..ports import Faults
+from ..ports import Faults, KeyValues
 from ..text import safe_text
 from . import messages
 from .settings import VenueSettings, topic_level_problem
@@ -49,7 +49,7 @@ _BEAT_SOON_S = 1.0  # after a decision, the fleet's view follows within a second
 
 class VenueLink:
     def __init__(self, settings: VenueSettings, *, journal_path: str | Path, store: PeerStore,
-                 state: MutableMapping[str, Any], status: Callable[[], dict[str, Any]], clock: Callable[[], datetime],
+                 state: KeyValues, status: Callable[[], dict[str, Any]], clock: Callable[[], datetime],
                  on_peer_events: Callable[[list[dict[str, Any]]], None] | None = None,
                  on_remote_open: Callable[[str], None] | None = None, faults: Faults | None = None):
         self.settings = settings

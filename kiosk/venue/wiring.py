@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, MutableMapping
+from typing import Any, Callable
 
 from ..model import Decision
-from ..ports import Clock, Faults, Output, Scan, StatusReader, Submit
+from ..ports import Clock, Faults, KeyValues, Output, Scan, StatusReader, Submit
 from .link import VenueLink
 from .settings import VenueSettings
 from .store import PeerStore
@@ -35,7 +35,7 @@ class VenuePorts:
 
     journal_path: Path  # read by the link's own connection: what this gate journalled is its outbox
     store: PeerStore  # the peers' events
-    state: MutableMapping[str, Any]  # the published watermark
+    state: KeyValues  # the published watermark
     status: StatusReader
     occupancy: Callable[[], dict[str, int]]  # the zone's count now, for the heartbeat
     clock: Clock

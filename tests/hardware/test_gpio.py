@@ -182,7 +182,8 @@ def test_rgb_led_shows_amber_as_red_and_green_and_resumes_it_after_a_verdict(boa
     faults = Faults()
     pins = {"green": 17, "red": 27, "relay": 24}
     # a 1 s verdict: long enough that the checks below see it still showing, however loaded the machine
-    board = board_for(boards, gate, gpio_config(pins, lights="rgb", signals={**FAST, "admit_light_s": 1}), faults=faults)
+    config = gpio_config(pins, lights="rgb", signals={**FAST, "admit_light_s": 1})
+    board = board_for(boards, gate, config, faults=faults)
     green, red = pin(board, 17), pin(board, 27)
     faults.set("snapshot_stale", "Member list out of date")
     wait_for(lambda: len(red.states) >= 5)

@@ -52,7 +52,7 @@ def screen(app):
     s = compose.open_screen(app, required=True)
     assert isinstance(s, Screen)
     s.monotonic = Ticker()
-    app.gate.add_output(s)  # as kiosk.app.run does
+    app.gate.add_output(s)  # as kiosk.compose.run does
     pygame.event.clear()
     s.tick()
     yield s

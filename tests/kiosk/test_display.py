@@ -165,7 +165,8 @@ def test_status_is_read_from_the_kiosks_typed_status():
     assert Status.from_status(replace(status, faults={"upstream": "down"}), upstream=True).online is False
     assert Status.from_status(status, upstream=False).online is None
     empty = KioskStatus(gate="g", device="d", snapshot=SnapshotStatus(), journal=JournalStatus())
-    assert Status.from_status(empty, upstream=True).online is False and not Status.from_status(empty, upstream=True).has_snapshot
+    nothing = Status.from_status(empty, upstream=True)
+    assert nothing.online is False and not nothing.has_snapshot
 
 
 # -- the state machine -------------------------------------------------------------------

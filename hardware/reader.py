@@ -52,7 +52,7 @@ class ReaderLoop:
         self.thread_name = thread_name
         self.log = logger
         self.backoff = Backoff(reconnect_min_s, reconnect_max_s)
-        self.connected = threading.Event()  # the device is open and being read
+        self.connected = threading.Event()  # the device is open and reads
         self._down = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,15 +76,18 @@ class ReaderLoop:
         while not self._stop.is_set():
             try:
                 self.device.open()
-            except Exception as exc:  # noqa: BLE001 - whatever it was, the kiosk keeps running and retries
+            except Exception as exc:  # whatever it was, the kiosk keeps running and retries
                 self._lost(exc, "not available")
                 self._stop.wait(self.backoff.next())
                 continue
-            self._back()
             try:
+                # back once it reads, not merely opens: a device that opens and fails at once is still
+                # down, so its retries back off and its log stays one line per outage
+                self.device.read()
+                self._back()
                 while not self._stop.is_set():
                     self.device.read()
-            except Exception as exc:  # noqa: BLE001 - as above; a stop in the middle of a read is no outage
+            except Exception as exc:  # as above; a stop in the middle of a read is no outage
                 if not self._stop.is_set():
                     self._lost(exc, "went away")
             finally:

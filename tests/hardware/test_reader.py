@@ -19,8 +19,9 @@ class ScriptedDevice:
     """A device that fails to open as often as the test says, then reads what the test puts in `feed`:
     a text is read, an exception is raised from read() (the device going away mid-read)."""
 
-    def __init__(self, failed_opens: int):
+    def __init__(self, failed_opens: int, failed_reads: int = 0):
         self.failed_opens = failed_opens
+        self.failed_reads = failed_reads  # reads that fail at once, each right after an open that worked
         self.feed: queue.Queue[object] = queue.Queue()
         self.read_texts: list[str] = []
         self.opens = 0
@@ -35,6 +36,9 @@ class ScriptedDevice:
         self.open_now = True
 
     def read(self) -> None:
+        if self.failed_reads:
+            self.failed_reads -= 1
+            raise ScannerError("Test scanner not responding") from OSError(errno.EIO, "Input/output error")
         try:
             item = self.feed.get(timeout=0.05)
         except queue.Empty:
@@ -121,3 +125,21 @@ def test_still_absent_when_stopped_leaves_the_fault_and_no_thread():
     assert not reader_threads()
     assert faults.active() == {"test": "Test scanner not connected"}
     assert device.closes == 0  # never opened, never closed
+
+
+def test_a_device_that_opens_but_cannot_read_stays_down_and_is_logged_once(caplog):
+    caplog.set_level(logging.INFO, logger="test.reader")
+    faults = Faults()
+    device = ScriptedDevice(failed_opens=0, failed_reads=4)
+    loop = loop_for(device, faults)
+    loop.start()
+    try:
+        wait_for(loop.connected.is_set, "the device read at last")
+        device.feed.put("I-1001")
+        wait_for(lambda: device.read_texts == ["I-1001"], "the first text read")
+    finally:
+        loop.stop()
+    assert device.opens == 5 and device.closes == 5
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "test.reader"]
+    assert lines == [("ERROR", "test scanner went away ([Errno 5] Input/output error); retrying in the background"),
+                     ("INFO", "test scanner is back")]

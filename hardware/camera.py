@@ -232,11 +232,9 @@ class CameraSource:
             with self._slot_ready:
                 while self._slot is None and not self._stop.is_set():
                     self._slot_ready.wait(0.5)
-                if self._stop.is_set():
-                    return
-                frame, captured_at = self._slot
-                self._slot = None
-            self.process(frame, captured_at)
+                slot, self._slot = self._slot, None
+            if slot is not None and not self._stop.is_set():
+                self.process(*slot)
 
     def luma(self, frame: np.ndarray) -> np.ndarray:
         """The Y plane of a YUV420 lores buffer: its first `height` rows (rows may be padded to a stride)."""

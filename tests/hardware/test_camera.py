@@ -220,7 +220,8 @@ class FlakyDecoder(FrameDecoder):
 
 def test_a_still_code_missed_at_first_is_read_on_the_refresh():
     config = camera_config()
-    camera, _ = make_camera(config, [FakePicamera2()], decoder=FlakyDecoder(config.camera.formats, misses=STILL_DECODES + 1))
+    flaky = FlakyDecoder(config.camera.formats, misses=STILL_DECODES + 1)
+    camera, _ = make_camera(config, [FakePicamera2()], decoder=flaky)
     scans, submit = collect()
     camera._submit = submit
     frame = frame_of("I-1001")

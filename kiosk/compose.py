@@ -9,6 +9,7 @@ and `kiosk screenshot` ask it for their devices; the adapters it builds receive 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import threading
@@ -64,36 +65,36 @@ def readers(config: Config, names: list[str], *, simulate: bool, demo_scans: lis
     return made
 
 
-# The readers' constructors (hardware/serial_scanner.py, hid_scanner.py, camera.py): one function each,
-# so the typed-settings constructors (`X(XSettings.from_config(config), faults)`) replace one line each.
+# The readers (hardware/serial_scanner.py, hid_scanner.py, camera.py): `X(XSettings.from_config(config), faults)`.
+# The settings are read as each source is built, so a bad one (an empty serial.url or hid.device) fails
+# `kiosk selftest`'s check of that source and `kiosk run` before any device moves.
 
 def _serial_reader(config: Config, url: str | None) -> Reader:
-    from hardware.serial_scanner import SerialScanner
+    from hardware.serial_scanner import SerialScanner, SerialSettings
 
-    return lambda faults: SerialScanner.from_config(config.serial, faults, url=url, source=config.source)
+    return lambda faults: SerialScanner(SerialSettings.from_config(config, url=url), faults)
 
 
 def _hid_reader(config: Config) -> Reader:
-    from hardware.hid_scanner import HidScanner
+    from hardware.hid_scanner import HidScanner, HidSettings
 
-    return lambda faults: HidScanner.from_config(config.hid, config.serial, faults, source=config.source)
+    return lambda faults: HidScanner(HidSettings.from_config(config), faults)
 
 
 def _camera_reader(config: Config, *, simulate: bool, demo_scans: list[str]) -> Reader:
-    from hardware.camera import Camera, picamera2_class
+    from hardware.camera import CameraSettings, CameraSource
 
-    from .decoder import FrameDecoder
+    simulated = simulate and config.camera.backend != "simulated"
+    if simulated:
+        log.warning("--simulate: the camera is simulated (demo codes), not picamera2")
 
-    if simulate or config.camera.backend == "simulated":
-        from hardware.camera_sim import AfModeEnum, SimulatedPicamera2
+    def build(faults: Faults) -> ScanSource:
+        settings = CameraSettings.from_config(config)
+        # picamera2 is looked up here: a missing one is a CameraError with the install hint now, not on a thread
+        return CameraSource(dataclasses.replace(settings, backend="simulated") if simulated else settings, faults,
+                            demo_codes=demo_scans)
 
-        if config.camera.backend != "simulated":
-            log.warning("--simulate: the camera is simulated (demo codes), not picamera2")
-        return lambda faults: Camera(config.camera, FrameDecoder.from_config(config.camera, stream=True), faults,
-                                     open_camera=lambda: SimulatedPicamera2(demo_scans), af_modes=lambda: AfModeEnum)
-    # picamera2_class() raises CameraError with the install hint when the camera is built, not on a thread later
-    return lambda faults: Camera(config.camera, FrameDecoder.from_config(config.camera, stream=True), faults,
-                                 open_camera=picamera2_class())
+    return build
 
 
 def build_sources(app: App, source: str | None) -> list[ScanSource]:

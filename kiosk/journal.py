@@ -263,6 +263,12 @@ class Journal:
                 log.error("%s: closing with %d decisions never written (%s)", self.path, len(self._held), self.problem)
             self.db.close()
 
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()  # also when the block raised: what is held is written, the file let go
+
     @contextlib.contextmanager
     def _write(self, what: str, *, begin: bool = True, only_acks: bool = False) -> Iterator[sqlite3.Connection]:
         """One write: committed, or rolled back and raised as JournalError. Call with self._lock held.

@@ -6,8 +6,9 @@ import argparse
 import json
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import IO, Any
 
 from .. import config as configuration
 from ..errors import ConfigError
@@ -201,18 +202,15 @@ def cmd_journal(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"no journal at {path} yet", file=sys.stderr)
         return 1
-    journal = Journal(path, readonly=True)
-    try:
+    with Journal(path, readonly=True) as journal:
         since = _parse_since(args.since) if args.since else None
         events = journal.events(since=since)
         if args.csv:
             try:
-                out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8")
-                try:
+                sink: AbstractContextManager[IO[str]] = (
+                    nullcontext(sys.stdout) if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8"))
+                with sink as out:  # closing a file flushes it: a full disk fails there, still inside this try
                     n = write_csv(events, out)
-                finally:
-                    if out is not sys.stdout:
-                        out.close()
             except OSError as exc:  # no such directory, no permission, disk full: say so, never "wrote"
                 print(f"kiosk: cannot write {args.csv}: {exc.strerror or exc}", file=sys.stderr)
                 return 2
@@ -224,8 +222,6 @@ def cmd_journal(args: argparse.Namespace) -> int:
             who, raw = safe_text(e["customer_id"] or "-"), safe_text(e["raw"], 256)
             print(f"{e['at']}  {safe_text(e['source']):<8} {safe_text(e['verdict']):<16} {who:<10} "
                   f"{safe_text(e['state']):<8} {raw}")
-    finally:
-        journal.close()
     return 0
 
 

@@ -112,7 +112,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     try:
         found = app.snapshot.find(args.query, limit=args.limit)
         groups = app.snapshot.groups()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for c in found:
             cards = app.snapshot.cards_of(c.id)
             # a snapshot written before the record checks (or by hand) may hold any text: print none of it raw
@@ -269,8 +269,9 @@ def register(commands: Commands) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--replace", action="store_true", help="replace the snapshot instead of merging into it")
 
-    p = commands.add("find", cmd_find, 'search the snapshot: an id, a card code, an email, a postcode, "Surname, First", '
-            '"First Surname", or a surname or organisation name (three or more letters find names starting so)')
+    p = commands.add("find", cmd_find, "search the snapshot: an id, a card code, an email, a postcode, "
+            '"Surname, First", "First Surname", or a surname or organisation name (three or more letters find '
+            "names starting so)")
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")

@@ -83,3 +83,13 @@ def test_scripts_test_oldest_uses_the_floors_in_a_venv_of_its_own_beside_apts_py
     said = dry_run("--oldest", "--dry-run", "-k", "journal")
     assert said == {"python": "/usr/bin/python3", "venv": f"{REPO}/.venv-oldest (--system-site-packages)",
                     "constraints": f"{REPO}/constraints-oldest.txt", "pytest": "-k journal"}
+
+
+def test_scripts_test_oldest_without_debians_pygame_says_what_to_install(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_") and k != "PYTHON"}
+    env["KIOSK_OLDEST_PYTHON"] = str(tmp_path / "no-python")
+    done = subprocess.run([str(REPO / "scripts" / "test"), "--oldest", "-q"], capture_output=True, text=True,
+                          env=env, timeout=30)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "needs pygame 2.1.2" in done.stderr and "found none" in done.stderr
+    assert "apt-get install python3-pygame" in done.stderr

@@ -33,11 +33,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not path.exists():
         raise ConfigError(cfg.source, "state_dir", f"no snapshot at {path}: replay decides against the member "
                           "list; sync or import one, or pass --state-dir")
-    snapshot = SnapshotStore(path)
-    try:
+    with SnapshotStore(path) as snapshot:
         verdicts = replay(scans.scans, snapshot=snapshot, policy=policy_of(cfg), gate_id=cfg.gate.id, out=sys.stdout)
-    finally:
-        snapshot.close()
     # the table goes to stderr so that stdout stays one JSON event per line, like `kiosk run --events`
     print(summary_table(verdicts), file=sys.stderr)
     if scans.problems:

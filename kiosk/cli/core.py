@@ -6,8 +6,9 @@ import argparse
 import json
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import IO, Any
 
 from .. import config as configuration
 from ..errors import ConfigError
@@ -111,7 +112,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     try:
         found = app.snapshot.find(args.query, limit=args.limit)
         groups = app.snapshot.groups()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for c in found:
             cards = app.snapshot.cards_of(c.id)
             # a snapshot written before the record checks (or by hand) may hold any text: print none of it raw
@@ -201,18 +202,15 @@ def cmd_journal(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"no journal at {path} yet", file=sys.stderr)
         return 1
-    journal = Journal(path, readonly=True)
-    try:
+    with Journal(path, readonly=True) as journal:
         since = _parse_since(args.since) if args.since else None
         events = journal.events(since=since)
         if args.csv:
             try:
-                out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8")
-                try:
+                sink: AbstractContextManager[IO[str]] = (
+                    nullcontext(sys.stdout) if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8"))
+                with sink as out:  # closing a file flushes it: a full disk fails there, still inside this try
                     n = write_csv(events, out)
-                finally:
-                    if out is not sys.stdout:
-                        out.close()
             except OSError as exc:  # no such directory, no permission, disk full: say so, never "wrote"
                 print(f"kiosk: cannot write {args.csv}: {exc.strerror or exc}", file=sys.stderr)
                 return 2
@@ -224,8 +222,6 @@ def cmd_journal(args: argparse.Namespace) -> int:
             who, raw = safe_text(e["customer_id"] or "-"), safe_text(e["raw"], 256)
             print(f"{e['at']}  {safe_text(e['source']):<8} {safe_text(e['verdict']):<16} {who:<10} "
                   f"{safe_text(e['state']):<8} {raw}")
-    finally:
-        journal.close()
     return 0
 
 
@@ -273,8 +269,9 @@ def register(commands: Commands) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--replace", action="store_true", help="replace the snapshot instead of merging into it")
 
-    p = commands.add("find", cmd_find, 'search the snapshot: an id, a card code, an email, a postcode, "Surname, First", '
-            '"First Surname", or a surname or organisation name (three or more letters find names starting so)')
+    p = commands.add("find", cmd_find, "search the snapshot: an id, a card code, an email, a postcode, "
+            '"Surname, First", "First Surname", or a surname or organisation name (three or more letters find '
+            "names starting so)")
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")

@@ -205,6 +205,7 @@ def register(commands: Commands) -> None:
                    help="gzip level for clients that accept it; 0 = never compress")
     p.add_argument("--pass-key", type=Path, metavar="FILE", help="issue member passes (POST admin/pass, pages at "
                    "/pass/<token>) with this `kiosk pass keygen` key")
-    p.add_argument("--rotation-secret", type=Path, metavar="FILE", help="the venue rotation secret, for rotating passes")
+    p.add_argument("--rotation-secret", type=Path, metavar="FILE",
+                   help="the venue rotation secret, for rotating passes")
     p.add_argument("--demo-photos", action="store_true",
                    help="serve a generated stand-in photo at photos/<customer id>.png (kiosk.photos.demo_photo)")

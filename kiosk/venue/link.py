@@ -8,6 +8,12 @@ our per-peer cursors (kiosk.venue.store): both ways catch up, and duplicates are
 
 Threads: paho's network loop only queues what arrives and what was acknowledged; one pump thread
 reads the journal, writes the store and publishes, so no SQLite work runs in paho's callbacks.
+The gate's thread only sets an event (`wake`). Everything else the link does competes with the
+gate's decisions for the GIL and the CPU, so the pump takes peers' messages in batches (every
+_TAKE_IN_EVERY_S, one store transaction each), reads the journal's newest row only when the gate
+journalled something (or every _POLL_S, for what other paths journal), and looks at the peers'
+cursors at most every _ASK_EVERY_S: with 10 gates scanning, a gate takes in ~200 peer messages a
+second, and a step per message cost more than the messages themselves.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ MAX_GATES = 256  # gates of one venue this kiosk keeps track of; names past it a
 _DOWN_FAULT_BEATS = 2  # the link counts as down (a fault) after this many heartbeats without a connection
 _PASSAGE_LOOK_S = 0.5  # how often the journal is asked for passages of published admits
 _BEAT_SOON_S = 1.0  # after a decision, the fleet's view follows within a second, but not once per scan
+_TAKE_IN_EVERY_S = 0.02  # peers' messages are taken in at most this often: one batch, one transaction
+_TAKE_IN_NOW = 500  # ... or at once when this many are waiting (a catch-up)
+_POLL_S = 0.25  # the journal's newest row is read this often without a wake (alarms, `kiosk occupancy set`)
+_ASK_EVERY_S = 0.1  # the peers' cursors are compared with their heartbeats at most this often
 
 
 class VenueLink:
@@ -69,6 +79,8 @@ class VenueLink:
         self._inbox: "queue.SimpleQueue[tuple[str, bytes]]" = queue.SimpleQueue()
         self._acks: "queue.SimpleQueue[int]" = queue.SimpleQueue()
         self._wake = threading.Event()
+        self._journalled = True  # the gate journalled since the pump last read the journal's newest row
+        self._next_poll = self._next_take_in = self._next_ask = 0.0
         self._stop = threading.Event()
         self._session = 0  # bumped by every (re)connect and disconnect: the pump restarts its outbox from the watermark
         self._pump_session = -1
@@ -122,6 +134,7 @@ class VenueLink:
     def stop(self, timeout_s: float = 5.0) -> None:
         """Publish what is journalled and not yet published (while the broker answers), say offline, disconnect."""
         deadline = time.monotonic() + timeout_s
+        self._journalled = True  # read the journal's newest row once more, whatever journalled it
         while self.connected.is_set() and time.monotonic() < deadline:
             self._wake.set()
             time.sleep(0.05)  # a pump step reads the journal's newest row
@@ -139,7 +152,10 @@ class VenueLink:
             except (RuntimeError, ValueError):
                 pass  # the connection went meanwhile: the broker sends our last will instead
         self.client.disconnect()
-        self.client.loop_stop()
+        try:
+            self.client.loop_stop()
+        except AttributeError:
+            pass  # paho's thread ended itself after the disconnect between loop_stop's check and its join (paho 2.x)
         self._save_watermark()
         if self._db is not None:
             self._db.close()
@@ -147,6 +163,7 @@ class VenueLink:
     def wake(self) -> None:
         """Something was journalled: publish it now rather than at the next poll, and the heartbeat soon."""
         self._beat_soon = True
+        self._journalled = True
         self._wake.set()
 
     # -- paho's thread: only queue ----------------------------------------------------------------
@@ -192,8 +209,10 @@ class VenueLink:
         self._wake.set()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        first = self._inbox.empty()
         self._inbox.put((message.topic, message.payload))
-        self._wake.set()
+        if first or self._inbox.qsize() >= _TAKE_IN_NOW:  # the pump's wait covers the rest of the batch
+            self._wake.set()
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: Any, _props: Any) -> None:
         self._acks.put(mid)
@@ -202,7 +221,10 @@ class VenueLink:
     # -- the pump thread ---------------------------------------------------------------------------
     def _pump(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(0.25)
+            wait = _POLL_S
+            if not self._inbox.empty():  # a batch is gathering: take it in when it is due
+                wait = min(wait, max(0.0, self._next_take_in - time.monotonic()))
+            self._wake.wait(wait)
             self._wake.clear()
             try:
                 self._step()
@@ -211,9 +233,11 @@ class VenueLink:
                 time.sleep(1)
 
     def _step(self) -> None:
-        self._take_in()
-        self._take_acks()
         now = time.monotonic()
+        if now >= self._next_take_in or self._inbox.qsize() >= _TAKE_IN_NOW:
+            self._next_take_in = now + _TAKE_IN_EVERY_S
+            self._take_in()
+        self._take_acks()
         if now >= self._next_purge:
             self._next_purge = now + 3600
             self.store.purge(self.clock())
@@ -228,14 +252,19 @@ class VenueLink:
             self._order.clear()
             self._acked.clear()
             self._sent = self.watermark
-        self._publish_outbox()
+        if self._journalled or now >= self._next_poll or self._journal_top > self._sent:  # the last read left some
+            self._journalled = False
+            self._next_poll = now + _POLL_S
+            self._publish_outbox()
         self._publish_passages(now)
         if now >= self._next_beat or (self._beat_soon and now >= self._last_beat + _BEAT_SOON_S):
             self._beat_soon = False
             self._last_beat = now
             self._next_beat = now + self.settings.heartbeat_s
             self.publish_heartbeat()
-        self._ask_peers(now)
+        if now >= self._next_ask:
+            self._next_ask = now + _ASK_EVERY_S
+            self._ask_peers(now)
         self._answer_want(now)
 
     # outbox

@@ -42,6 +42,9 @@ from .store import PeerStore
 log = logging.getLogger(__name__)
 
 WATERMARK = "venue_published_seq"
+# the faults' names: the screen shows them in its language (kiosk.display.fault_text, kiosk.i18n fault.venue_*)
+DOWN_FAULT = "venue"
+AUTH_FAULT = "venue_auth"
 _BATCH = 200  # journal rows read per outbox step; also the most publishes awaiting an acknowledgement
 _REPLAY = 1000  # rows sent per `want`; the asker asks again while it is still behind
 _ASK_AGAIN_S = 3.0  # a want that brought nothing is asked again after this long
@@ -173,7 +176,7 @@ class VenueLink:
                 self._refused = str(reason)
                 log.warning("venue broker %s refused the connection: %s", self.settings.url, reason)
             if self.faults is not None:
-                self.faults.set("venue", f"Venue broker refused this gate ({reason}): check venue.username and "
+                self.faults.set(AUTH_FAULT, f"Venue broker refused this gate ({reason}): check venue.username and "
                                          "venue.password_file")
             return
         self._refused = ""
@@ -195,7 +198,8 @@ class VenueLink:
         self._next_beat = 0.0
         self.connected.set()
         if self.faults is not None:
-            self.faults.clear("venue")
+            self.faults.clear(DOWN_FAULT)
+            self.faults.clear(AUTH_FAULT)
         log.info("venue link connected to %s", self.settings.url)
         self._wake.set()
 
@@ -244,7 +248,7 @@ class VenueLink:
         if not self.connected.is_set():
             if self.faults is not None and now - self._down_since >= _DOWN_FAULT_BEATS * self.settings.heartbeat_s \
                     and not self._refused:
-                self.faults.set("venue", f"Venue link to {self.settings.url} down: this gate counts only what it "
+                self.faults.set(DOWN_FAULT, f"Venue link to {self.settings.url} down: this gate counts only what it "
                                          "saw itself until it is back")
             return
         if self._pump_session != self._session:  # a new connection: what was in flight may be lost

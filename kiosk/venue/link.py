@@ -215,7 +215,8 @@ class VenueLink:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         first = self._inbox.empty()
         self._inbox.put((message.topic, message.payload))
-        if first or self._inbox.qsize() >= _TAKE_IN_NOW:  # the pump's wait covers the rest of the batch
+        # before the batch is due the pump is already waiting for that moment (_pump_wait_s): no wake-up per message
+        if (first and time.monotonic() >= self._next_take_in) or self._inbox.qsize() >= _TAKE_IN_NOW:
             self._wake.set()
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: Any, _props: Any) -> None:
@@ -225,16 +226,23 @@ class VenueLink:
     # -- the pump thread ---------------------------------------------------------------------------
     def _pump(self) -> None:
         while not self._stop.is_set():
-            wait = _POLL_S
-            if not self._inbox.empty():  # a batch is gathering: take it in when it is due
-                wait = min(wait, max(0.0, self._next_take_in - time.monotonic()))
-            self._wake.wait(wait)
+            woken = self._wake.wait(self._pump_wait_s())
             self._wake.clear()
+            if not woken and self._inbox.empty() and time.monotonic() < self._next_poll:
+                continue  # the batch that might have gathered did not: nothing to do yet
             try:
                 self._step()
             except Exception:  # the link must outlive one bad step; the next poll tries again
                 log.exception("venue link step failed")
                 time.sleep(1)
+
+    def _pump_wait_s(self) -> float:
+        """Until the next batch of peers' messages is due (messages arriving before then do not wake the pump),
+        at once when one is waiting, else the poll interval; a wake (a decision, an acknowledgement) ends it."""
+        now = time.monotonic()
+        if now < self._next_take_in:
+            return self._next_take_in - now
+        return 0.0 if not self._inbox.empty() else _POLL_S
 
     def _step(self) -> None:
         now = time.monotonic()

@@ -58,6 +58,10 @@ _TAKE_IN_EVERY_S = 0.02  # peers' messages are taken in at most this often: one 
 _TAKE_IN_NOW = 500  # ... or at once when this many are waiting (a catch-up)
 _POLL_S = 0.25  # the journal's newest row is read this often without a wake (alarms, `kiosk occupancy set`)
 _ASK_EVERY_S = 0.1  # the peers' cursors are compared with their heartbeats at most this often
+# The watermark is written to the state file at most this often (and at stop): each write is a synced commit,
+# which with one per acknowledged batch (10 a second at a busy gate) stalled the gate's own journal writes
+# behind the disk. After a crash the events of those seconds are published again; peers drop them by id.
+_SAVE_WATERMARK_S = 5.0
 
 
 class VenueLink:
@@ -83,7 +87,7 @@ class VenueLink:
         self._acks: "queue.SimpleQueue[int]" = queue.SimpleQueue()
         self._wake = threading.Event()
         self._journalled = True  # the gate journalled since the pump last read the journal's newest row
-        self._next_poll = self._next_take_in = self._next_ask = 0.0
+        self._next_poll = self._next_take_in = self._next_ask = self._next_save = 0.0
         self._stop = threading.Event()
         self._session = 0  # bumped by every (re)connect and disconnect: the pump restarts its outbox from the watermark
         self._pump_session = -1
@@ -360,10 +364,11 @@ class VenueLink:
             mid, seq = self._order.popleft()
             self._acked.discard(mid)
             self.watermark, moved = seq, True
-        if moved:
+        if moved and time.monotonic() >= self._next_save:
             self._save_watermark()
 
     def _save_watermark(self) -> None:
+        self._next_save = time.monotonic() + _SAVE_WATERMARK_S
         if int(self.state.get(WATERMARK, 0)) != self.watermark:
             self.state[WATERMARK] = self.watermark
 

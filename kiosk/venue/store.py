@@ -191,18 +191,38 @@ class PeerStore:
         with self._lock:
             return self.db.execute(sql + " ORDER BY at, id", args).fetchall()
 
-    def newest(self, zone: str) -> str | None:
-        """The time of the zone's newest peer event (the counts' current period is the newest event's)."""
+    def newest(self, zone: str, until: datetime | None = None) -> str | None:
+        """The time of the zone's newest peer event (at or before `until`): the counts' current period is the
+        newest event's."""
+        bound, bounds = ("", ()) if until is None else (" AND at <= ?", (iso(until),))
         with self._lock:
-            return self.db.execute("SELECT max(at) FROM peer_events WHERE zone = ?", (zone,)).fetchone()[0]
+            return self.db.execute("SELECT max(at) FROM peer_events WHERE zone = ?" + bound,
+                                   (zone, *bounds)).fetchone()[0]
 
-    def zone_rows(self, zone: str, since: datetime, verdicts: tuple[str, ...]) -> list[tuple]:
-        """(at, id, verdict, source, customer_id, value, direction) of the zone's events since `since`."""
+    def zone_rows(self, zone: str, since: datetime, verdicts: tuple[str, ...],
+                  until: datetime | None = None) -> list[tuple]:
+        """(at, id, verdict, source, customer_id, value, direction) of the zone's events since `since` (and at
+        or before `until`)."""
         marks = ",".join("?" * len(verdicts))
+        bound, bounds = ("", ()) if until is None else (" AND at <= ?", (iso(until),))
         with self._lock:
             return self.db.execute(
                 "SELECT at, id, verdict, source, customer_id, value, direction FROM peer_events"
-                f" WHERE zone = ? AND at >= ? AND verdict IN ({marks})", (zone, iso(since), *verdicts)).fetchall()
+                f" WHERE zone = ? AND at >= ? AND verdict IN ({marks})" + bound,
+                (zone, iso(since), *verdicts, *bounds)).fetchall()
+
+    def events(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """The peers' events from `since` to `until` in time order, as kiosk.venue.messages.parse_event gives
+        them (what VenueCounts.add_peer_events takes): `kiosk replay` puts them among the scans it decides."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, gate, seq, prev, at, zone, direction, verdict, source, customer_id, credential, passed,"
+                " value FROM peer_events WHERE at >= ? AND at <= ? ORDER BY at, id", (iso(since), iso(until)))
+            return [{"id": eid, "gate": gate, "seq": seq, "prev": prev, "at": at, "zone": zone, "dir": direction,
+                     "verdict": verdict, "source": source, "customer": customer, "card": card,
+                     "passed": None if passed is None else bool(passed), "value": value}
+                    for eid, gate, seq, prev, at, zone, direction, verdict, source, customer, card, passed, value
+                    in rows]
 
     # -- gates -----------------------------------------------------------------------------------
     def see_gate(self, gate: str, seen: datetime, *, online: bool | None = None,

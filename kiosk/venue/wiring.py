@@ -36,17 +36,19 @@ def heartbeat_status(app: Any) -> dict[str, Any]:
             "occupancy": {app.policy.access.zone: app.counts.occupancy(app.clock())}}
 
 
-def union_counts(app: Any, punch: frozenset[str], since: datetime | None) -> VenueCounts:
-    """The App's counts when a broker is configured: its journal and the peers' store (opened here, kept on app;
-    read-only for `kiosk status` and `check`, which create nothing)."""
+def union_counts(app: Any, punch: frozenset[str], since: datetime | None,
+                 until: datetime | None = None) -> VenueCounts:
+    """The App's counts when a broker is configured: its journal and the peers' store (opened here once, kept on
+    app; read-only for `kiosk status` and `check`, which create nothing). `until`: as they were then."""
     j = app.config.journal
     path = app.state_dir / STORE_FILE
-    if not app.readonly:
-        app.venue_store = PeerStore(path, keep_days=j.keep_days, max_events=j.max_events)
-    elif path.exists():
-        app.venue_store = PeerStore(path, readonly=True)
+    if app.venue_store is None:
+        if not app.readonly:
+            app.venue_store = PeerStore(path, keep_days=j.keep_days, max_events=j.max_events)
+        elif path.exists():
+            app.venue_store = PeerStore(path, readonly=True)
     return VenueCounts.rebuild(app.journal_path, app.venue_store, app.policy.access, app.policy.tz, punch,
-                               since=since)
+                               since=since, until=until)
 
 
 def start_link(app: Any) -> VenueLink | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -419,7 +420,8 @@ def load_file(path: str | os.PathLike[str]) -> Config:
     except PermissionError:
         raise ConfigError(file, "-", "permission denied; make it readable by the kiosk user") from None
     except IsADirectoryError:
-        raise ConfigError(file, "-", "is a directory; pass the config file itself, e.g. /etc/kiosk/kiosk.toml") from None
+        raise ConfigError(file, "-",
+                          "is a directory; pass the config file itself, e.g. /etc/kiosk/kiosk.toml") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(file, "-", f"not UTF-8 text (byte {exc.start + 1} is 0x{exc.object[exc.start]:02x}); "
                           "save it as UTF-8") from None
@@ -430,7 +432,7 @@ def load_file(path: str | os.PathLike[str]) -> Config:
     return Config(validate(data, file), file)
 
 
-def load(explicit: str | None = None, env: dict[str, str] | None = None) -> Config:
+def load(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Config:
     """`--config FILE`, else `$KIOSK_CONFIG`, else /etc/kiosk/kiosk.toml, else built-in defaults."""
     env = os.environ if env is None else env
     if explicit:
@@ -459,9 +461,18 @@ def resolve_state_dir(configured: str) -> Path:
 _URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#]*@")
 
 
+# query parameters that carry a credential by their name (`?token=`, `&api_key=`, `access_token`, `sig`...)
+_URL_QUERY_SECRET = re.compile(r"([?&;](?:[\w.-]*(?:token|key|secret|passw(?:or)?d|pwd|auth|sig|signature|"
+                               r"credential)[\w.-]*)=)[^&;#]*", re.IGNORECASE)
+
+
 def redact_url(text: str) -> str:
-    """`text` with the user name and password of a URL (scheme://user:pass@host) replaced by ********."""
-    return _URL_USERINFO.sub(lambda m: m.group(1) + "********@", text, count=1)
+    """`text` with the credentials of a URL replaced by ********: the user name and password
+    (scheme://user:pass@host) and query parameters named like a secret (`?token=...`)."""
+    text = _URL_USERINFO.sub(lambda m: m.group(1) + "********@", text, count=1)
+    if "://" in text and "?" in text:
+        text = _URL_QUERY_SECRET.sub(lambda m: m.group(1) + "********", text)
+    return text
 
 
 def masked(config: Config) -> dict[str, dict[str, Any]]:

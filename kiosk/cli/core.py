@@ -40,8 +40,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.at:  # as if at that time: the journal's counts up to then
             from ..counts import Counts, punch_cards
 
-            counts = Counts.rebuild(app.journal_path, app.policy.access, app.policy.tz, punch_cards(app.snapshot_path),
-                                    until=at)
+            if app.config.venue.broker:  # a gate of a venue: with the other gates' events up to then, as it ran
+                from ..venue.wiring import union_counts
+
+                counts = union_counts(app, punch_cards(app.snapshot_path), None, until=at)
+            else:
+                counts = Counts.rebuild(app.journal_path, app.policy.access, app.policy.tz,
+                                        punch_cards(app.snapshot_path), until=at)
         recent = counts.recent_admits(at - timedelta(seconds=app.policy.repeat_window_s))
         decision = decide(parse(args.text, app.policy.id_patterns), app.snapshot, app.policy, at, recent, counts)
     finally:

@@ -51,6 +51,15 @@ def union_counts(app: Any, punch: frozenset[str], since: datetime | None,
                                since=since, until=until)
 
 
+def read_only_store(config: Any) -> PeerStore | None:
+    """The venue's store of the peers' events for a look that changes nothing (`kiosk replay`): None without a
+    broker, or when no peer has been heard yet (there is no file, and none is created)."""
+    path = config.state_path / STORE_FILE
+    if not config.venue.broker or not path.exists():
+        return None
+    return PeerStore(path, readonly=True)
+
+
 def start_link(app: Any) -> VenueLink | None:
     """The running link, or None when no broker is configured. Raises ConfigError on bad [venue] settings."""
     settings = VenueSettings.from_config(app.config)

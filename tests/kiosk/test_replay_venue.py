@@ -16,7 +16,7 @@ from kiosk.journal import iso
 from kiosk.venue import messages
 from kiosk.venue.store import PeerStore
 
-from .test_replay import AMS, at, events_of, state  # noqa: F401  (state: the snapshot fixture)
+from test_replay import at, events_of, state  # noqa: F401  (state: the snapshot fixture)
 
 RULES = 'zone = "lounge"\ndirection = "in"\ncapacity = 2\npassback = true\nlimits = ["members: 2/day"]\n'
 
@@ -47,8 +47,9 @@ def test_replay_counts_the_other_gates_admits_among_the_scans(state, tmp_path, c
         peer_event(1, at(9, 30), "I-1002"),  # the front door let Pieter into the lounge before our first scan
         peer_event(2, at(10, 3), "O-2001", gate="bar", zone="bar"),  # another zone: an entry, not inside here
         peer_event(3, at(10, 8), "I-1001", gate="exit", direction="out"),  # Jan left through the exit
-        peer_event(1, at(10, 20), "O-2001", gate="bar2", zone="bar"),  # Acme's second entry today
-        peer_event(4, at(12), "O-2001"),  # after the last scan: never counted
+        peer_event(1, at(10, 20), "O-2001", gate="bar2", zone="bar"),  # Acme's third entry today
+        peer_event(4, at(10, 25), "O-2001", gate="exit", direction="out"),  # and out of the lounge again
+        peer_event(5, at(12), "O-2001"),  # after the last scan: never counted
     ])
     day = tmp_path / "day.tsv"
     day.write_text("".join(f"{t.isoformat()}\t{text}\n" for t, text in (
@@ -56,7 +57,7 @@ def test_replay_counts_the_other_gates_admits_among_the_scans(state, tmp_path, c
         (at(10, 5), "O-2001"),  # full: Pieter counts, though he came in at another gate
         (at(10, 6), "I-1002"),  # already inside (the front door's admit)
         (at(10, 10), "O-2001"),  # admit: Jan went out at the exit gate
-        (at(10, 30), "O-2001"),  # limit reached: two entries today were at the bar's gates
+        (at(10, 30), "O-2001"),  # limit reached: 2 a day, and the bar's gates admitted Acme twice as well
     )))
     assert main(["replay", str(day), "--config", venue_config(tmp_path), "--state-dir", str(state)]) == 0
     verdicts = [e["verdict"] for e in events_of(capsys.readouterr().out)]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TextIO, cast
 
 from .counts import OCCUPANCY_SET, Counts
-from .gate import MANUAL_SOURCES, Gate
+from .gate import MANUAL_SOURCES, OCCUPANCY_SOURCE, Gate
 from .journal import Journal
 from .outputs import EventPrinter
 from .ports import Scan
@@ -95,6 +95,8 @@ def _scan(line: int, fields: dict[str, str]) -> ReplayScan | None:
         raw = raw[1:]
     if verdict == OCCUPANCY_SET:
         return ReplayScan(at, raw, source, verdict, line)
+    if source == OCCUPANCY_SOURCE:
+        return None  # the staff panel's corrections are the occupancy_set rows above; no other row is a scan
     if source in MANUAL_SOURCES:  # a staff admit or an exit press: its reason is what was journalled
         return ReplayScan(at, fields.get("reason", ""), source, "admit", line) if verdict in ("", "admit") else None
     if not raw and verdict:
@@ -150,11 +152,10 @@ def replay(scans: list[ReplayScan], *, snapshot: SnapshotView, policy: Policy, g
                 except ValueError:
                     log.warning("line %d: occupancy_set with a bad count %r skipped", scan.line, scan.raw)
                 continue
-            if scan.source in MANUAL_SOURCES:
-                decision = gate.admit_manually(scan.source, scan.raw or "Manual admit")
-            else:
-                decision = gate.handle(Scan(raw=scan.raw, source=scan.source))
-            verdicts[decision.verdict.value] += 1
+            decision = (gate.admit_manually(scan.source, scan.raw or "Manual admit") if scan.source in MANUAL_SOURCES
+                        else gate.handle(Scan(raw=scan.raw, source=scan.source)))
+            if decision is not None:  # None only for a staff occupancy correction, which read_scans never passes
+                verdicts[decision.verdict.value] += 1
     finally:
         journal.close()
     return verdicts

@@ -83,7 +83,7 @@ class VenueLink:
         self.connected = threading.Event()
         self.rejected: collections.Counter[str] = collections.Counter()
         self._logged: set[tuple[str, str]] = set()
-        self._inbox: "queue.SimpleQueue[tuple[str, bytes]]" = queue.SimpleQueue()
+        self._inbox: "queue.SimpleQueue[tuple[str, messages.Payload]]" = queue.SimpleQueue()
         self._acks: "queue.SimpleQueue[int]" = queue.SimpleQueue()
         self._wake = threading.Event()
         self._journalled = True  # the gate journalled since the pump last read the journal's newest row
@@ -446,7 +446,7 @@ class VenueLink:
         if new and self.on_peer_events is not None:
             self.on_peer_events(new)
 
-    def _remote_open(self, gate: str, payload: bytes) -> None:
+    def _remote_open(self, gate: str, payload: messages.Payload) -> None:
         if gate != self.settings.gate or self.on_remote_open is None:
             return  # not ours, or not allowed here: venue.remote_open = false
         by = messages.parse_open(payload)

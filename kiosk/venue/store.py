@@ -183,7 +183,8 @@ class PeerStore:
 
     def count_rows(self, since: datetime | None = None, until: datetime | None = None) -> list[tuple]:
         """The peers' events as the counts read them (COUNT_COLUMNS), in time order: the union's other half."""
-        sql, args = "SELECT " + ", ".join(COUNT_COLUMNS) + " FROM peer_events WHERE 1", []
+        sql = "SELECT " + ", ".join(COUNT_COLUMNS) + " FROM peer_events WHERE 1"
+        args: list[str] = []
         if since is not None:
             sql, args = sql + " AND at >= ?", [*args, iso(since)]
         if until is not None:

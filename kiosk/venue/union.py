@@ -197,7 +197,8 @@ class VenueCounts:
         if t >= zone._period[1]:
             undo = None
         else:
-            undo = (zone._period, zone._occupancy, customer_id, zone._inside.get(customer_id))
+            undo = (zone._period, zone._occupancy, customer_id,
+                    None if customer_id is None else zone._inside.get(customer_id))
         zone.rules = self._by_dir[direction]
         zone._apply(t, verdict, source, customer_id, None, raw)
         return undo

@@ -42,7 +42,7 @@ def peers(state_dir: Path, events: list[dict]) -> None:
     store.close()
 
 
-def test_replay_counts_the_other_gates_admits_among_the_scans(state, tmp_path, capsys):
+def test_replay_counts_the_other_gates_admits_among_the_scans(state, tmp_path, capsys):  # noqa: F811 (the fixture)
     peers(state, [
         peer_event(1, at(9, 30), "I-1002"),  # the front door let Pieter into the lounge before our first scan
         peer_event(2, at(10, 3), "O-2001", gate="bar", zone="bar"),  # another zone: an entry, not inside here
@@ -64,7 +64,7 @@ def test_replay_counts_the_other_gates_admits_among_the_scans(state, tmp_path, c
     assert verdicts == ["admit", "full", "already_inside", "admit", "limit_reached"]
 
 
-def test_replay_without_a_venue_store_decides_from_this_gate_alone(state, tmp_path, capsys):
+def test_replay_without_a_venue_store_decides_from_this_gate_alone(state, tmp_path, capsys):  # noqa: F811 (the fixture)
     day = tmp_path / "day.tsv"
     day.write_text(f"{at(10).isoformat()}\tI-1001\n{at(10, 5).isoformat()}\tO-2001\n{at(10, 6).isoformat()}\tI-1002\n")
     assert main(["replay", str(day), "--config", venue_config(tmp_path), "--state-dir", str(state)]) == 0
@@ -72,7 +72,7 @@ def test_replay_without_a_venue_store_decides_from_this_gate_alone(state, tmp_pa
     assert not (state / "venue.sqlite").exists()  # a replay creates nothing
 
 
-def test_check_at_a_time_counts_the_peers_events_up_to_then(state, tmp_path, capsys):
+def test_check_at_a_time_counts_the_peers_events_up_to_then(state, tmp_path, capsys):  # noqa: F811 (the fixture)
     peers(state, [peer_event(1, at(9, 30), "I-1002"), peer_event(2, at(9, 40), "O-2001"),
                   peer_event(3, at(11), "O-2001", gate="exit", direction="out")])
     cfg = venue_config(tmp_path)

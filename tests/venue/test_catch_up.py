@@ -124,7 +124,7 @@ def test_the_watermark_is_written_now_and_then_not_per_acknowledgement(broker, t
             journal.append(at=now(), gate="a", source="camera", raw="x", credential="x", verdict="admit",
                            customer_id=f"C-{k}", groups=(), cursor="")
             a.wake()
-            wait_for(lambda: a.watermark == k + 1, f"the broker's acknowledgement of row {k + 1}")
+            wait_for(lambda k=k: a.watermark == k + 1, f"the broker's acknowledgement of row {k + 1}")
         seconds = time.monotonic() - started
         assert state.writes <= 2 + seconds / venue_link._SAVE_WATERMARK_S
     finally:

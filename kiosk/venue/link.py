@@ -158,11 +158,7 @@ class VenueLink:
                 info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
             except (RuntimeError, ValueError):
                 pass  # the connection went meanwhile: the broker sends our last will instead
-        self.client.disconnect()
-        try:
-            self.client.loop_stop()
-        except AttributeError:
-            pass  # paho's thread ended itself after the disconnect between loop_stop's check and its join (paho 2.x)
+        messages.disconnect(self.client)
         self._save_watermark()
         if self._db is not None:
             self._db.close()

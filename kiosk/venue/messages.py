@@ -11,6 +11,8 @@ import re
 from datetime import datetime
 from typing import Any
 
+import paho.mqtt.client as mqtt
+
 VERSION = 1
 MAX_MESSAGE_BYTES = 4096  # an event is ~300 bytes; a heartbeat with a few faults well under 2 KiB
 DIRECTIONS = ("in", "out", "none")
@@ -23,6 +25,16 @@ class BadMessage(ValueError):
     def __init__(self, kind: str, detail: str):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
+
+
+def disconnect(client: mqtt.Client) -> None:
+    """Disconnect and stop paho's network thread. After a disconnect that thread ends by itself and clears
+    paho's handle on it, which can fall between loop_stop's check and its join (paho 2.x): then it has ended."""
+    client.disconnect()
+    try:
+        client.loop_stop()
+    except AttributeError:
+        pass
 
 
 def root(venue: str) -> str:

@@ -93,7 +93,7 @@ class VenueLink:
         self._pump_session = -1
         self._order: collections.deque[tuple[int, int]] = collections.deque()  # (mid, seq) awaiting PUBACK
         self._acked: set[int] = set()
-        self.watermark = int(state.get(WATERMARK, 0))
+        self.watermark = self._saved = int(state.get(WATERMARK, 0))
         self._sent = self.watermark
         self._journal_top = 0  # the journal's newest row as the pump last read it
         self._peer_last: dict[str, int] = {}  # peer gate -> last_seq its heartbeat announced
@@ -250,6 +250,8 @@ class VenueLink:
             self._next_take_in = now + _TAKE_IN_EVERY_S
             self._take_in()
         self._take_acks()
+        if self.watermark != self._saved and now >= self._next_save:  # acknowledged while the last save was recent
+            self._save_watermark()
         if now >= self._next_purge:
             self._next_purge = now + 3600
             self.store.purge(self.clock())
@@ -350,7 +352,7 @@ class VenueLink:
             self._sent = self._publish_rows(self._rows(self._sent, room), self._sent, track=True)
 
     def _take_acks(self) -> None:
-        moved = False
+        """Move the watermark over the rows the broker acknowledged in order (the step saves it now and then)."""
         while True:
             try:
                 self._acked.add(self._acks.get_nowait())
@@ -359,14 +361,13 @@ class VenueLink:
         while self._order and self._order[0][0] in self._acked:
             mid, seq = self._order.popleft()
             self._acked.discard(mid)
-            self.watermark, moved = seq, True
-        if moved and time.monotonic() >= self._next_save:
-            self._save_watermark()
+            self.watermark = seq
 
     def _save_watermark(self) -> None:
         self._next_save = time.monotonic() + _SAVE_WATERMARK_S
         if int(self.state.get(WATERMARK, 0)) != self.watermark:
             self.state[WATERMARK] = self.watermark
+        self._saved = self.watermark
 
     # heartbeat
     def publish_heartbeat(self) -> None:

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 from .. import config as configuration
 from ..errors import ConfigError
@@ -43,7 +43,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             if app.config.venue.broker:  # a gate of a venue: with the other gates' events up to then, as it ran
                 from ..venue.wiring import union_counts
 
-                counts = union_counts(app, punch_cards(app.snapshot_path), None, until=at)
+                # the rules read it through the same CountsView as Counts (App.counts returns it so too)
+                counts = cast(Counts, union_counts(app, punch_cards(app.snapshot_path), None, until=at))
             else:
                 counts = Counts.rebuild(app.journal_path, app.policy.access, app.policy.tz,
                                         punch_cards(app.snapshot_path), until=at)

@@ -149,6 +149,8 @@ class PeerStore:
         cursor = self._cursors.get(gate, 0)
         if gate not in self._gapped:
             for seq, prev in rows:
+                if seq <= cursor:
+                    continue  # an old row again (we had purged it): the cursor is past it already
                 if prev > cursor:
                     break
                 cursor = seq

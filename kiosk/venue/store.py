@@ -115,6 +115,8 @@ class PeerStore:
                         else:
                             passages.append((int(e["passed"]), e["id"], e["gate"]))
                     continue
+                if e["seq"] <= self._cursors.get(e["gate"], 0):
+                    continue  # held once and purged since (another gate's `want` brought it again): counted already
                 new[e["id"]] = e
             db.executemany(
                 "INSERT OR IGNORE INTO peer_events (id, gate, seq, prev, at, zone, direction, verdict, source,"
@@ -148,9 +150,7 @@ class PeerStore:
         above it (the usual case) that is all; else the rows above the cursor are read, a thousand at a time."""
         cursor = self._cursors.get(gate, 0)
         if gate not in self._gapped:
-            for seq, prev in rows:
-                if seq <= cursor:
-                    continue  # an old row again (we had purged it): the cursor is past it already
+            for seq, prev in rows:  # all above the cursor (add keeps the rest out)
                 if prev > cursor:
                     break
                 cursor = seq

@@ -29,6 +29,7 @@ Rules are written as short strings in the config's `[rules]` section (see config
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -93,7 +94,7 @@ class AccessRules:
     guests: Mapping[str, int] = field(default_factory=dict)  # group -> guests a member may bring per visit
     guest_key: str = ""  # the text a scanner sends for "+1 guest" ("" = none)
 
-    @property
+    @functools.cached_property  # asked on every scan; the rules never change (frozen)
     def active(self) -> bool:
         return bool(self.hours or self.limits or self.min_interval_s or self.capacity or self.passback
                     or self.guests or self.direction == "out")

@@ -7,6 +7,7 @@ testable without sleeping and is the same online and offline.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -14,6 +15,7 @@ from typing import Iterable, Mapping, Protocol
 
 from . import access, passes
 from .counts import Counts
+from .frozen import maker
 from .model import Card, Credential, CredentialKind, Customer, Decision, Group, Verdict
 from .pass_keys import PassSettings
 
@@ -66,13 +68,22 @@ def repeat_key(decision: Decision) -> str:
 
 
 def snapshot_age(meta: Mapping[str, str], now: datetime) -> timedelta | None:
-    synced = meta.get("synced_at")
-    if not synced:
+    synced = _synced_at(meta.get("synced_at"))
+    return None if synced is None else now - synced
+
+
+@functools.lru_cache(maxsize=8)
+def _synced_at(text: object) -> datetime | None:
+    """The snapshot's sync time; every scan reads the same few texts, so each is parsed once."""
+    if not text or not isinstance(text, str):
         return None
     try:
-        return now - datetime.fromisoformat(synced)
-    except (ValueError, TypeError):
+        return datetime.fromisoformat(text)
+    except ValueError:
         return None
+
+
+_decision = maker(Decision)  # the admit on the hot path (see kiosk/frozen.py)
 
 
 def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: datetime,
@@ -156,7 +167,8 @@ def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], polic
             names = ", ".join(g.name for g in verify) or "none"
             return Decision(Verdict.NOT_IN_GROUP, reason=f"Not in the selected group: {names}", **who)
 
-    admitted = Decision(Verdict.ADMIT, matched_groups=matched, reason=f"Welcome ({via})" if via else "Welcome", **who)
+    admitted = _decision(verdict=Verdict.ADMIT, matched_groups=matched,
+                         reason=f"Welcome ({via})" if via else "Welcome", **who)
     last = (recent_admits or {}).get(repeat_key(admitted))
     if last is not None and timedelta(0) <= now - last <= timedelta(seconds=policy.repeat_window_s):
         ago = (now - last).total_seconds()
@@ -175,7 +187,7 @@ def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], polic
             admitted = ruled
 
     age = snapshot_age(meta, now)
-    if age is None or age > timedelta(hours=policy.max_snapshot_age_h):
+    if age is None or age.total_seconds() > policy.max_snapshot_age_h * 3600:
         why = "no sync time recorded" if age is None else f"last synced {age.total_seconds() / 3600:.0f} h ago"
         if policy.stale_policy == "deny":
             return Decision(Verdict.SNAPSHOT_STALE, matched_groups=matched, stale=True,

@@ -238,6 +238,11 @@ def _bad_text(col: str, cap: int, *, nullable: bool = False, empty: bool = True)
     return f"({col} IS NOT NULL AND ({bad}))" if nullable else f"({bad})"
 
 
+def _bad_date(col: str) -> str:
+    """SQL true when `col` is not an ISO date Python reads: '+0 days' makes SQLite roll 02-30 over to March."""
+    return f"(typeof({col}) != 'text' OR date({col}, '+0 days') IS NOT {col} OR {col} < '0001-01-01')"
+
+
 _CUSTOMER_TEXT = "id || ' ' || kind || ' ' || first_name || ' ' || last_name || ' ' || name || ' ' || email || ' ' || " \
                  "postcode || ' ' || photo"
 _CUSTOMER_SUSPECT = f"""
@@ -247,8 +252,7 @@ SELECT key FROM customers WHERE
   OR {_bad_text("first_name", MAX_NAME)} OR {_bad_text("last_name", MAX_NAME)} OR {_bad_text("name", MAX_NAME)}
   OR {_bad_text("email", MAX_EMAIL)} OR {_bad_text("postcode", MAX_POSTCODE)} OR {_bad_text("photo", MAX_PHOTO)}
   OR typeof(active) != 'integer' OR active NOT IN (0, 1)
-  OR (valid_from IS NOT NULL AND (typeof(valid_from) != 'text' OR date(valid_from) IS NOT valid_from))
-  OR (valid_until IS NOT NULL AND (typeof(valid_until) != 'text' OR date(valid_until) IS NOT valid_until))
+  OR (valid_from IS NOT NULL AND {_bad_date("valid_from")}) OR (valid_until IS NOT NULL AND {_bad_date("valid_until")})
   OR valid_from > valid_until
   OR typeof(groups) != 'text' OR typeof(tags) != 'text'
   OR typeof(key) != 'text' OR key != upper(id)
@@ -379,7 +383,7 @@ def _check_pass_row(table: str, row: tuple) -> None:
     if table == "pass_keys":
         key_id, public = row
         rec: dict[str, Any] = {"type": "pass_key", "key_id": key_id}
-        if isinstance(public, bytes) and len(public) == 32:
+        if isinstance(public, bytes):
             rec["public_key"] = base64.b64encode(public).decode()
         expected: tuple = (key_id, public)
     else:

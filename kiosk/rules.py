@@ -161,8 +161,8 @@ def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], polic
             verify = [g for g in groups.values() if g.scannable]
         else:
             verify = [groups.get(g) or Group(g, g) for g in policy.groups]
-        matched = tuple(g.name for g in verify if g.id in held)
-        matched_ids = tuple(g.id for g in verify if g.id in held)
+        hits = [g for g in verify if g.id in held]
+        matched, matched_ids = tuple([g.name for g in hits]), tuple([g.id for g in hits])
         if not matched:
             names = ", ".join(g.name for g in verify) or "none"
             return Decision(Verdict.NOT_IN_GROUP, reason=f"Not in the selected group: {names}", **who)

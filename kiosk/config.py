@@ -459,9 +459,18 @@ def resolve_state_dir(configured: str) -> Path:
 _URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#]*@")
 
 
+# query parameters that carry a credential by their name (`?token=`, `&api_key=`, `access_token`, `sig`...)
+_URL_QUERY_SECRET = re.compile(r"([?&;](?:[\w.-]*(?:token|key|secret|passw(?:or)?d|pwd|auth|sig|signature|"
+                               r"credential)[\w.-]*)=)[^&;#]*", re.IGNORECASE)
+
+
 def redact_url(text: str) -> str:
-    """`text` with the user name and password of a URL (scheme://user:pass@host) replaced by ********."""
-    return _URL_USERINFO.sub(lambda m: m.group(1) + "********@", text, count=1)
+    """`text` with the credentials of a URL replaced by ********: the user name and password
+    (scheme://user:pass@host) and query parameters named like a secret (`?token=...`)."""
+    text = _URL_USERINFO.sub(lambda m: m.group(1) + "********@", text, count=1)
+    if "://" in text and "?" in text:
+        text = _URL_QUERY_SECRET.sub(lambda m: m.group(1) + "********", text)
+    return text
 
 
 def masked(config: Config) -> dict[str, dict[str, Any]]:

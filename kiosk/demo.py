@@ -87,7 +87,7 @@ def seed(path: Path, now: datetime, *, rules: bool = False) -> LoadResult:
 
 def rule_cases(now: datetime) -> dict[Verdict, tuple[str, AccessRules, Counts]]:
     """For screenshots: a scan, rules and counts that lead to each access rule verdict at `now`."""
-    opens = now.astimezone(timezone.utc) + timedelta(hours=2)  # cli_screen decides these in UTC
+    opens = now.astimezone(timezone.utc) + timedelta(hours=2)  # kiosk.cli.screen decides these in UTC
     hours = AccessRules(hours=parse_hours([f"alumni: daily {opens:%H:%M}-{opens + timedelta(hours=1):%H:%M}"]))
     full = AccessRules(capacity=2)
     inside = AccessRules(passback=True)

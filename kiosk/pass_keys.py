@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
+from .errors import ConfigError
 from .passes import STEP_S, code_for, issue, private_from_seed, public_bytes, step_of
 
 
@@ -95,7 +97,6 @@ class PassSettings:
 
     @classmethod
     def from_config(cls, section: Any, source: str) -> "PassSettings":
-        from .errors import ConfigError
 
         keys = dict(key_entry(e) for e in section.keys)  # the schema checked them
         secret = None
@@ -185,3 +186,31 @@ def doctor_check(config: Any) -> tuple[str, str, str]:
     return "ok", settings.describe(), ""
 
 
+# -- key files (`kiosk pass keygen` writes them; `kiosk pass issue` and the reference upstream read them) --
+
+KEY_FORMAT = "gate-kiosk pass signing key v1"
+
+
+def read_private_key(path: Path, option: str = "--key") -> tuple[int, Any]:
+    """(key id, Ed25519 private key) from a `kiosk pass keygen` file, refusing one open to others."""
+    where = str(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(where, option, "file not found; make one with `kiosk pass keygen FILE`") from None
+    if st.st_mode & 0o077:
+        raise ConfigError(where, option, f"the private key is open to group or others (mode "
+                          f"{stat.filemode(st.st_mode)}); chmod 600 {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != KEY_FORMAT:
+            raise ValueError("not a pass signing key")
+        key_id = data["key_id"]
+        if not isinstance(key_id, int) or isinstance(key_id, bool) or not 0 <= key_id <= 255:
+            raise ValueError("key_id must be 0-255")
+        seed = base64.b64decode(data["private_key"], validate=True)
+        return key_id, private_from_seed(seed)
+    except PermissionError:
+        raise ConfigError(where, option, "permission denied; run as the key's owner") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise ConfigError(where, option, f"not a `kiosk pass keygen` key file ({exc})") from None

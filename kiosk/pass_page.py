@@ -27,12 +27,11 @@ class Issuer:
 
 def pass_pages(key_file: Path | None, secret_file: Path | None) -> "PassPages | None":
     """`kiosk upstream --pass-key FILE [--rotation-secret FILE]`: the pages, or None without a key."""
-    from .cli_pass import read_private_key
     from .errors import ConfigError
 
     if key_file is None:
         return None
-    key_id, key = read_private_key(key_file, "--pass-key")
+    key_id, key = pass_keys.read_private_key(key_file, "--pass-key")
     secret = None
     if secret_file is not None:
         try:

@@ -37,7 +37,7 @@ from kiosk import demo  # noqa: E402
 from kiosk.app import App  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
 from kiosk.ports import Scan  # noqa: E402
-from kiosk.refupstream import RefStore  # noqa: E402
+from kiosk.upstream.reference import RefStore  # noqa: E402
 from kiosk.upstream import Upstream  # noqa: E402
 
 TEXTS = ["I-1001", "I-1002", "I-1003", "O-2001", "HELLO-WORLD", demo.PIET_VIP]

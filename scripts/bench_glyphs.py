@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 import pygame  # noqa: E402
 
 from hardware import glyphs, screen_render  # noqa: E402
-from kiosk.cli_screen import demo_decisions  # noqa: E402
+from kiosk.cli.screen import demo_decisions  # noqa: E402
 from kiosk.display import Display  # noqa: E402
 from kiosk.i18n import Messages  # noqa: E402
 from kiosk.model import Verdict  # noqa: E402

@@ -28,7 +28,7 @@ import pygame  # noqa: E402
 from hardware.screen import open_screen  # noqa: E402
 from hardware.screen_render import Scene, render  # noqa: E402
 from kiosk.app import App  # noqa: E402
-from kiosk.cli_screen import demo_display  # noqa: E402
+from kiosk.cli.screen import demo_display  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
 from kiosk.i18n import Messages  # noqa: E402
 from kiosk.ports import Scan  # noqa: E402

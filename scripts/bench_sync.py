@@ -41,7 +41,7 @@ from kiosk import demo  # noqa: E402
 from kiosk.app import App  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
 from kiosk.ports import Scan  # noqa: E402
-from kiosk.refupstream import RefStore  # noqa: E402
+from kiosk.upstream.reference import RefStore  # noqa: E402
 from kiosk.upstream import Upstream  # noqa: E402
 
 KIOSK = [sys.executable, "-c", "import sys; from kiosk.cli import main; sys.exit(main())"]

@@ -234,7 +234,7 @@ def test_the_members_photo_appears_beside_the_name_when_show_photo_is_on(tmp_pat
     """A real reference upstream serves the photo; the screen asks for it on the result and shows it."""
     from kiosk import demo
     from kiosk.photos import demo_photo, photo_field
-    from kiosk.refupstream import RefStore, RefUpstream
+    from kiosk.upstream.reference import RefStore, RefUpstream
     from kiosk.snapshot import load_records
 
     ref = RefUpstream(RefStore(tmp_path / "up.sqlite"), "tok").start()

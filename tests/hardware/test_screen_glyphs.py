@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 
 from hardware import glyphs  # noqa: E402
 from hardware.screen_render import TONES, Scene, fonts, render  # noqa: E402
-from kiosk.cli_screen import demo_decisions  # noqa: E402
+from kiosk.cli.screen import demo_decisions  # noqa: E402
 from kiosk.display import GO, Display  # noqa: E402
 from kiosk.i18n import LOCALES, Messages  # noqa: E402
 from kiosk.model import Verdict  # noqa: E402

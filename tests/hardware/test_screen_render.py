@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 
 from hardware import glyphs  # noqa: E402
 from hardware.screen_render import AMBER, BG_BOTTOM, BG_TOP, TONES, Scene, icon, render  # noqa: E402
-from kiosk.cli_screen import demo_decisions, demo_display  # noqa: E402
+from kiosk.cli.screen import demo_decisions, demo_display  # noqa: E402
 from kiosk.display import (BANG, CLOCK, CROSS, EXIT, GO, HOURGLASS, REFRESH, SCAN, TICK, Display,  # noqa: E402
                            describe)
 from kiosk.i18n import LOCALES, Messages  # noqa: E402

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from kiosk import demo
-from kiosk.refupstream import RefStore, RefUpstream
+from kiosk.upstream.reference import RefStore, RefUpstream
 
 TOKEN = "t0ken-for-tests"
 

@@ -12,7 +12,7 @@ from kiosk import demo
 from kiosk.app import App
 from kiosk.config import Config, validate
 from kiosk.ports import Scan
-from kiosk.refupstream import RefStore, RefUpstream
+from kiosk.upstream.reference import RefStore, RefUpstream
 from kiosk.upstream import Upstream
 
 TOKEN = "t0ken-for-access-tests"

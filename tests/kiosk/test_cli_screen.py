@@ -86,7 +86,7 @@ def test_a_bad_diagonal_is_a_config_error_naming_the_key(tmp_path):
 
 
 def test_the_contact_sheet_holds_every_verdict_in_every_language(tmp_path, capsys):
-    from kiosk.cli_screen import demo_decisions
+    from kiosk.cli.screen import demo_decisions
     from kiosk.display import describe
     from kiosk.i18n import LOCALES, Messages
     from kiosk.model import Verdict

@@ -5,7 +5,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from kiosk.cli_screen import demo_decisions
+from kiosk.cli.screen import demo_decisions
 from kiosk.display import (BANG, CLOCK, CROSS, DISABLED, EXIT, EXIT_BUTTON, GO, HOURGLASS, IDLE, LATER, LEAVE, LOOKS,
                            PIN, REASONS, RECENT, REFRESH, RESULT, RETRY, SCAN, STAFF, STAFF_ADMIT, STOP, TICK, WARN,
                            Command, Display, Status, describe, fault_text, hash_pin, look_of,

@@ -412,6 +412,7 @@ def test_cli_keygen_issue_decode_and_show(tmp_path):
     assert json.loads(checked.stdout)["verdict"] == "admit"
     unknown = kiosk("pass", "show", text, "--config", str(write_config(tmp_path)), "--json")
     assert unknown.returncode == 1 and json.loads(unknown.stdout)["signature"] == "unknown key"
+    assert not (tmp_path / "state").exists()  # show and check are looks: they create no state dir
     assert kiosk("pass", "show", "KP1" + "0" * 120).returncode == 2
 
     key.chmod(0o640)
@@ -486,7 +487,7 @@ def upstream_app(tmp_path: Path, server):
 
 
 def test_keys_and_revocations_sync_from_the_reference_upstream_and_are_retracted_in_a_delta(tmp_path):
-    from kiosk.refupstream import RefStore, RefUpstream
+    from kiosk.upstream.reference import RefStore, RefUpstream
     from kiosk.upstream import Upstream
 
     groups = [{"type": "group", "id": "members", "name": "Members"}]
@@ -521,7 +522,7 @@ def test_pass_page_screenshot_in_a_real_browser_is_admitted_and_refused_two_minu
 
     from kiosk.decoder import FrameDecoder, load_gray
     from kiosk.pass_page import Issuer, PassPages
-    from kiosk.refupstream import RefStore, RefUpstream
+    from kiosk.upstream.reference import RefStore, RefUpstream
 
     server = RefUpstream(RefStore(tmp_path / "upstream.sqlite"), "t0ken",
                          pass_pages=PassPages(Issuer(1, OLD, SECRET))).start()

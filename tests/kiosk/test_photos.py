@@ -10,7 +10,7 @@ from PIL import Image
 
 from kiosk.photos import (PhotoCache, PhotoError, PhotoRef, demo_photo, parse_ref, photo_field,
                           thumbnail)
-from kiosk.refupstream import RefStore, RefUpstream
+from kiosk.upstream.reference import RefStore, RefUpstream
 
 TOKEN = "photo-test-token"
 

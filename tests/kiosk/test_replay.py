@@ -396,7 +396,7 @@ def test_a_start_reads_as_far_back_as_the_rules_look(state, tmp_path):
 
 
 def test_replay_refuses_a_file_bigger_than_a_day(state, tmp_path, capsys, monkeypatch):
-    from kiosk import cli_access
+    from kiosk.cli import access as cli_access
 
     monkeypatch.setattr(cli_access, "MAX_REPLAY_BYTES", 1000)
     (tmp_path / "big.tsv").write_text(tsv([(at(10), "I-1001")]) * 100)

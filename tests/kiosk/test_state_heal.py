@@ -21,7 +21,7 @@ from kiosk.cli import main
 from kiosk.config import Config, validate
 from kiosk.model import Decision
 from kiosk.ports import Scan
-from kiosk.refupstream import RefStore, RefUpstream
+from kiosk.upstream.reference import RefStore, RefUpstream
 from kiosk.upstream import Upstream
 from waits import wait_for
 

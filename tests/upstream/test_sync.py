@@ -13,7 +13,7 @@ import pytest
 
 from kiosk import demo
 from kiosk.errors import ConfigError, SyncError
-from kiosk.refupstream import RefStore, RefUpstream
+from kiosk.upstream.reference import RefStore, RefUpstream
 from kiosk.upstream import Upstream
 from kiosk.upstream.sync import MAX_LINE, SnapshotRejected, _LineTooLong, iter_lines
 

@@ -77,6 +77,11 @@ def test_kiosk_sync_with_a_non_ascii_token_says_so_in_one_line(tmp_path, ref):
     ("https://kiosk:p@ss@w0rd@hub.example.org/v1", "https://********@hub.example.org/v1"),  # @ in the password
     ("https://u:p@ss@hub.example.org/a@b?x=@", "https://********@hub.example.org/a@b?x=@"),
     ("/dev/ttyACM0", "/dev/ttyACM0"),
+    ("https://hub.example.org/v1?token=s3cr3t", "https://hub.example.org/v1?token=********"),
+    ("https://hub.example.org/v1?venue=7&API_KEY=abc&x=1#t", "https://hub.example.org/v1?venue=7&API_KEY=********&x=1#t"),
+    ("https://hub.example.org/v1?access_token=a;sig=b", "https://hub.example.org/v1?access_token=********;sig=********"),
+    ("https://hub.example.org/v1?monkey=1&tokens=", "https://hub.example.org/v1?monkey=********&tokens=********"),
+    ("https://hub.example.org/v1?venue=keyworth", "https://hub.example.org/v1?venue=keyworth"),
 ])
 def test_redact_url(url, masked):
     assert redact_url(url) == masked

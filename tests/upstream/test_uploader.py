@@ -8,7 +8,7 @@ import pytest
 
 from kiosk.errors import SyncError
 from kiosk.ports import Scan
-from kiosk.refupstream import RefUpstream
+from kiosk.upstream.reference import RefUpstream
 from kiosk.upstream import Upstream
 
 from .conftest import TOKEN, verdict

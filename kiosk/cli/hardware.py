@@ -6,14 +6,14 @@ Like `kiosk.app`, this imports `hardware/` only inside the commands.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+
+from .common import Commands, load_config
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
     from hardware import selftest
 
-    from . import demo
-    from .cli import load_config
+    from .. import demo
 
     config = load_config(args)
     print(f"self-test of gate {config.gate.id}{' (simulated devices)' if args.simulate else ''}, "
@@ -35,7 +35,6 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 def cmd_relay_off(args: argparse.Namespace) -> int:
     from hardware import gpio
 
-    from .cli import load_config
 
     config = load_config(args)
     pin = config.get("gpio.relay.pin")
@@ -56,18 +55,14 @@ def cmd_relay_off(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("selftest", help="exercise every configured device and print pass/fail",
-                       description="Cycle the lights, beep, pulse the relay, read the inputs, take camera frames and "
-                                   "read the scanners; exit status 1 when any check fails.")
-    common(p)
+def register(commands: Commands) -> None:
+    p = commands.add("selftest", cmd_selftest, "exercise every configured device and print pass/fail",
+                     "Cycle the lights, beep, pulse the relay, read the inputs, take camera frames and "
+                     "read the scanners; exit status 1 when any check fails.")
     p.add_argument("--simulate", action="store_true", help="the simulated camera, MockFactory GPIO and loop:// serial")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S",
                    help="how long to wait for a camera frame or a scanned code (default 5)")
-    p.set_defaults(func=cmd_selftest)
 
-    p = sub.add_parser("relay-off", help="force the door relay off (systemd ExecStopPost)",
-                       description="Drive the relay pin to its off level and release it. Exit 0 also when no relay "
-                                   "is configured.")
-    common(p)
-    p.set_defaults(func=cmd_relay_off)
+    p = commands.add("relay-off", cmd_relay_off, "force the door relay off (systemd ExecStopPost)",
+                     "Drive the relay pin to its off level and release it. Exit 0 also when no relay "
+                     "is configured.")

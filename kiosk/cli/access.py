@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Callable
+
+from .common import Commands, load_config, make_app
 
 MAX_REPLAY_BYTES = 256 * 2**20  # characters, read at most: a million scans a day fit several times over
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .access import policy_of
-    from .cli import load_config
-    from .errors import ConfigError
-    from .replay import read_scans, replay, summary_table
-    from .snapshot import SnapshotStore
+    from ..access import policy_of
+    from ..errors import ConfigError
+    from ..replay import read_scans, replay, summary_table
+    from ..snapshot import SnapshotStore
 
     cfg = load_config(args)
     try:
@@ -46,8 +46,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_occupancy(args: argparse.Namespace) -> int:
-    from .cli import make_app
-    from .counts import CLI_SOURCE
+    from ..counts import CLI_SOURCE
 
     if args.action == "set" and args.count is None:
         print("kiosk occupancy: usage: kiosk occupancy set N (the number of people inside)", file=sys.stderr)
@@ -79,19 +78,15 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("replay", help="run a day of scans through the rules (journals nothing, moves nothing)",
-                       description="Decide the scans in FILE in time order from empty counts, as this config's "
-                                   "gate would, and print one JSON event per line (like `kiosk run --events`) and "
-                                   "a table of verdicts on stderr. FILE is a `kiosk journal --csv` export or lines "
-                                   "of ISO-TIME<TAB>scanned text. Try new rules with --config NEW.")
-    common(p)
+def register(commands: Commands) -> None:
+    p = commands.add("replay", cmd_replay, "run a day of scans through the rules (journals nothing, moves nothing)",
+                     "Decide the scans in FILE in time order from empty counts, as this config's "
+                     "gate would, and print one JSON event per line (like `kiosk run --events`) and "
+                     "a table of verdicts on stderr. FILE is a `kiosk journal --csv` export or lines "
+                     "of ISO-TIME<TAB>scanned text. Try new rules with --config NEW.")
     p.add_argument("file", metavar="FILE")
-    p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("occupancy", help="how many are inside the zone; `set N` corrects it (journalled)")
-    common(p)
+    p = commands.add("occupancy", cmd_occupancy, "how many are inside the zone; `set N` corrects it (journalled)")
     p.add_argument("action", nargs="?", choices=("show", "set"), default="show")
     p.add_argument("count", nargs="?", type=_count, default=None)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_occupancy)

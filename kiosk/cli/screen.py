@@ -11,17 +11,18 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from . import demo
-from .credential import parse
-from .display import PIN, Display, Status, hash_pin
-from .errors import ConfigError
-from .i18n import LOCALES, Messages
-from .model import Decision, Verdict
-from .pass_keys import demo_stale_code
-from .photos import demo_photo, thumbnail
-from .rules import Policy, decide
-from .snapshot import SnapshotStore, load_records
-from .state import SyncOutcome
+from .. import demo
+from ..credential import parse
+from ..display import PIN, Display, Status, hash_pin
+from ..errors import ConfigError
+from ..i18n import LOCALES, Messages
+from ..model import Decision, Verdict
+from ..pass_keys import demo_stale_code
+from ..photos import demo_photo, thumbnail
+from ..rules import Policy, decide
+from ..snapshot import SnapshotStore, load_records
+from ..state import SyncOutcome
+from .common import Commands, load_config
 
 SCREENS = ("idle", "fault", "staff", "pin", "recent", "reasons", "disabled")
 SHEET = "all"  # every verdict in every language on one contact sheet
@@ -121,13 +122,12 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def cmd_screenshot(args: argparse.Namespace) -> int:
-    from .cli import load_config
 
     cfg = load_config(args)
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    from hardware import screen_render
-
     import pygame
+
+    from hardware import screen_render
 
     now = datetime.now().astimezone()
     photos = tempfile.TemporaryDirectory(prefix="kiosk-photos-")
@@ -200,11 +200,10 @@ def cmd_hash_pin(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(commands: Commands) -> None:
     verdicts = [v.value for v in Verdict]
-    p = sub.add_parser("screenshot", help="render a screen with demo data to a PNG",
-                       description="Render one screen with the demo data to a PNG (no display needed).")
-    common(p)
+    p = commands.add("screenshot", cmd_screenshot, "render a screen with demo data to a PNG",
+                     "Render one screen with the demo data to a PNG (no display needed).")
     p.add_argument("--verdict", required=True, choices=verdicts + list(SCREENS) + [SHEET], metavar="SCREEN",
                    help="a verdict (" + ", ".join(verdicts) + ") or " + ", ".join(SCREENS) +
                    f", or {SHEET}: a contact sheet of every verdict in every language")
@@ -213,9 +212,7 @@ def register(sub: argparse._SubParsersAction, common: Callable[[argparse.Argumen
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.add_argument("--photo", action="store_true",
                    help="a generated stand-in photo beside the member's name, as with screen.show_photo")
-    p.set_defaults(func=cmd_screenshot)
 
-    p = sub.add_parser("hash-pin", help="read a staff PIN, print the value for staff.pin_hash",
-                       description="Read a staff PIN (4-8 digits) from the terminal or stdin and print the "
-                                   "salted PBKDF2 hash to put in staff.pin_hash.")
-    p.set_defaults(func=cmd_hash_pin)
+    p = commands.add("hash-pin", cmd_hash_pin, "read a staff PIN, print the value for staff.pin_hash",
+                     "Read a staff PIN (4-8 digits) from the terminal or stdin and print the "
+                     "salted PBKDF2 hash to put in staff.pin_hash.")

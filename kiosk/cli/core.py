@@ -1,66 +1,21 @@
-"""The `kiosk` command. `run` is the composition root's entry; the rest are tools for staff and technicians.
-
-Exit status: 0 ok; 1 the answer is "no" (a denied `check`, a failed sync...); 2 usage or config error.
-Other areas add their commands from their own modules, listed in EXTENSIONS.
-"""
+"""The gate's own commands: run, check, decode, import, find, status, journal, config."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import logging
 import os
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from . import __version__
-from . import config as configuration
-from .errors import ConfigError, KioskError
+from .. import config as configuration
+from ..errors import ConfigError
+from .common import Commands, load_config, make_app
 
-log = logging.getLogger("kiosk")
-
-# Modules that add subcommands: each has `register(subparsers)`; a command's parser sets `func`.
-EXTENSIONS: tuple[str, ...] = ("kiosk.cli_screen", "kiosk.cli_upstream", "kiosk.cli_hardware", "kiosk.cli_ops",
-                               "kiosk.cli_pass", "kiosk.cli_access", "kiosk.cli_venue")
-
-
-def _global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
-    """--config, --state-dir and -v, accepted before the command and after it.
-
-    After the command (on each subparser) their default is SUPPRESS: a subparser that was not given
-    one leaves alone what was given before the command, instead of resetting it to the default.
-    """
-    def default(value: Any) -> Any:
-        return argparse.SUPPRESS if after_command else value
-
-    parser.add_argument("--config", metavar="FILE", default=default(None),
-                        help="config file (default: $KIOSK_CONFIG, /etc/kiosk/kiosk.toml, else built-in defaults)")
-    parser.add_argument("--state-dir", metavar="DIR", default=default(None),
-                        help="override state_dir (snapshot, journal, state)")
-    parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="debug logging")
-
-
-def load_config(args: argparse.Namespace) -> configuration.Config:
-    cfg = configuration.load(getattr(args, "config", None))
-    if getattr(args, "state_dir", None):
-        cfg = cfg.with_overrides(state_dir=args.state_dir)
-    if not getattr(args, "verbose", False):
-        logging.getLogger().setLevel(cfg.log_level.upper())
-    return cfg
-
-
-def make_app(args: argparse.Namespace, *, simulate: bool = False):
-    from .app import App
-
-    return App(load_config(args), simulate=simulate)
-
-
-# -- commands ----------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .app import run
+    from ..app import run
 
     folder = (args.source or "").removeprefix("images:")
     if args.source and args.source.startswith("images:") and not os.path.isdir(folder):
@@ -73,17 +28,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .app import App
-    from .credential import parse
-    from .rules import decide
-    from .text import has_unsafe, safe_text
+    from ..app import App
+    from ..credential import parse
+    from ..rules import decide
+    from ..text import has_unsafe, safe_text
 
     app = App(load_config(args), readonly=True)  # opens the snapshot read-only, creates nothing
     try:
         at = _parse_since(args.at, "--at") if args.at else app.clock()
         counts = app.counts
         if args.at:  # as if at that time: the journal's counts up to then
-            from .counts import Counts, punch_cards
+            from ..counts import Counts, punch_cards
 
             counts = Counts.rebuild(app.journal_path, app.policy.access, app.policy.tz, punch_cards(app.snapshot_path),
                                     until=at)
@@ -92,7 +47,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         app.close()
     if args.json:
-        from .outputs import event_of
+        from ..outputs import event_of
 
         event = event_of(decision, app.config.gate.id)
         event.pop("id")
@@ -110,7 +65,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from .decoder import FrameDecoder, load_gray
+    from ..decoder import FrameDecoder, load_gray
 
     cfg = load_config(args)
     decoder = FrameDecoder.from_config(cfg.camera)
@@ -137,7 +92,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .importer import import_files
+    from ..importer import import_files
 
     app = make_app(args)
     try:
@@ -149,8 +104,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
-    from .app import App
-    from .text import safe_text
+    from ..app import App
+    from ..text import safe_text
 
     app = App(load_config(args), readonly=True)  # a search creates nothing and moves nothing aside
     try:
@@ -185,9 +140,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Read-only: the files as they are, and the running kiosk's own status.json when it is fresh."""
     import dataclasses
 
-    from .app import App
-    from .status import STALE_S, read_published
-    from .text import safe_text
+    from ..app import App
+    from ..status import STALE_S, read_published
+    from ..text import safe_text
 
     app = App(load_config(args), readonly=True)
     app.snapshot.report = True  # a damaged snapshot is a fault to show, with everything else status knows
@@ -238,8 +193,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_journal(args: argparse.Namespace) -> int:
-    from .journal import Journal, write_csv
-    from .text import safe_text
+    from ..journal import Journal, write_csv
+    from ..text import safe_text
 
     cfg = load_config(args)
     path = cfg.state_path / "journal.sqlite"
@@ -284,7 +239,7 @@ def _parse_since(text: str, option: str = "--since") -> datetime:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from .pass_keys import PassSettings
+    from ..pass_keys import PassSettings
 
     cfg = load_config(args)
     print(f"# effective config, from {cfg.source}; state_dir resolves to {cfg.state_path}")
@@ -293,27 +248,11 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+
 # -- parser ------------------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kiosk", description="Membership gate kiosk.")
-    parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
-    _global_options(parser, after_command=False)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    with_options: set[int] = set()
-
-    def common(p: argparse.ArgumentParser) -> None:
-        if id(p) not in with_options:
-            with_options.add(id(p))
-            _global_options(p, after_command=True)
-
-    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        common(p)
-        p.set_defaults(func=func)
-        return p
-
-    p = add("run", cmd_run, "run the gate: scan, decide, act, record")
+def register(commands: Commands) -> None:
+    p = commands.add("run", cmd_run, "run the gate: scan, decide, act, record")
     p.add_argument("--simulate", action="store_true", help="simulated camera and GPIO, demo data if none is held")
     p.add_argument("--headless", action="store_true", help="no screen; decisions go to the log")
     p.add_argument("--source", metavar="SRC", type=_source,
@@ -321,69 +260,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", action="store_true", help="print one JSON object per decision on stdout")
     p.add_argument("--limit", type=int, metavar="N", help="stop after N decisions")
 
-    p = add("check", cmd_check, "the decision for one scanned text, without journalling or acting")
+    p = commands.add("check", cmd_check, "the decision for one scanned text, without journalling or acting")
     p.add_argument("text")
     p.add_argument("--json", action="store_true")
     p.add_argument("--at", metavar="ISO", help="decide as if at this time, with the journal's counts up to then")
 
-    p = add("decode", cmd_decode, "the codes the camera's decoder finds in image files")
+    p = commands.add("decode", cmd_decode, "the codes the camera's decoder finds in image files")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true")
 
-    p = add("import", cmd_import, "import customers, groups and cards from CSV files (all or nothing)")
+    p = commands.add("import", cmd_import, "import customers, groups and cards from CSV files (all or nothing)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--replace", action="store_true", help="replace the snapshot instead of merging into it")
 
-    p = add("find", cmd_find, 'search the snapshot: an id, a card code, an email, a postcode, "Surname, First", '
+    p = commands.add("find", cmd_find, 'search the snapshot: an id, a card code, an email, a postcode, "Surname, First", '
             '"First Surname", or a surname or organisation name (three or more letters find names starting so)')
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
 
-    p = add("status", cmd_status, "snapshot, journal and faults")
+    p = commands.add("status", cmd_status, "snapshot, journal and faults")
     p.add_argument("--json", action="store_true")
 
-    p = add("journal", cmd_journal, "list or export the scan journal")
+    p = commands.add("journal", cmd_journal, "list or export the scan journal")
     p.add_argument("--since", metavar="ISO")
     p.add_argument("--csv", metavar="FILE", help="write CSV to FILE (- for stdout)")
 
-    add("config", cmd_config, "print the effective config, secrets masked")
-
-    for module in EXTENSIONS:
-        importlib.import_module(module).register(sub, common)
-    for p in sub.choices.values():  # also the commands whose module did not ask for them
-        common(p)
-    return parser
+    commands.add("config", cmd_config, "print the effective config, secrets masked")
 
 
 def _source(text: str) -> str:
     if text in ("stdin", "serial", "hid", "camera") or (text.startswith("images:") and len(text) > 7):
         return text
     raise argparse.ArgumentTypeError(f"{text!r}: use stdin, serial, hid, camera or images:DIR")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except ConfigError as exc:
-        print(f"kiosk: config error: {exc}", file=sys.stderr)
-        return 2
-    except KioskError as exc:
-        print(f"kiosk: {exc}", file=sys.stderr)
-        return 2 if args.command in ("import",) else 1
-    except BrokenPipeError:
-        return 0
-    except OSError as exc:  # a file or folder named on the command line that cannot be used: one line, no traceback
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"kiosk: {where}{exc.strerror or exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

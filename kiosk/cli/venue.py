@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Callable
+from typing import Any
 
-from .errors import ConfigError
-from .text import safe_text
+from ..errors import ConfigError
+from ..text import safe_text
+from .common import Commands, load_config
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
-    from .cli import load_config
-    from .venue.fleet import collect, occupancy
-    from .venue.settings import VenueSettings
+    from ..venue.fleet import collect, occupancy
+    from ..venue.settings import VenueSettings
 
     config = load_config(args)
     settings = VenueSettings.from_config(config)
@@ -47,11 +47,9 @@ def _row(g: dict[str, Any]) -> str:
             f"{(g.get('last_scan_at') or '-'):<24} {faults}")
 
 
-def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("fleet", help="the venue's gates as its broker knows them: online, zone, backlog, faults",
-                       description="Reads the retained status and heartbeat of every gate of venue.id from "
-                                   "venue.broker. Exit status 1 when the broker cannot be reached.")
-    common(p)
+def register(commands: Commands) -> None:
+    p = commands.add("fleet", cmd_fleet, "the venue's gates as its broker knows them: online, zone, backlog, faults",
+                     "Reads the retained status and heartbeat of every gate of venue.id from "
+                     "venue.broker. Exit status 1 when the broker cannot be reached.")
     p.add_argument("--json", action="store_true")
     p.add_argument("--wait", type=float, default=3.0, metavar="S", help="how long to wait for the broker (default 3)")
-    p.set_defaults(func=cmd_fleet)

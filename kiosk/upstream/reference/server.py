@@ -29,11 +29,17 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
-from .credential import card_key, customer_key
-from .pass_page import PassPages
-from .pass_keys import PASS_RECORDS, check_pass_record
-from .passes import PassError
-from .records import RecordError, check_card, check_customer, check_delete, check_group
+from ...credential import card_key, customer_key
+from ...pass_keys import PASS_RECORDS, check_pass_record
+from ...pass_page import PassPages
+from ...passes import PassError
+from ...records import (
+    RecordError,
+    check_card,
+    check_customer,
+    check_delete,
+    check_group,
+)
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +276,7 @@ def read_records(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
                         continue
                     yield rec
     if csvs:
-        from .importer import records_from_files
+        from ...importer import records_from_files
 
         yield from records_from_files(csvs)
 
@@ -629,7 +635,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         data = self.ref.photos.get(name)
         if data is None and self.ref.demo_photos and name.endswith(".png"):
-            from .photos import demo_photo
+            from ...photos import demo_photo
 
             data = demo_photo(name[:-4])
         if data is None:

@@ -8,54 +8,24 @@ from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import json
 import os
 import secrets
-import stat
 import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from . import pass_keys, passes
-from .errors import ConfigError, KioskError
-
-KEY_FORMAT = "gate-kiosk pass signing key v1"
-
-
-# -- key files --------------------------------------------------------------------------------
-
-def read_private_key(path: Path, option: str = "--key") -> tuple[int, Any]:
-    """(key id, Ed25519 private key) from a `kiosk pass keygen` file, refusing one open to others."""
-    where = str(path)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(where, option, "file not found; make one with `kiosk pass keygen FILE`") from None
-    if st.st_mode & 0o077:
-        raise ConfigError(where, option, f"the private key is open to group or others (mode "
-                          f"{stat.filemode(st.st_mode)}); chmod 600 {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != KEY_FORMAT:
-            raise ValueError("not a pass signing key")
-        key_id = data["key_id"]
-        if not isinstance(key_id, int) or isinstance(key_id, bool) or not 0 <= key_id <= 255:
-            raise ValueError("key_id must be 0-255")
-        seed = base64.b64decode(data["private_key"], validate=True)
-        return key_id, passes.private_from_seed(seed)
-    except PermissionError:
-        raise ConfigError(where, option, "permission denied; run as the key's owner") from None
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-        raise ConfigError(where, option, f"not a `kiosk pass keygen` key file ({exc})") from None
+from .. import pass_keys, passes
+from ..errors import ConfigError, KioskError
+from .common import Commands, load_config
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     key = passes.new_private_key()
     seed = key.private_bytes_raw()
     public = pass_keys.encode_key(passes.public_bytes(key))
-    body = json.dumps({"format": KEY_FORMAT, "key_id": args.key_id, "private_key": base64.b64encode(seed).decode(),
+    body = json.dumps({"format": pass_keys.KEY_FORMAT, "key_id": args.key_id, "private_key": base64.b64encode(seed).decode(),
                        "public_key": public}, indent=1) + "\n"
     _create(args.file, body.encode("utf-8"), "FILE")
     if args.rotation_secret:
@@ -82,7 +52,7 @@ def _create(path: Path, data: bytes, option: str) -> None:
 # -- issue ------------------------------------------------------------------------------------
 
 def cmd_issue(args: argparse.Namespace) -> int:
-    key_id, key = read_private_key(args.key)
+    key_id, key = pass_keys.read_private_key(args.key)
     groups = tuple(dict.fromkeys(g.strip() for g in ",".join(args.groups).split(",") if g.strip()))
     start = args.start or date.today()
     serial = args.serial if args.serial is not None else secrets.randbits(32)
@@ -148,9 +118,9 @@ def _fields(p: passes.Pass) -> dict[str, Any]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .cli import make_app
-    from .credential import parse
-    from .rules import decide
+    from ..app import App
+    from ..credential import parse
+    from ..rules import decide
 
     text = args.text.strip()
     try:
@@ -158,7 +128,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     except passes.PassError as exc:
         print(f"not a valid pass: {exc}", file=sys.stderr)
         return 2
-    app = make_app(args)
+    app = App(load_config(args), readonly=True)  # a look, like `kiosk check`: opens read-only, creates nothing
     try:
         key = {**app.snapshot.pass_keys(), **app.policy.passes.keys}.get(p.key_id)
         decision = decide(parse(text, app.policy.id_patterns), app.snapshot, app.policy, app.clock())
@@ -201,19 +171,17 @@ def _key_id(text: str) -> int:
     return int(text)
 
 
-def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("pass", help="signed member passes: keygen, issue, show",
-                       description="Make a signing key, issue a signed pass (text and QR code), or decode and "
-                                   "check one. docs/passes.md describes the format.")
-    verbs = p.add_subparsers(dest="pass_command", required=True, metavar="VERB")
+def register(commands: Commands) -> None:
+    verbs = commands.group("pass", "signed member passes: keygen, issue, show",
+                           "Make a signing key, issue a signed pass (text and QR code), or decode and "
+                           "check one. docs/passes.md describes the format.", dest="pass_command")
 
-    k = verbs.add_parser("keygen", help="make an Ed25519 signing key (file mode 0600) and print its public key")
+    k = verbs.add("keygen", cmd_keygen, "make an Ed25519 signing key (file mode 0600) and print its public key")
     k.add_argument("file", type=Path, metavar="FILE", help="where to write the private key (never overwritten)")
     k.add_argument("--key-id", type=_key_id, default=1, help="the id passes name this key by (0-255, default 1)")
     k.add_argument("--rotation-secret", type=Path, metavar="FILE", help="also make a venue rotation secret here")
-    k.set_defaults(func=cmd_keygen)
 
-    i = verbs.add_parser("issue", help="issue a pass: print its text, optionally write its QR code")
+    i = verbs.add("issue", cmd_issue, "issue a pass: print its text, optionally write its QR code")
     i.add_argument("customer_id")
     i.add_argument("--key", type=Path, required=True, metavar="FILE", help="the private key from `kiosk pass keygen`")
     i.add_argument("--groups", nargs="+", default=[], metavar="GROUP", help="group ids the pass grants")
@@ -225,10 +193,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     i.add_argument("--png", type=Path, metavar="FILE", help="write the QR code as PNG")
     i.add_argument("--svg", type=Path, metavar="FILE", help="write the QR code as SVG")
     i.add_argument("--json", action="store_true")
-    i.set_defaults(func=cmd_issue)
 
-    s = verbs.add_parser("show", help="decode a pass and check it against this gate's keys and snapshot")
-    common(s)
+    s = verbs.add("show", cmd_show, "decode a pass and check it against this gate's keys and snapshot")
     s.add_argument("text")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_show)

@@ -11,9 +11,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
-from .errors import ConfigError, KioskError
+from ..errors import ConfigError, KioskError
+from .common import Commands, make_app
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,8 @@ class ProgressBar:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .cli import make_app
-    from .upstream import Upstream
-    from .upstream.sync import accept_pending
+    from ..upstream import Upstream
+    from ..upstream.sync import accept_pending
 
     app = make_app(args)
     report: dict[str, Any] = {}
@@ -100,7 +100,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _fault(text: str) -> tuple[str, str, int]:
-    from .refupstream import FAULTS
+    from ..upstream.reference import FAULTS
 
     kind, _, rest = text.partition(":")
     endpoint, _, times = rest.partition(":")
@@ -117,9 +117,14 @@ def _fault(text: str) -> tuple[str, str, int]:
 def cmd_upstream(args: argparse.Namespace) -> int:
     import ssl
 
-    from .pass_page import pass_pages
-    from .refupstream import DataError, RefStore, RefUpstream, read_records
-    from .upstream.client import read_token
+    from ..pass_page import pass_pages
+    from ..upstream.client import read_token
+    from ..upstream.reference import (
+        DataError,
+        RefStore,
+        RefUpstream,
+        read_records,
+    )
 
     token = read_token(args.token_file, "--token-file")
     context = None
@@ -174,20 +179,18 @@ def cmd_upstream(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("sync", help="sync the snapshot and report scans once, now",
-                       description="One snapshot sync and one upload round against upstream.url, in the foreground. "
-                                   "Exit status 1 if either failed.")
-    common(p)
+def register(commands: Commands) -> None:
+    p = commands.add("sync", cmd_sync, "sync the snapshot and report scans once, now",
+                     "One snapshot sync and one upload round against upstream.url, in the foreground. "
+                     "Exit status 1 if either failed.")
     p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     p.add_argument("--accept-shrink", action="store_true",
                    help="apply a held-back snapshot, and let this sync drop more customers than upstream.max_shrink")
-    p.set_defaults(func=cmd_sync)
 
-    p = sub.add_parser("upstream", help="run the reference upstream server",
-                       description="A small upstream speaking the kiosk protocol: serves the records in --data "
-                                   "(CSV files as `kiosk import` reads them, a JSON list or NDJSON), stores reported "
-                                   "scans in --db. SIGHUP reloads --data; changes become deltas.")
+    p = commands.add("upstream", cmd_upstream, "run the reference upstream server",
+                     "A small upstream speaking the kiosk protocol: serves the records in --data "
+                     "(CSV files as `kiosk import` reads them, a JSON list or NDJSON), stores reported "
+                     "scans in --db. SIGHUP reloads --data; changes become deltas.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--token-file", required=True, help="the bearer token kiosks must send (chmod 600)")
@@ -205,4 +208,3 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     p.add_argument("--rotation-secret", type=Path, metavar="FILE", help="the venue rotation secret, for rotating passes")
     p.add_argument("--demo-photos", action="store_true",
                    help="serve a generated stand-in photo at photos/<customer id>.png (kiosk.photos.demo_photo)")
-    p.set_defaults(func=cmd_upstream)

@@ -216,3 +216,136 @@ def test_a_manifest_out_of_shape_is_refused(tmp_path, change, why):
     with pytest.raises(FileRejected, match=why):
         snapshot_file.parse_manifest(json.dumps(body).encode(), 1024 * 1024 * 1024)
     assert snapshot_file.parse_manifest(json.dumps(manifest.as_json()).encode(), 1 << 30) == manifest
+
+
+# -- over HTTP: the reference upstream on 127.0.0.1 serves the file, a kiosk (App) syncs from it ---------------
+
+@pytest.fixture
+def filed(tmp_path):
+    """A reference upstream that serves full snapshots as files too, its file for the demo data built."""
+    from kiosk.upstream.reference import RefStore, RefUpstream
+
+    from .conftest import TOKEN
+
+    store = RefStore(tmp_path / "upstream.sqlite")
+    store.replace(demo.records(date.today()))
+    server = RefUpstream(store, TOKEN, snapshot_files=tmp_path / "files").start()
+    server.snapshot_file()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def kiosk(tmp_path, filed, token_file):
+    from kiosk.app import App
+    from kiosk.upstream import Upstream
+
+    from .conftest import kiosk_config
+
+    app = App(kiosk_config(tmp_path / "kiosk", filed.url, token_file))
+    up = Upstream.from_app(app)
+    yield app, up
+    up.stop()
+    app.close()
+
+
+def _held(app) -> tuple:
+    return app.snapshot.meta()["cursor"], app.snapshot.counts(), app.snapshot.customer("I-1001")
+
+
+def test_sync_takes_the_file_and_decides_from_it(kiosk, filed):
+    from .conftest import verdict
+
+    app, up = kiosk
+    result = up.sync_once()
+    assert result.kind == "full" and result.changed()["customers"] == 6 and result.changed()["cards"] == 4
+    assert filed.requests.get("snapshot_file") == 1  # the file, not NDJSON
+    assert filed.last_headers["snapshot"]["Accept"].startswith(snapshot_file.MANIFEST_TYPE)
+    meta = app.snapshot.meta()
+    assert meta["source"] == "upstream" and meta["cursor"] == filed.store.cursor() and meta["etag"]
+    assert verdict(app, "I-1001") == "admit" and verdict(app, demo.REVOKED_CARD) == "card_revoked"
+    filed.store.put([{"type": "customer", "id": "I-3001", "first_name": "New", "groups": ["members"]}])
+    assert up.sync_once().kind == "delta"  # changes on top of a file come as an NDJSON delta
+    assert verdict(app, "I-3001") == "admit" and filed.requests.get("snapshot_file") == 1
+    assert up.sync_once().kind == "unchanged"
+
+
+def test_an_upstream_without_files_still_syncs_through_ndjson(tmp_path, token_file):
+    from kiosk.app import App
+    from kiosk.upstream import Upstream
+    from kiosk.upstream.reference import RefStore, RefUpstream
+
+    from .conftest import TOKEN, kiosk_config, verdict
+
+    store = RefStore(tmp_path / "plain.sqlite")
+    store.replace(demo.records(date.today()))
+    server = RefUpstream(store, TOKEN).start()  # no snapshot_files: it ignores the kiosk's offer
+    app = App(kiosk_config(tmp_path / "k", server.url, token_file))
+    up = Upstream.from_app(app)
+    try:
+        assert up.sync_once().kind == "full" and verdict(app, "I-1001") == "admit"
+        assert "snapshot_file" not in server.requests
+    finally:
+        up.stop()
+        app.close()
+        server.stop()
+
+
+def test_while_the_upstream_builds_its_file_the_kiosk_gets_ndjson(tmp_path, kiosk, filed):
+    app, up = kiosk
+    filed.store.put([{"type": "customer", "id": "I-3002", "first_name": "Newer", "groups": ["members"]}])
+    with filed._build_lock:  # the build of the new cursor's file cannot finish yet
+        result = up.sync_once()
+    assert result.kind == "full" and "snapshot_file" not in filed.requests
+    assert app.snapshot.customer("I-3002") is not None
+
+
+def _refused_keeps_the_last(app, up, filed, match: str) -> None:
+    from kiosk.errors import SyncError
+
+    before = _held(app)
+    with pytest.raises(SyncError, match=match):
+        up.sync_once()
+    assert _held(app) == before
+    assert not list(app.snapshot_path.parent.glob("*.new-*"))
+    assert not app.snapshot_path.with_name("snapshot.pending.sqlite").exists()
+
+
+def _hostile(tmp_path, filed, *sql: str) -> None:
+    """The upstream serves its file changed by `sql`, under a manifest that matches the changed bytes."""
+    manifest, plain = built(tmp_path)
+    cursor = filed.store.cursor()
+    bad = altered(Manifest(cursor, manifest.sha256, manifest.size, manifest.path), plain,
+                  f"UPDATE meta SET value = '{cursor}' WHERE key = 'cursor'", *sql)
+    packed = tmp_path / "files" / "hostile.sqlite.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    filed.serve_file(Manifest(bad.cursor, bad.sha256, bad.size, "snapshot/file/hostile.sqlite.gz"), packed)
+
+
+@pytest.mark.parametrize("case", ["corrupt", "close", "sha", "schema", "hostile", "cursor"])
+def test_a_bad_file_is_refused_and_the_last_snapshot_kept(tmp_path, kiosk, filed, case):
+    app, up = kiosk
+    up.sync_once()  # a good snapshot held
+    filed.store.put([{"type": "customer", "id": "I-3003", "first_name": "Later", "groups": ["members"]}])
+    filed.snapshot_file()
+    with sqlite3.connect(app.snapshot_path) as db:  # as if imported: the next sync asks for a full snapshot
+        db.execute("UPDATE meta SET value = 'import' WHERE key = 'source'")
+    db.close()
+    app.snapshot.reload()
+    if case in ("corrupt", "close"):
+        filed.inject(case, "snapshot_file")
+        match = "gzip|closed the connection|ended early|sha256"
+    elif case == "sha":
+        manifest, packed = filed.snapshot_file()
+        filed.serve_file(Manifest(manifest.cursor, "0" * 64, manifest.size, manifest.path), packed)
+        match = "sha256"
+    elif case == "schema":
+        _hostile(tmp_path, filed, "CREATE TABLE extra (x TEXT)")
+        match = "schema is not the kiosk's"
+    elif case == "hostile":
+        _hostile(tmp_path, filed, "UPDATE customers SET first_name = 'Jane' || char(8238) WHERE id = 'I-1001'")
+        match = "I-1001.*U\\+202E"
+    else:
+        _hostile(tmp_path, filed, "UPDATE meta SET value = 'elsewhere' WHERE key = 'cursor'")
+        match = "cursor is not its manifest's"
+    _refused_keeps_the_last(app, up, filed, match)

@@ -18,9 +18,14 @@ from __future__ import annotations
 import logging
 import os
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import pygame
+
+if TYPE_CHECKING:
+    from PIL.ImageFont import FreeTypeFont
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +168,12 @@ class ChainFont:
             return self.first.size(runs[0][1])
         return sum(self._run_image(i, t, (0, 0, 0)).get_width() for i, t in runs), self.get_height()
 
-    def render(self, text: str, antialias: bool, color) -> pygame.Surface:
-        color = tuple(color)
+    def render(self, text: str, antialias: bool, color: Iterable[int]) -> pygame.Surface:
+        rgb = tuple(color)
         runs = self.runs(text)
         if len(runs) <= 1 and (not runs or runs[0][0] == 0) and not is_rtl(text):
-            return _render(self.first, runs[0][1] if runs else "", color)
-        images = [(self._run_image(i, t, color), self.font(i).get_ascent()) for i, t in runs]
+            return _render(self.first, runs[0][1] if runs else "", rgb)
+        images = [(self._run_image(i, t, rgb), self.font(i).get_ascent()) for i, t in runs]
         ascent = max([a for _, a in images] + [self.get_ascent()])
         height = max([ascent - a + img.get_height() for img, a in images] + [self.get_height()])
         out = pygame.Surface((max(1, sum(img.get_width() for img, _ in images)), height), pygame.SRCALPHA)
@@ -181,8 +186,10 @@ class ChainFont:
         crop = min(ascent - self.get_ascent(), out.get_bounding_rect().top)
         return out.subsurface((0, crop, out.get_width(), height - crop)).copy() if crop > 0 else out
 
-    @lru_cache(maxsize=32)  # names in other scripts only; a run at 1920x1080 can be a megabyte
-    def _run_image(self, index: int, text: str, color: tuple) -> pygame.Surface:
+    # Names in other scripts only; a run at 1920x1080 can be a megabyte. One cache for every ChainFont
+    # (it holds them alive, B019) keeps that to 32 runs in all, where one per font would not.
+    @lru_cache(maxsize=32)  # noqa: B019
+    def _run_image(self, index: int, text: str, color: tuple[int, ...]) -> pygame.Surface:
         if not is_rtl(text) or not _raqm():
             return _render(self.font(index), text, color)
         try:
@@ -193,7 +200,7 @@ class ChainFont:
             return _render(self.font(index), text, color)
 
 
-def _render(font: pygame.font.Font, text: str, color) -> pygame.Surface:
+def _render(font: pygame.font.Font, text: str, color: tuple[int, ...]) -> pygame.Surface:
     try:
         return font.render(text, True, color)
     except pygame.error:  # only zero-width characters (marks with nothing to sit on): nothing to draw
@@ -211,13 +218,13 @@ def _raqm() -> bool:
 
 
 @lru_cache(maxsize=16)
-def _pil_font(path: str, size: int):
+def _pil_font(path: str, size: int) -> FreeTypeFont:
     from PIL import ImageFont
 
     return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.RAQM)
 
 
-def _shaped(path: str, size: int, text: str, color, ascent: int, height: int) -> pygame.Surface:
+def _shaped(path: str, size: int, text: str, color: tuple[int, ...], ascent: int, height: int) -> pygame.Surface:
     """A right-to-left run laid out by raqm, as a pygame surface with alpha, baseline at `ascent`."""
     from PIL import Image, ImageDraw
 

@@ -7,6 +7,7 @@ fitted (shrunk, wrapped, then cut with an ellipsis) into its box so nothing is d
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -18,12 +19,14 @@ from kiosk.display import (BANG, CLOCK, CROSS, DISABLED, EXIT, GO, HOURGLASS, LA
                            RECENT, REFRESH, RESULT, RETRY, SCAN, SEE_STAFF, STAFF, STOP, TICK, WARN, Display,
                            describe, fault_text, last_sync_text, verdict_label)
 from kiosk.i18n import ADMIT_REASONS, Messages
+from kiosk.model import Decision
 from kiosk.text import safe_text
 
 from .glyphs import ChainFont, chain_paths
 
 log = logging.getLogger(__name__)
 
+Color = tuple[int, int, int]
 WHITE = (255, 255, 255)
 INK = (24, 24, 24)
 BG_TOP, BG_BOTTOM = (22, 34, 46), (10, 16, 22)
@@ -186,7 +189,7 @@ def fit(text: str, width: int, size: int, *, bold: bool = False, min_size: int |
         current = max(min_size, int(current * 0.9))
 
 
-def draw_text(surface: pygame.Surface, font: ChainFont, lines: list[str], color, x: int, y: int, *,
+def draw_text(surface: pygame.Surface, font: ChainFont, lines: list[str], color: Color, x: int, y: int, *,
               align: str = "left", width: int = 0, spacing: float = 1.05) -> pygame.Rect:
     """Draw lines from (x, y) (left, centred in `width`, or right-aligned at x + width); returns their box."""
     box = pygame.Rect(x, y, 0, 0)
@@ -209,7 +212,7 @@ def text_height(font: ChainFont, lines: list[str], spacing: float = 1.05) -> int
 _icon_cache: dict[tuple, pygame.Surface] = {}
 
 
-def icon(shape: str, diameter: int, disc, mark) -> pygame.Surface:
+def icon(shape: str, diameter: int, disc: Color, mark: Color) -> pygame.Surface:
     """A disc with a mark: tick, cross, "!", a code to scan, a refresh arrow, a clock, an hourglass or
     an arrow out of a door; drawn 3x and smoothed down."""
     key = (shape, diameter, tuple(disc), tuple(mark))
@@ -225,7 +228,7 @@ def icon(shape: str, diameter: int, disc, mark) -> pygame.Surface:
 
     def stroke(points: list[tuple[float, float]], width: int = w) -> None:
         pts = [at(px, py) for px, py in points]
-        for a, b in zip(pts, pts[1:]):
+        for a, b in itertools.pairwise(pts):
             _thick_line(s, mark, a, b, width)
         for p in pts:
             pygame.draw.circle(s, mark, p, width // 2)
@@ -270,7 +273,7 @@ def icon(shape: str, diameter: int, disc, mark) -> pygame.Surface:
     return out
 
 
-def _thick_line(surface: pygame.Surface, color, a: tuple[int, int], b: tuple[int, int], width: int) -> None:
+def _thick_line(surface: pygame.Surface, color: Color, a: tuple[int, int], b: tuple[int, int], width: int) -> None:
     dx, dy = b[0] - a[0], b[1] - a[1]
     length = max(1.0, (dx * dx + dy * dy) ** 0.5)
     nx, ny = -dy / length * width / 2, dx / length * width / 2
@@ -278,7 +281,7 @@ def _thick_line(surface: pygame.Surface, color, a: tuple[int, int], b: tuple[int
                                          (b[0] - nx, b[1] - ny), (a[0] - nx, a[1] - ny)])
 
 
-def _scan_glyph(surface: pygame.Surface, center: tuple[int, int], size: int, color) -> pygame.Rect:
+def _scan_glyph(surface: pygame.Surface, center: tuple[int, int], size: int, color: Color) -> pygame.Rect:
     """A stylised QR code: three finder squares and a few modules, so the prompt reads at a glance."""
     box = pygame.Rect(0, 0, size, size)
     box.center = center
@@ -306,7 +309,7 @@ def _background(size: tuple[int, int]) -> pygame.Surface:
         h = size[1]
         for y in range(h):
             t = y / max(1, h - 1)
-            color = [int(a + (b - a) * t) for a, b in zip(BG_TOP, BG_BOTTOM)]
+            color = [int(a + (b - a) * t) for a, b in zip(BG_TOP, BG_BOTTOM, strict=True)]
             pygame.draw.line(bg, color, (0, y), (size[0], y))
         _bg_cache.clear()
         _bg_cache[size] = bg
@@ -337,8 +340,8 @@ class _Painter:
         local = self.scene.wall.astimezone(self.scene.tz) if self.scene.wall.tzinfo else self.scene.wall
         return local.strftime("%H:%M:%S" if seconds else "%H:%M")
 
-    def button(self, rect: pygame.Rect, label: str, action: str, *, color=BUTTON, text=WHITE, size: float = 26,
-               bold: bool = True) -> None:
+    def button(self, rect: pygame.Rect, label: str, action: str, *, color: Color = BUTTON, text: Color = WHITE,
+               size: float = 26, bold: bool = True) -> None:
         pygame.draw.rect(self.surface, color, rect, border_radius=self.px(14))
         font, lines = fit(label, rect.width - self.px(20), self.px(size), bold=bold, min_size=self.px(13),
                           max_lines=2)
@@ -386,7 +389,7 @@ def render(scene: Scene, size: tuple[int, int]) -> Frame:
     p = _Painter(scene, size)
     view = scene.display.view(scene.now)
     if view == RESULT and scene.display.result is not None:
-        _result(p)
+        _result(p, scene.display.result)
     elif view == PIN:
         _pin(p)
     elif view == DISABLED:
@@ -455,11 +458,11 @@ def _status_line(p: _Painter, rect: pygame.Rect) -> None:
     p.frame.boxes["status"] = draw_text(p.surface, font, lines, MUTED, x, rect.centery - font.get_height() // 2)
 
 
-def _result(p: _Painter) -> None:
+def _result(p: _Painter, decision: Decision) -> None:
     """The colour field; the member's instruction across the top, as large as the panel allows and never
     under 25 mm; below it the shape, the name (12 mm) and the staff detail (6 mm)."""
     scene, s = p.scene, p.surface
-    text = describe(scene.display.result, p.msg, selected_groups=scene.selected_groups, tz=scene.tz)
+    text = describe(decision, p.msg, selected_groups=scene.selected_groups, tz=scene.tz)
     color, fg = TONES[text.tone]
     s.fill(color)
     top = p.fault_banner(0)
@@ -550,7 +553,7 @@ def _photo_image(path: str, height: int, max_width: int) -> pygame.Surface | Non
 _small_panels: set[tuple[int, int, float]] = set()
 
 
-def _instruction(p: _Painter, words: str, area: pygame.Rect, fg) -> int:
+def _instruction(p: _Painter, words: str, area: pygame.Rect, fg: Color) -> int:
     """Draw the instruction with its capitals' top at `area.y`; returns the y below it."""
     least = p.mm_px("instruction")
     size = fonts().size_for_cap(max(least, p.h * 0.26), True, True)
@@ -668,7 +671,8 @@ def _occupancy(p: _Painter, strip: pygame.Rect, inside: int) -> int:
                       min_size=p.px(16))
     p.frame.boxes["inside"] = draw_text(p.surface, font, lines, WHITE, strip.x + p.px(18),
                                         strip.centery - text_height(font, lines) // 2)
-    for (label, change), width in zip((("−1", "-1"), ("+1", "+1"), (p.msg("staff.inside_reset"), "0")), widths):
+    changes = (("−1", "-1"), ("+1", "+1"), (p.msg("staff.inside_reset"), "0"))
+    for (label, change), width in zip(changes, widths, strict=True):
         p.button(pygame.Rect(x, strip.y + gap, width, strip.height - 2 * gap), label, f"occupancy:{change}",
                  size=28 if change != "0" else 22)
         x += width + gap
@@ -684,7 +688,7 @@ def _recent(p: _Painter) -> None:
         font = fonts().get(p.px(26), True)
         draw_text(s, font, [msg("staff.no_scans")], MUTED, area.x, area.centery, align="center", width=area.width)
         return
-    row_h = area.height // d.recent.maxlen
+    row_h = area.height // (d.recent.maxlen or len(d.recent))  # the deque is made with a maxlen
     size = min(p.px(22), int(row_h * 0.55))
     font, bold = fonts().get(size), fonts().get(size, True)
     time_w = font.size("00:00:00")[0]

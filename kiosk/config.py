@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -419,7 +420,8 @@ def load_file(path: str | os.PathLike[str]) -> Config:
     except PermissionError:
         raise ConfigError(file, "-", "permission denied; make it readable by the kiosk user") from None
     except IsADirectoryError:
-        raise ConfigError(file, "-", "is a directory; pass the config file itself, e.g. /etc/kiosk/kiosk.toml") from None
+        raise ConfigError(file, "-",
+                          "is a directory; pass the config file itself, e.g. /etc/kiosk/kiosk.toml") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(file, "-", f"not UTF-8 text (byte {exc.start + 1} is 0x{exc.object[exc.start]:02x}); "
                           "save it as UTF-8") from None
@@ -430,7 +432,7 @@ def load_file(path: str | os.PathLike[str]) -> Config:
     return Config(validate(data, file), file)
 
 
-def load(explicit: str | None = None, env: dict[str, str] | None = None) -> Config:
+def load(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Config:
     """`--config FILE`, else `$KIOSK_CONFIG`, else /etc/kiosk/kiosk.toml, else built-in defaults."""
     env = os.environ if env is None else env
     if explicit:

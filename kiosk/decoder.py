@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import zxingcpp
@@ -32,6 +32,19 @@ BAR_EDGE = 6  # mean grey-level step between neighbouring pixels in a window of 
 # step between rows, so the second test, edges >= 3x the row-to-row change, rejects it)
 BAR_STEPS = 6  # steps of at least BAR_STEP_MIN grey levels in a window: bars, not one edge (a door frame)
 BAR_STEP_MIN = 4
+
+
+class DecoderSettings(Protocol):
+    """What `FrameDecoder.from_config` reads: the config's [camera] section or typed camera settings."""
+
+    @property
+    def formats(self) -> Sequence[str]: ...
+    @property
+    def roi(self) -> Sequence[float]: ...
+    @property
+    def try_downscale(self) -> bool: ...
+    @property
+    def try_invert(self) -> bool: ...
 
 
 def _flat(image: Any, min_contrast: int) -> bool:
@@ -86,7 +99,7 @@ class FrameDecoder:
                  linear_step: int = LINEAR_STEP, search_bars: bool = True, stream: bool = False):
         self.format_names = tuple(formats)
         self.formats = zxingcpp.barcode_formats_from_str(",".join(formats))
-        linear = {f.name for f in zxingcpp.barcode_formats_list(zxingcpp.AllLinear)}
+        linear = {f.name for f in zxingcpp.barcode_formats_list(zxingcpp.BarcodeFormats(zxingcpp.AllLinear))}
         matrix_names = [f for f in formats if f not in linear]
         linear_names = [f for f in formats if f in linear]
         self.matrix = zxingcpp.barcode_formats_from_str(",".join(matrix_names)) if matrix_names else None
@@ -157,10 +170,10 @@ class FrameDecoder:
             results += zxingcpp.read_barcodes(view, formats=self.linear, try_rotate=False, try_downscale=False,
                                               try_invert=invert)
         if search and self.search_bars and not any(r.valid for r in results):
-            results += self._search_bars(image, search_invert)
+            results += self._search_bars(image, self.linear, search_invert)
         return results
 
-    def _search_bars(self, image: Any, invert: bool) -> list[Any]:
+    def _search_bars(self, image: Any, linear: zxingcpp.BarcodeFormats, invert: bool) -> list[Any]:
         """Read a label the sampled lines missed (blurred, under 2 * step tall, skewed) in full where the
         frame shows bars. Only frames with bars and no code pay for this (zxing-cpp's photos: code128-2
         lost 20 of 56 readings to the sampled lines alone)."""
@@ -171,11 +184,11 @@ class FrameDecoder:
         rotate = band.shape == image.shape  # bars both ways: every direction; else along the band only
         if box[0] == slice(0, image.shape[0]) and not rotate:
             band = band.T  # a band of columns: its bars run across the transposed rows
-        return list(zxingcpp.read_barcodes(np.ascontiguousarray(band), formats=self.linear, try_rotate=rotate,
+        return list(zxingcpp.read_barcodes(np.ascontiguousarray(band), formats=linear, try_rotate=rotate,
                                            try_downscale=self.try_downscale, try_invert=invert))
 
     @classmethod
-    def from_config(cls, camera, *, stream: bool = False) -> "FrameDecoder":
+    def from_config(cls, camera: DecoderSettings, *, stream: bool = False) -> "FrameDecoder":
         """The camera's settings; `stream=True` for the camera loop, False for single images (`kiosk decode`)."""
         return cls(camera.formats, roi=camera.roi, try_downscale=camera.try_downscale, try_invert=camera.try_invert,
                    stream=stream)

@@ -225,7 +225,8 @@ def check_scanner(config: Any) -> list[Check]:
             checks.append(Check("scanner", FAIL, f"keyboard scanner {device} is not there",
                                 "plug it in; see `ls -l /dev/input/by-id/`"))
         elif not os.access(device, os.R_OK):
-            checks.append(Check("scanner", FAIL, f"{device} is not readable by {_who()}", "sudo usermod -aG input kiosk"))
+            checks.append(Check("scanner", FAIL, f"{device} is not readable by {_who()}",
+                                "sudo usermod -aG input kiosk"))
         else:
             checks.append(Check("scanner", OK, f"keyboard scanner at {device}"))
     return checks or [Check("scanner", SKIP, "not used (gate.sources has no serial or hid)")]
@@ -361,7 +362,9 @@ def check_upstream(config: Any, timeout_s: float = 3.0) -> Check:
 
 
 def check_upstream_url(config: Any) -> Check | None:
-    """What is risky in an upstream.url that works (plain http:// off this machine, a password in it); None if nothing."""
+    """What is risky in an upstream.url that works (plain http:// off this machine, a password in it).
+
+    None if nothing."""
     from .upstream.client import url_warnings
 
     warnings = url_warnings(config.upstream.url) if config.upstream.url else []
@@ -388,8 +391,8 @@ def run_checks(config_path: str | None, state_dir: str | None = None, *, env: Ma
         config = config.with_overrides(state_dir=state_dir)
     state = config.state_path
     checks = [first, check_token(config.upstream.token_file, config.upstream.url), check_state_dir(state),
-              *check_state_files(state), check_disk(state), check_camera(config, dev), *check_scanner(config), check_gpio(config, dev),
-              check_display(config, env, dev), check_clock()]
+              *check_state_files(state), check_disk(state), check_camera(config, dev), *check_scanner(config),
+              check_gpio(config, dev), check_display(config, env, dev), check_clock()]
     upstream_ok = checks[1].status != FAIL
     checks.append(check_upstream(config, timeout_s) if upstream_ok or not config.upstream.url
                   else Check("upstream", FAIL, "not tried: the token is not usable", "fix the token check above"))

@@ -62,7 +62,8 @@ class Gate:
         self._recent_admits.update(self.counts.recent_admits(started - timedelta(seconds=policy.repeat_window_s)))
         since = started - timedelta(seconds=policy.passes.code_lifetime_s)
         self._recent_admits.update(used_pass_codes(
-            ((e["raw"], datetime.fromisoformat(e["at"])) for e in journal.events(since=since) if e["verdict"] == "admit"),
+            ((e["raw"], datetime.fromisoformat(e["at"])) for e in journal.events(since=since)
+             if e["verdict"] == "admit"),
             policy))
 
     # -- intake ------------------------------------------------------------------------
@@ -195,8 +196,8 @@ class Gate:
     def record_alarm(self, kind: str, reason: str, source: str = "door") -> str:
         """Door forced, door held open...: journalled as an event with the alarm's code as verdict."""
         return self.journal.append(at=self.clock(), gate=self.gate_id, source=source, raw="", credential="",
-                                   verdict=kind, customer_id=None, groups=(), cursor=self.snapshot.meta().get("cursor", ""),
-                                   reason=reason)
+                                   verdict=kind, customer_id=None, groups=(),
+                                   cursor=self.snapshot.meta().get("cursor", ""), reason=reason)
 
     def admit_guest(self) -> Decision:
         """"+1 guest" (a screen button or the scanner's guest key) for the member admitted last."""
@@ -219,10 +220,13 @@ class Gate:
         self.counts.record(at=now, verdict=OCCUPANCY_SET, source=source, customer_id=None, raw=str(inside))
         return event_id
 
-    def correct_occupancy(self, change: str) -> str | None:
-        """The staff panel's "+1", "-1" (relative to the count now, so taps in a row add up) or "0"."""
+    def correct_occupancy(self, change: str | bytes) -> str | None:
+        """The staff panel's "+1", "-1" (relative to the count now, so taps in a row add up) or "0".
+
+        The panel sends text; bytes (a reader's raw payload routed here) are no correction."""
         inside = self.counts.occupancy(self.clock())
-        target = {"+1": inside + 1, "-1": max(0, inside - 1), "0": 0}.get(change.strip())
+        targets = {"+1": inside + 1, "-1": max(0, inside - 1), "0": 0}
+        target = targets.get(change.strip()) if isinstance(change, str) else None
         if target is None:
             log.warning("ignored an occupancy correction %r: expected +1, -1 or 0", safe_text(change, 20))
             return None

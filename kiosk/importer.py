@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from .credential import card_key, customer_key
 from .errors import ImportRejected, SnapshotError
@@ -30,6 +30,9 @@ from .records import (MAX_EMAIL, MAX_ID, MAX_ITEMS, MAX_NAME, MAX_POSTCODE, MAX_
 from .snapshot import LoadResult, SnapshotBuilder, SnapshotStore
 from .sqlfiles import is_corrupt
 from .text import has_unsafe, safe_text
+
+if TYPE_CHECKING:
+    from _csv import Reader as CsvReader
 
 csv.field_size_limit(1 << 20)
 
@@ -261,9 +264,11 @@ def _cells(kind: str, active: str, groups: str, valid_from: str, valid_until: st
     if kind not in ("", "individual", "organisation") or (flag and flag not in _TRUE):
         return None
     try:
-        from_day, until_day = _date(valid_from, ""), _date(valid_until, "")  # ISO days, as records' check keeps them
+        # ISO days, as records' check keeps them
+        from_day, until_day = _date(valid_from, ""), _date(valid_until, "")
         group_items, tag_items = tuple(_list(groups)), tuple(_list(tags))
-        if len(group_items) > MAX_ITEMS or len(tag_items) > MAX_ITEMS or (from_day and until_day and from_day > until_day):
+        if len(group_items) > MAX_ITEMS or len(tag_items) > MAX_ITEMS \
+                or (from_day and until_day and from_day > until_day):
             return None
         return (kind, from_day, until_day, json_list(checked_list("", MAX_ID, group_items)),
                 json_list(checked_list("", MAX_TAG, tag_items)))
@@ -292,9 +297,11 @@ def _fast_customer_row(fields: list[str | None], group_lists: set[str]) -> Calla
         cid, first, last, name, email, postcode = \
             cid.strip(), first.strip(), last.strip(), name.strip(), email.strip(), postcode.strip()
         joined = "".join((cid, first, last, name, email, postcode))
+        # the postcode's cap, the last of _CAPS, is checked on its own: zip stops before it
         if not cid or cid[0] not in "IiOo" or (name and not (first or last)) or len(postcode) > MAX_POSTCODE \
                 or has_unsafe(joined) \
-                or (len(joined) > _SHORT and any(len(t) > cap for t, cap in zip((cid, first, last, name, email), _CAPS))):
+                or (len(joined) > _SHORT
+                    and any(len(t) > cap for t, cap in zip((cid, first, last, name, email), _CAPS, strict=False))):
             return None
         key = cells(values)
         known = held.get(key, held)
@@ -320,7 +327,7 @@ def _fast_customer_row(fields: list[str | None], group_lists: set[str]) -> Calla
     return row
 
 
-def _open_csv(path: Path) -> tuple[io.TextIOBase, csv.reader]:
+def _open_csv(path: Path) -> tuple[io.TextIOWrapper, CsvReader]:
     fh = open(path, newline="", encoding="utf-8-sig")
     sample = fh.readline()
     fh.seek(0)
@@ -360,17 +367,19 @@ def read_file(path: str | Path, *, group_lists: set[str] | None = None) -> tuple
         fh.close()
         raise ImportRejected(f"{path}:1: a customers file needs an id, email or name column")
 
-    store_rows = group_lists is not None and kind == "customers"
-    fast = _fast_customer_row(fields, group_lists) if store_rows else None
+    # a customers file read for the store: its rows come out as the store's checked tuples
+    store_lists = group_lists if kind == "customers" else None
+    fast = _fast_customer_row(fields, store_lists) if store_lists is not None else None
     n_fields = len(header)
-    if store_rows:
+    # make() sees only rows of n_fields values (rows() checks), so zip's lengths are equal
+    if store_lists is not None:
         def make(values: list[str]) -> Any:
-            row = check_customer(build({f: v for f, v in zip(fields, values) if f}))
-            group_lists.add(row[7])
+            row = check_customer(build({f: v for f, v in zip(fields, values, strict=True) if f}))
+            store_lists.add(row[7])
             return row
     else:
         def make(values: list[str]) -> Any:
-            return build({f: v for f, v in zip(fields, values) if f})
+            return build({f: v for f, v in zip(fields, values, strict=True) if f})
 
     def rows() -> Iterator[tuple[int, Any]]:
         with fh:
@@ -396,8 +405,8 @@ def read_file(path: str | Path, *, group_lists: set[str] | None = None) -> tuple
                                      "save the file as UTF-8 CSV") from None
             except csv.Error as exc:
                 if "end of data" in str(exc):
-                    raise ImportRejected(f"{path}:{end + 1}: a quoted field in the row that starts here is never closed "
-                                         "(a stray or missing \")") from None
+                    raise ImportRejected(f"{path}:{end + 1}: a quoted field in the row that starts here is never "
+                                         "closed (a stray or missing \")") from None
                 raise ImportRejected(f"{path}:{end + 1}: cannot read the row that starts here ({exc})") from None
 
     return kind, rows()
@@ -515,8 +524,9 @@ def _filed(rows: Iterator[tuple[int, tuple]], file: int, seen: _Seen) -> Iterato
         yield row
 
 
-def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, replace: bool, now: datetime) -> ImportSummary:
-    paths = [str(p) for p in paths]
+def import_files(snapshot_path: str | Path, files: Iterable[str | Path], *, replace: bool,
+                 now: datetime) -> ImportSummary:
+    paths = [str(p) for p in files]
     group_lists: set[str] = set()  # the customers' group lists as stored (JSON): few distinct ones
     opened = _open_in_order(paths, group_lists)
     try:
@@ -575,4 +585,5 @@ def import_files(snapshot_path: str | Path, paths: Iterable[str | Path], *, repl
     finally:
         if seen is not None:
             seen.close()
-    return ImportSummary(paths, result, created, {p: k for p, k, _ in sorted(opened, key=lambda item: paths.index(item[0]))}, totals, replace)
+    kinds = {p: k for p, k, _ in sorted(opened, key=lambda item: paths.index(item[0]))}
+    return ImportSummary(paths, result, created, kinds, totals, replace)

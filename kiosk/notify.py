@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ TEST_ONLY_STOP_WATCHDOG = "TEST-ONLY-stop-watchdog"
 
 
 class Notifier:
-    def __init__(self, env: dict[str, str] | None = None, stop_file: Path | None = None):
+    def __init__(self, env: Mapping[str, str] | None = None, stop_file: Path | None = None) -> None:
         env = os.environ if env is None else env
         self._stop_file = stop_file
         self._stopped = False

@@ -39,7 +39,8 @@ def key_entry(entry: str) -> tuple[int, bytes]:
     """`"<key id>:<base64 public key>"` from config `passes.keys`. Raises ValueError."""
     ident, sep, key = entry.partition(":")
     if not sep or not ident.strip().isdigit() or not 0 <= int(ident) <= 255:
-        raise ValueError(f"{entry[:60]!r} must be \"<key id 0-255>:<base64 public key>\", as `kiosk pass keygen` prints")
+        raise ValueError(f"{entry[:60]!r} must be \"<key id 0-255>:<base64 public key>\", "
+                         "as `kiosk pass keygen` prints")
     try:
         return int(ident), decode_key(key)
     except ValueError as exc:

@@ -52,7 +52,7 @@ class PassError(ValueError):
 
 
 def b45encode(data: bytes) -> str:
-    out = []
+    out: list[str] = []
     for i in range(0, len(data) - 1, 2):
         n = data[i] * 256 + data[i + 1]
         n, c = divmod(n, 45)
@@ -111,7 +111,7 @@ def _packed_len(chars: int) -> int:
 
 
 def _unpack(data: bytes, chars: int) -> str:
-    out = []
+    out: list[str] = []
     for i in range(0, chars // 3 * 2, 2):
         n = int.from_bytes(data[i:i + 2], "big")
         if n >= 64000:
@@ -354,7 +354,7 @@ def qr_svg(text: str, module_px: int = 8) -> str:
 
     modules = qr_modules(qr_symbol(text))
     h, w = modules.shape
-    dark = "".join(f"M{x} {y}h1v1h-1z" for y, x in zip(*np.nonzero(modules < 128)))
+    dark = "".join(f"M{x} {y}h1v1h-1z" for y, x in zip(*np.nonzero(modules < 128), strict=True))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w * module_px}" '
             f'height="{h * module_px}" shape-rendering="crispEdges"><rect width="{w}" height="{h}" fill="#fff"/>'
             f'<path d="{dark}" fill="#000"/></svg>')

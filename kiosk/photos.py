@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import re
+import ssl
 import threading
 import warnings
 from dataclasses import dataclass
@@ -68,12 +69,12 @@ def thumbnail(data: bytes, *, max_pixels: int = MAX_PIXELS, size: int = THUMB_PX
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=FORMATS) as image:  # reads the header only
-                width, height = image.size
+            with Image.open(io.BytesIO(data), formats=FORMATS) as source:  # reads the header only
+                width, height = source.size
                 if width * height > max_pixels:
                     raise PhotoError(f"{width}x{height} pixels is over the {max_pixels} pixel cap")
-                image.draft("RGB", (size, size))  # JPEG: decode at a fraction of the size
-                image = image.convert("RGB")
+                source.draft("RGB", (size, size))  # JPEG: decode at a fraction of the size
+                image = source.convert("RGB")
                 image.thumbnail((size, size))
                 out = io.BytesIO()
                 image.save(out, "PNG")
@@ -87,9 +88,10 @@ def thumbnail(data: bytes, *, max_pixels: int = MAX_PIXELS, size: int = THUMB_PX
 class PhotoCache:
     """`want(photo)` asks for a photo (never blocks); `path(photo)` is its thumbnail once fetched."""
 
-    def __init__(self, folder: Path, base_url: str, *, token: str = "", verify=True, timeout_s: float = 5,
+    def __init__(self, folder: Path, base_url: str, *, token: str = "", verify: ssl.SSLContext | str | bool = True,
+                 timeout_s: float = 5,
                  max_file_bytes: int = MAX_FILE_BYTES, max_pixels: int = MAX_PIXELS,
-                 max_cache_bytes: int = MAX_CACHE_BYTES):
+                 max_cache_bytes: int = MAX_CACHE_BYTES) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.base_url = base_url.rstrip("/")

@@ -8,6 +8,7 @@ import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal, TypedDict, Unpack
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,21 @@ def readable_by_service(path: Path) -> None:
         os.chmod(path, 0o640)
 
 
-def connect_readonly(path: Path, **kwargs: object) -> sqlite3.Connection:
+class ConnectOptions(TypedDict, total=False):
+    """The options of `sqlite3.connect` that the stores pass through `connect_readonly`."""
+
+    check_same_thread: bool
+    isolation_level: Literal["DEFERRED", "EXCLUSIVE", "IMMEDIATE"] | None
+    timeout: float
+
+
+def connect_readonly(path: Path, **kwargs: Unpack[ConnectOptions]) -> sqlite3.Connection:
     """A read-only connection that also works in a folder the caller cannot write.
 
     A WAL file there cannot get the -shm file SQLite reads it through ("attempt to write a readonly
     database"). With no -wal file, or an empty one (its writer closed it cleanly, or never wrote), the
     main file holds everything, so it is then opened as an unchanging file (`immutable=1`)."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, **kwargs)  # type: ignore[arg-type]
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, **kwargs)
     try:
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return db
@@ -70,7 +79,7 @@ def connect_readonly(path: Path, **kwargs: object) -> sqlite3.Connection:
         wal = Path(str(path) + "-wal")
         if wal.exists() and wal.stat().st_size > 0:  # an empty one (a writer that never got going) holds nothing
             raise
-    db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, **kwargs)  # type: ignore[arg-type]
+    db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, **kwargs)
     try:
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error:

@@ -15,6 +15,7 @@ import argparse
 import statistics
 import sys
 from collections import Counter, defaultdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -90,15 +91,15 @@ def speed(rounds: int, runs: int, every: list[photos.Photo]) -> None:
     for _ in range(rounds):
         for name, frame in cases.items():
             camera = FrameDecoder(stream=True)
-            t = timed(lambda: camera.decode(frame), runs)
-            z = timed(lambda: zbar(frame), max(5, runs // 4))
+            t = timed(partial(camera.decode, frame), runs)
+            z = timed(partial(zbar, frame), max(5, runs // 4))
             ours[name].append(statistics.median(t))
             p99[name].append(percentile(t, 99))
             theirs[name].append(statistics.median(z))
     print(f"{'frame':<34} {'camera med':>10} {'p99':>7} {'pyzbar med':>10} {'ratio min / median / max':>26}")
     worst = 0.0
     for name in cases:
-        ratios = sorted(o / z for o, z in zip(ours[name], theirs[name]))
+        ratios = sorted(o / z for o, z in zip(ours[name], theirs[name], strict=True))
         worst = max(worst, ratios[len(ratios) // 2])
         print(f"{name:<34} {statistics.median(ours[name]):>10.3f} {statistics.median(p99[name]):>7.3f} "
               f"{statistics.median(theirs[name]):>10.2f} {ratios[0]:>8.3f} / {ratios[len(ratios) // 2]:.3f} / "

@@ -72,8 +72,8 @@ def measure_schema(scans: int, schema: str, page_size: int) -> int:
         db.executescript(schema)
         before = written()
         for n in range(scans):
-            db.execute("INSERT INTO events (id, at, gate, source, raw, credential, verdict, customer_id, groups, cursor,"
-                       " passed, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            db.execute("INSERT INTO events (id, at, gate, source, raw, credential, verdict, customer_id, groups,"
+                       " cursor, passed, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                        (str(uuid.uuid4()), f"2026-11-22T10:00:{n:06d}Z", "lounge-1", "camera", str(uuid.uuid4()),
                         "I-1001", "admit", "I-1001", '["members"]', "c-000123", None, "Member"))
         per_scan = round((written() - before) / scans)
@@ -87,7 +87,8 @@ def variants(scans: int) -> dict[str, int]:
     schema = journal_module._SCHEMA
     plain = schema.replace(" AUTOINCREMENT", "")
     return {"as_is": measure_schema(scans, schema, 4096), "no_autoincrement": measure_schema(scans, plain, 4096),
-            "page_1024": measure_schema(scans, schema, 1024), "no_autoincrement_page_1024": measure_schema(scans, plain, 1024)}
+            "page_1024": measure_schema(scans, schema, 1024),
+            "no_autoincrement_page_1024": measure_schema(scans, plain, 1024)}
 
 
 def count_fsyncs(argv: list[str]) -> dict[str, int] | None:

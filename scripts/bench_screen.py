@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -59,7 +60,7 @@ def bench_render(repeat: int) -> float:
         row = []
         for size in SIZES:
             render(scene, size)  # warm the font and icon caches, as the running kiosk has them
-            ms = median_ms(lambda: render(scene, size), repeat)
+            ms = median_ms(partial(render, scene, size), repeat)
             row.append(ms)
             if size == (800, 480):
                 worst_ref = max(worst_ref, ms)

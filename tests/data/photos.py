@@ -94,7 +94,7 @@ def _place(room: Image.Image, code: Image.Image, rng: np.random.Generator, *, an
 def _perspective_coeffs(src: list[tuple[float, float]], dst: list[tuple[float, float]]) -> list[float]:
     """PIL's 8 perspective coefficients mapping output points `dst` to input points `src`."""
     rows = []
-    for (x, y), (u, v) in zip(dst, src):
+    for (x, y), (u, v) in zip(dst, src, strict=True):
         rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
         rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
     return list(np.linalg.solve(np.array(rows, float), np.array([c for p in src for c in p], float)))
@@ -182,7 +182,8 @@ def _one(kind: str, i: int) -> Photo:
 
 
 # phone screens show matrix codes; a short label is a bar code
-KIND_FORMATS = {"dark-mode": ("QRCode", "MicroQRCode"), "moire": ("QRCode", "MicroQRCode"), "short-skewed": ("Code128",)}
+KIND_FORMATS = {"dark-mode": ("QRCode", "MicroQRCode"), "moire": ("QRCode", "MicroQRCode"),
+                "short-skewed": ("Code128",)}
 KINDS = ("perspective", "blur", "glare", "low-contrast", "dark-mode", "moire", "short-skewed", "close-up")
 
 

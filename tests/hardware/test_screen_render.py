@@ -45,7 +45,7 @@ def color_at(surface: pygame.Surface, x: int, y: int) -> tuple[int, int, int]:
 
 def near(a: tuple[int, ...], b: tuple[int, ...], tolerance: int = 16) -> bool:
     """Colours match allowing for the smoothing at the shapes' edges."""
-    return all(abs(x - y) <= tolerance for x, y in zip(a, b))
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
 
 
 def inside(rect: pygame.Rect, size: tuple[int, int]) -> bool:
@@ -57,7 +57,7 @@ def ink_height(surface: pygame.Surface, box: pygame.Rect, background) -> int:
     height, measured on the picture (a second line is a second run)."""
     best = run = 0
     for y in range(box.top, box.bottom):
-        inked = any(sum(abs(a - b) for a, b in zip(surface.get_at((x, y))[:3], background)) > 60
+        inked = any(sum(abs(a - b) for a, b in zip(surface.get_at((x, y))[:3], background, strict=True)) > 60
                     for x in range(box.left, box.right))
         run = run + 1 if inked else 0
         best = max(best, run)
@@ -205,8 +205,8 @@ def test_idle_fault_and_staff_screens_fit(screen, locale, size):
 def test_idle_background_is_the_dark_gradient(size):
     frame = render(scene(demo_display("idle", NOW, t=T)), size)
     top, middle = color_at(frame.surface, 2, 2), color_at(frame.surface, 2, size[1] // 2)
-    assert all(abs(a - b) <= 3 for a, b in zip(top, BG_TOP))
-    assert all(lo <= c <= hi for c, lo, hi in zip(middle, BG_BOTTOM, BG_TOP)) and middle != top
+    assert all(abs(a - b) <= 3 for a, b in zip(top, BG_TOP, strict=True))
+    assert all(lo <= c <= hi for c, lo, hi in zip(middle, BG_BOTTOM, BG_TOP, strict=True)) and middle != top
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

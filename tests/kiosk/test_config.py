@@ -114,7 +114,7 @@ def test_valid_file_overrides_defaults_and_keeps_the_rest(tmp_path):
     assert cfg.gate.stale_policy == "warn"
     assert cfg.relay.pulse_ms == 1000
     with pytest.raises(AttributeError):
-        cfg.gate.colour
+        _ = cfg.gate.colour
     with pytest.raises(AttributeError):
         cfg.gate.id = "x"
 

@@ -86,7 +86,8 @@ def test_length_limit_is_256_characters_after_trimming():
     assert len(long.raw) <= MAX_LEN
 
 
-@pytest.mark.parametrize("text", ["I-10\x0001", "I-1001\x1b[0m", "abc\ndef", "abc\rdef", "abc\tdef", "a\x7fb", "a\x85b"])
+@pytest.mark.parametrize("text",
+                         ["I-10\x0001", "I-1001\x1b[0m", "abc\ndef", "abc\rdef", "abc\tdef", "a\x7fb", "a\x85b"])
 def test_control_characters_inside_are_rejected(text):
     cred = parse(text)
     assert cred.kind is CredentialKind.INVALID

@@ -17,7 +17,8 @@ def scene(code: np.ndarray | None = None, *, size=(480, 640), ground=200, seed=3
     return frame
 
 
-@pytest.mark.parametrize("fmt, text, scale", [("QRCode", "I-1001", 4), ("MicroQRCode", "I-1", 5), ("Code128", "O-2001", 3)])
+@pytest.mark.parametrize("fmt, text, scale",
+                         [("QRCode", "I-1001", 4), ("MicroQRCode", "I-1", 5), ("Code128", "O-2001", 3)])
 def test_default_formats_are_found(fmt, text, scale):
     found = FrameDecoder().decode(scene(render_code(text, fmt, scale)))
     assert [(f.text, f.format) for f in found] == [(text, fmt)]

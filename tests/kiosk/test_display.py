@@ -89,7 +89,8 @@ def test_verdicts_that_ask_different_things_never_look_alike():
             assert (look_a.tone, look_a.shape) != (look_b.tone, look_b.shape), f"{a} and {b} look alike"
             assert words_a != words_b, f"{a} and {b} ask different things in the same words ({locale})"
     # the case: "already in, go ahead" and "ask staff" were both amber with "!"
-    assert (LOOKS["repeat"].tone, LOOKS["repeat"].shape) != (LOOKS["snapshot_stale"].tone, LOOKS["snapshot_stale"].shape)
+    repeat, stale = LOOKS["repeat"], LOOKS["snapshot_stale"]
+    assert (repeat.tone, repeat.shape) != (stale.tone, stale.shape)
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -204,7 +205,7 @@ def test_the_right_pin_opens_the_staff_panel_and_wrong_ones_lock_it():
     d = make()
     d.press(0)
     d.update(2)
-    for i in range(5):
+    for _ in range(5):
         for digit in "1111":
             d.tap(f"digit:{digit}", 3)
         d.tap("ok", 3)

@@ -23,7 +23,8 @@ def store(tmp_path_factory):
                 "postcode": "1012 AB" if cid == "I-1" else ""} for cid, f, last in PEOPLE]
     records += [{"type": "customer", "id": cid, "name": name} for cid, name in ORGS]
     # filler, so that the planner has a table worth avoiding
-    records += [{"type": "customer", "id": f"I-9{i:05}", "first_name": f"F{i}", "last_name": f"L{i % 997}"} for i in range(3000)]
+    records += [{"type": "customer", "id": f"I-9{i:05}", "first_name": f"F{i}", "last_name": f"L{i % 997}"}
+                for i in range(3000)]
     records.append({"type": "card", "code": "CARD-7", "customer_id": "I-7"})
     load_records(path, records, {"cursor": "c"})
     s = SnapshotStore(path)

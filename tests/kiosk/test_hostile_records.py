@@ -135,7 +135,8 @@ def test_hostile_csv_records_are_refused_with_their_line_or_import_and_scan_clea
     caplog.set_level(logging.INFO)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "c.csv"
-        records = [(customer_id(i, s), first, last, email, groups) for i, (s, first, last, email, groups) in enumerate(rows)]
+        records = [(customer_id(i, s), first, last, email, groups)
+                   for i, (s, first, last, email, groups) in enumerate(rows)]
         with open(path, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["id", "first_name", "last_name", "email", "groups"])
@@ -155,7 +156,7 @@ def test_hostile_csv_records_are_refused_with_their_line_or_import_and_scan_clea
         decisions = scan_all(snapshot, Path(tmp) / "journal.sqlite", [r[0] for r in records], caplog)
         store = SnapshotStore(snapshot)
         try:
-            for (cid, *_), decision in zip(records, decisions):
+            for (cid, *_), decision in zip(records, decisions, strict=True):
                 held = store.customer(cid.strip())
                 assert held is not None and not has_unsafe(held.display_name)
                 if decision.customer_id:
@@ -200,7 +201,8 @@ json_field = st.one_of(field, st.builds(lambda a: f"a{a}\ud800z", any_text))
                      min_size=1, max_size=4))
 def test_hostile_ndjson_records_are_refused_with_their_line_or_sync_and_scan_cleanly(rows, upstream, caplog):
     caplog.set_level(logging.INFO)
-    records = [(customer_id(i, s), first, last, email, groups) for i, (s, first, last, email, groups) in enumerate(rows)]
+    records = [(customer_id(i, s), first, last, email, groups)
+               for i, (s, first, last, email, groups) in enumerate(rows)]
     lines = [{"type": "header", "version": 1, "cursor": "c-1", "full": True}]
     lines += [{"type": "customer", "id": cid, "first_name": first, "last_name": last, "email": email, "groups": groups}
               for cid, first, last, email, groups in records]
@@ -285,7 +287,8 @@ def _measured(monkeypatch, name: str) -> list[str]:
     display = Display(result_s=3, long_press_s=2, pin_hash="")
     display.show(Decision(Verdict.ADMIT, at=NOW, customer_id="I-1", name=name, groups=(name, "Members"),
                           matched_groups=("Members",), reason="Member"), 1000.0)
-    scene = screen_render.Scene(display=display, msg=Messages("en"), gate_name=name, now=1000.0, wall=NOW, tz=timezone.utc)
+    scene = screen_render.Scene(display=display, msg=Messages("en"), gate_name=name, now=1000.0, wall=NOW,
+                                tz=timezone.utc)
     frame = screen_render.render(scene, (800, 480))
     assert frame.boxes["name"].width > 0
     return seen
@@ -358,7 +361,8 @@ def test_find_and_journal_print_nothing_unprintable_from_an_old_snapshot_or_jour
         done = _kiosk(*args, "--state-dir", str(state_dir))
         assert done.returncode == 0 and "I-1001" in done.stdout, done.stderr
         assert not has_unsafe(done.stdout.replace("\n", "")), done.stdout
-    assert json.loads(_kiosk("find", "Smith", "--json", "--state-dir", str(state_dir)).stdout)[0]["name"].startswith("Ja\ufffd")
+    found = json.loads(_kiosk("find", "Smith", "--json", "--state-dir", str(state_dir)).stdout)
+    assert found[0]["name"].startswith("Ja\ufffd")
     journal = Journal(state_dir / "journal.sqlite")
     journal.append(at=NOW, gate="g\x1b[31m", source="stdin\u202e", raw="I-1001\u202egpj.exe", credential="",
                    verdict="not_recognised", customer_id="I-1\x1b[2J", groups=(), cursor="")
@@ -396,7 +400,8 @@ def test_kiosk_run_logs_every_decision_at_info_with_a_screen_too(state_dir, tmp_
 
     config = tmp_path / "kiosk.toml"
     # the demo snapshot is dated by the test clock, days before the wall clock: stale, so say how to treat it
-    config.write_text('[gate]\nstale_policy = "warn"\n[screen]\nenabled = "on"\nfullscreen = false\nsize = [480, 320]\n')
+    config.write_text('[gate]\nstale_policy = "warn"\n'
+                      '[screen]\nenabled = "on"\nfullscreen = false\nsize = [480, 320]\n')
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
     done = subprocess.run([sys.executable, "-m", "kiosk.cli", "run", "--source", "stdin", "--config", str(config),
                            "--state-dir", str(state_dir)], input="I-1001\nHELLO\x1b[2J\n", capture_output=True,

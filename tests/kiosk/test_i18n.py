@@ -10,7 +10,8 @@ from kiosk.model import Verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 # Modules whose texts must all come from the catalogue.
-SCREEN_SOURCES = [ROOT / "kiosk" / "display.py", ROOT / "hardware" / "screen.py", ROOT / "hardware" / "screen_render.py"]
+SCREEN_SOURCES = [ROOT / "kiosk" / "display.py", ROOT / "hardware" / "screen.py",
+                  ROOT / "hardware" / "screen_render.py"]
 
 
 def placeholders(template: str) -> set[str]:

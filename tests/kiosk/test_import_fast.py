@@ -38,7 +38,7 @@ def test_fast_row_is_the_checked_row_or_defers_to_it(values, dropped):
     fields = [CUSTOMER_COLUMNS[HEADER[i].replace("_", "")] for i in kept]
     values = tuple(values[i] for i in kept)
     try:
-        checked = check_customer(_customer(dict(zip(fields, values))))
+        checked = check_customer(_customer(dict(zip(fields, values, strict=True))))
     except RecordError:
         checked = None
     fast = _fast_customer_row(fields, set())(list(values))

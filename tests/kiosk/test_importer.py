@@ -45,7 +45,8 @@ def test_native_files_import_together_and_create_missing_groups(tmp_path, snap):
     assert summary.totals == {"customers": 3, "groups": 3, "cards": 3}
     store = SnapshotStore(snap)
     jane = store.customer("i-1001")
-    assert (jane.first_name, jane.last_name, jane.groups, str(jane.valid_until)) == ("Jane", "Smith", ("members", "vip"), "2027-01-31")
+    assert (jane.first_name, jane.last_name, jane.groups, str(jane.valid_until)) == \
+        ("Jane", "Smith", ("members", "vip"), "2027-01-31")
     assert store.customer("O-2001").display_name == "Acme Ltd"
     assert store.customer("I-1002").active is False
     assert store.groups()["news"].scannable is False and store.groups()["vip"].scannable is True
@@ -157,8 +158,8 @@ def test_kill_9_during_a_large_import_leaves_the_old_snapshot(tmp_path):
         for i in range(400_000):
             fh.write(f"I-{i + 10},First{i},Last{i},p{i}@example.org\n")
     snap = state / "snapshot.sqlite"
-    proc = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "import", "--replace", "--state-dir", str(state), str(big)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "import", "--replace", "--state-dir", str(state),
+                             str(big)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not list(state.glob("snapshot.sqlite.new-*")) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -210,7 +211,8 @@ def test_duplicate_ids_in_one_call_name_both_lines_whatever_their_case(tmp_path,
         import_files(snap, [cards], replace=replace, now=NOW)
     assert "k.csv:4" in str(err.value) and "k.csv:2" in str(err.value)
     with pytest.raises(ImportRejected, match="g.csv:3.*g.csv:2"):
-        import_files(snap, [write(tmp_path, "g.csv", "id,name,scannable\nm,M,true\nm,N,false\n")], replace=replace, now=NOW)
+        import_files(snap, [write(tmp_path, "g.csv", "id,name,scannable\nm,M,true\nm,N,false\n")], replace=replace,
+                     now=NOW)
     assert (snap.read_bytes() if snap.exists() else None) == before
 
 

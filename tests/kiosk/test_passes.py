@@ -55,7 +55,8 @@ def with_code(text: str, at: datetime, secret: bytes = SECRET) -> str:
 
 
 def snap(tmp_path: Path, records=(), name="snapshot.sqlite", synced=NOW) -> SnapshotStore:
-    groups = [{"type": "group", "id": "members", "name": "Members"}, {"type": "group", "id": "patrons", "name": "Patrons"}]
+    groups = [{"type": "group", "id": "members", "name": "Members"},
+              {"type": "group", "id": "patrons", "name": "Patrons"}]
     load_records(tmp_path / name, [*groups, *records], {"cursor": "c-1", "synced_at": synced.isoformat()})
     return SnapshotStore(tmp_path / name)
 
@@ -389,7 +390,8 @@ def test_cli_keygen_issue_decode_and_show(tmp_path):
     key = tmp_path / "signing.key"
     made = kiosk("pass", "keygen", str(key), "--key-id", "7", "--rotation-secret", str(tmp_path / "rot.secret"))
     assert made.returncode == 0, made.stderr
-    assert oct(key.stat().st_mode & 0o777) == "0o600" and oct((tmp_path / "rot.secret").stat().st_mode & 0o777) == "0o600"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "rot.secret").stat().st_mode & 0o777) == "0o600"
     public = re.search(r'keys = \["(7:[^"]+)"\]', made.stdout).group(1)
     again = kiosk("pass", "keygen", str(key))
     assert again.returncode == 2 and "already exists" in again.stderr

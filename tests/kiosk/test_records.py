@@ -33,7 +33,8 @@ def test_ids_codes_groups_tags_and_batches_are_checked_too(char):
     for bad in (customer(id=f"I-1{char}2"), customer(groups=["members", f"v{char}ip"]), customer(tags=[f"t{char}u"])):
         with pytest.raises(RecordError):
             check_customer(bad)
-    for bad_card in ({"code": f"A{char}B"}, {"code": "A", "customer_id": f"I-1{char}2"}, {"code": "A", "batch": f"b{char}c"}):
+    for bad_card in ({"code": f"A{char}B"}, {"code": "A", "customer_id": f"I-1{char}2"},
+                     {"code": "A", "batch": f"b{char}c"}):
         with pytest.raises(RecordError):
             check_card(bad_card)
     for bad_group in ({"id": f"g{char}h"}, {"id": "g", "name": f"G{char}H"}):

@@ -163,7 +163,8 @@ def test_gpio(tmp_path: Path):
     (tmp_path / "gpiochip0").touch()
     check = doctor.check_gpio(make_config(relay), tmp_path)
     assert check.status == OK and "gpiochip0" in check.message
-    assert doctor.check_gpio(make_config({"gpio": {"pin_factory": "mock", "relay": {"pin": 17}}}), tmp_path).status == SKIP
+    mock_pins = make_config({"gpio": {"pin_factory": "mock", "relay": {"pin": 17}}})
+    assert doctor.check_gpio(mock_pins, tmp_path).status == SKIP
     assert doctor.check_gpio(make_config(), tmp_path).status == SKIP  # no pins
 
 

@@ -29,7 +29,7 @@ def _drain(sock: socket.socket) -> list[str]:
     while True:
         try:
             messages.append(sock.recv(4096).decode())
-        except (socket.timeout, BlockingIOError):
+        except (TimeoutError, BlockingIOError):
             return messages
 
 

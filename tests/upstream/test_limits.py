@@ -36,7 +36,8 @@ END = json.dumps({"type": "end", "records": 1}).encode() + b"\n"
 
 
 class Hostile:
-    """A real HTTP server on 127.0.0.1 that sends one fixed raw answer, from byte `drip_from` on one byte per `gap_s`."""
+    """A real HTTP server on 127.0.0.1 that sends one fixed raw answer, from byte `drip_from` on one byte per
+    `gap_s`."""
 
     def __init__(self, raw: bytes, drip_from: int | None = None, gap_s: float = 0.05):
         self.raw, self.drip_from, self.gap_s = raw, drip_from, gap_s

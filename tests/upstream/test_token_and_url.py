@@ -50,7 +50,8 @@ def test_a_token_file_with_a_bom_or_trailing_whitespace_is_read_as_the_token(app
         up.stop()
 
 
-@pytest.mark.parametrize("token, where", [("t\u00f6ken", "U+00F6 at position 2"), ("tok\x07en", "U+0007 at position 4")])
+@pytest.mark.parametrize("token, where",
+                         [("t\u00f6ken", "U+00F6 at position 2"), ("tok\x07en", "U+0007 at position 4")])
 def test_a_token_that_cannot_travel_in_a_header_is_a_config_error(app_with, ref, tmp_path, token, where):
     token_file = write_token(tmp_path / "token-bad", token)
     app = app_with(ref.url, token_file)
@@ -62,7 +63,8 @@ def test_a_token_that_cannot_travel_in_a_header_is_a_config_error(app_with, ref,
 def test_kiosk_sync_with_a_non_ascii_token_says_so_in_one_line(tmp_path, ref):
     token_file = write_token(tmp_path / "token", "t\u00f6ken")
     config = tmp_path / "kiosk.toml"
-    config.write_text(f'state_dir = "{tmp_path / "state"}"\n[upstream]\nurl = "{ref.url}"\ntoken_file = "{token_file}"\n')
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\n'
+                      f'[upstream]\nurl = "{ref.url}"\ntoken_file = "{token_file}"\n')
     done = subprocess.run([*KIOSK, "sync", "--config", str(config)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()

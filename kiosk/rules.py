@@ -11,7 +11,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 from . import access, passes
 from .counts import Counts
@@ -49,7 +49,7 @@ class Policy:
     access: access.AccessRules = field(default_factory=access.AccessRules)  # [rules]: hours, limits, capacity...
 
     @classmethod
-    def from_config(cls, gate, passes: PassSettings | None = None) -> "Policy":
+    def from_config(cls, gate: Any, passes: PassSettings | None = None) -> "Policy":
         from zoneinfo import ZoneInfo
 
         groups = gate.groups if isinstance(gate.groups, str) else tuple(gate.groups)
@@ -92,7 +92,8 @@ def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: 
     `counts` are the entries, occupancy and punch uses the access rules read (none given: all zero)."""
     counts = _NO_COUNTS if counts is None else counts
     meta = snapshot.meta()
-    base = {"at": now, "raw": credential.raw, "credential": credential.value, "cursor": meta.get("cursor", "")}
+    base: dict[str, Any] = {"at": now, "raw": credential.raw, "credential": credential.value,
+                            "cursor": meta.get("cursor", "")}
 
     if not credential.valid:
         return Decision(Verdict.NOT_RECOGNISED, reason=f"Barcode not recognised: {credential.problem}", **base)
@@ -111,7 +112,7 @@ def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: 
         return Decision(Verdict.NOT_RECOGNISED, reason="Barcode not recognised: no customer or card with this code",
                         **base)
 
-    card_fields = {"card_code": card.code, "card_type": card.card_type} if card else {}
+    card_fields: dict[str, Any] = {"card_code": card.code, "card_type": card.card_type} if card else {}
     if card is not None:
         if card.revoked:
             return Decision(Verdict.CARD_REVOKED, customer_id=card.customer_id, reason="Card revoked",
@@ -137,8 +138,8 @@ def _decide_customer(customer: Customer, snapshot: SnapshotView, policy: Policy,
                      counts: access.CountsView = _NO_COUNTS, card: Card | None = None) -> Decision:
     """The snapshot's word on a customer it knows: active, dates, groups, repeat, staleness."""
     groups = snapshot.groups()
-    who = {"customer_id": customer.id, "name": customer.display_name, "groups": _shown(groups, customer.groups),
-           "valid_until": customer.valid_until, **base}
+    who: dict[str, Any] = {"customer_id": customer.id, "name": customer.display_name,
+                           "groups": _shown(groups, customer.groups), "valid_until": customer.valid_until, **base}
 
     if not customer.active:
         return Decision(Verdict.INACTIVE, reason="Account inactive", **who)
@@ -241,6 +242,7 @@ def decide_pass(credential: Credential, snapshot: SnapshotView, policy: Policy, 
 
     customer = snapshot.customer(p.customer_id)
     groups = snapshot.groups()
+    who: dict[str, Any]
     if customer is not None:
         who = {"customer_id": customer.id, "name": customer.display_name, "groups": _shown(groups, customer.groups),
                "valid_until": customer.valid_until, **base}

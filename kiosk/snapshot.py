@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator
 
 from .credential import card_key, customer_key
@@ -56,7 +57,8 @@ CREATE INDEX IF NOT EXISTS customers_by_postcode ON customers (postcode_norm) WH
 CREATE INDEX IF NOT EXISTS cards_by_customer ON cards (customer_key);
 CREATE INDEX IF NOT EXISTS punch_cards ON cards (key) WHERE card_type = 'PUNCH';
 """
-_CUSTOMER_COLS = "key, id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, email, postcode, photo, tags"
+_CUSTOMER_COLS = ("key, id, kind, first_name, last_name, name, active, groups, valid_from, valid_until, email, "
+                  "postcode, photo, tags")
 # How long an owner read with its card may answer the next customer() call: that call comes microseconds
 # later in decide(); a later one reads afresh, so a delta committed since is seen.
 _OWNER_FRESH_S = 0.05
@@ -75,7 +77,8 @@ def _card_and_owner(card_cols: str) -> str:
     one statement instead of two saves a read transaction (lock, check, unlock) per card scan."""
     cols = ", ".join(c if c == "NULL" else f"cards.{c}" for c in card_cols.split(", "))
     owner = ", ".join(f"customers.{c}" for c in _CUSTOMER_COLS.split(", "))
-    return f"SELECT {cols}, {owner} FROM cards LEFT JOIN customers ON customers.key = cards.customer_key WHERE cards.key = ?"
+    return (f"SELECT {cols}, {owner} FROM cards LEFT JOIN customers ON customers.key = cards.customer_key "
+            "WHERE cards.key = ?")
 
 
 _CARD_AND_OWNER = _card_and_owner(_CARD_COLS)
@@ -177,7 +180,8 @@ class SnapshotBuilder:
         self.db.execute("PRAGMA cache_size=-16000")  # 16 MB: bounded memory on a 1M-customer load
         self.db.executescript(_SCHEMA)
         if "entries" not in {row[1] for row in self.db.execute("PRAGMA table_info(cards)")}:
-            self.db.executescript("ALTER TABLE cards ADD COLUMN entries INTEGER; ALTER TABLE cards ADD COLUMN entries_at TEXT;")
+            self.db.executescript("ALTER TABLE cards ADD COLUMN entries INTEGER; "
+                                  "ALTER TABLE cards ADD COLUMN entries_at TEXT;")
         self.db.execute("BEGIN IMMEDIATE")
 
     # -- records -----------------------------------------------------------------------
@@ -296,7 +300,8 @@ class SnapshotBuilder:
     def __enter__(self) -> "SnapshotBuilder":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc_type is not None:
             self.abort()
 
@@ -314,7 +319,8 @@ def _fsync_dir(path: Path) -> None:
         _fsync(path)
 
 
-def load_records(path: str | os.PathLike[str], records: Iterable[dict], meta: dict[str, str], mode: str = "full") -> LoadResult:
+def load_records(path: str | os.PathLike[str], records: Iterable[dict], meta: dict[str, str],
+                 mode: str = "full") -> LoadResult:
     with SnapshotBuilder(path, mode) as builder:
         for record in records:
             builder.apply(record)
@@ -414,7 +420,8 @@ class SnapshotStore:
     def _refresh(self) -> None:
         assert self._db is not None
         self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
-        self._groups = {row[0]: group_from_row(row) for row in self._db.execute("SELECT id, name, scannable FROM groups")}
+        self._groups = {row[0]: group_from_row(row)
+                        for row in self._db.execute("SELECT id, name, scannable FROM groups")}
         self._meta = dict(self._db.execute("SELECT key, value FROM meta"))
         self._counts = None
         self._owner = None
@@ -612,7 +619,8 @@ def find_queries(query: str, limit: int) -> list[tuple[str, tuple]]:
         last, _, first = (p.strip() for p in folded.partition(","))
         return [(by_name, (last, *_prefix(first), limit))]
     queries = [(_FIND + "key = ?", (customer_key(q),)),
-               (_FIND + "postcode_norm = ? AND postcode_norm != '' ORDER BY last_fold, first_fold LIMIT ?", (normalise_postcode(q), limit))]
+               (_FIND + "postcode_norm = ? AND postcode_norm != '' ORDER BY last_fold, first_fold LIMIT ?",
+                (normalise_postcode(q), limit))]
     if len(folded) >= 3:  # a surname or organisation name, or the start of one
         queries.append((_FIND + "last_fold >= ? AND last_fold < ? ORDER BY last_fold, first_fold LIMIT ?",
                         (*_prefix(folded), limit)))

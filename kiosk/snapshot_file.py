@@ -34,7 +34,8 @@ from typing import Any, Iterable
 
 from .credential import card_key
 from .pass_keys import check_pass_record
-from .records import (MAX_BATCH, MAX_CODE, MAX_EMAIL, MAX_ID, MAX_NAME, MAX_PHOTO, MAX_POSTCODE, RecordError,
+from .credential import MAX_LEN as MAX_CODE
+from .records import (MAX_BATCH, MAX_EMAIL, MAX_ID, MAX_NAME, MAX_PHOTO, MAX_POSTCODE, RecordError,
                       check_card, check_customer, check_group)
 from .snapshot import _INDEXES, _SCHEMA, SCHEMA_VERSION, SnapshotBuilder
 from .text import has_unsafe, safe_text
@@ -199,9 +200,10 @@ def _check_schema(db: sqlite3.Connection) -> None:
     if found != _EXPECTED:
         extra = sorted(f"{t} {n}" for t, n, _, _ in found - _EXPECTED)
         missing = sorted(f"{t} {n}" for t, n, _, _ in _EXPECTED - found)
-        raise FileRejected("the snapshot file's schema is not the kiosk's (schema version "
-                           f"{SCHEMA_VERSION}): " + safe_text(f"unexpected or changed: {', '.join(extra) or 'none'}; "
-                                                              f"missing or changed: {', '.join(missing) or 'none'}", 300))
+        differences = f"unexpected or changed: {', '.join(extra) or 'none'}; missing or changed: " \
+                      f"{', '.join(missing) or 'none'}"
+        raise FileRejected(f"the snapshot file's schema is not the kiosk's (schema version {SCHEMA_VERSION}): "
+                           + safe_text(differences, 300))
 
 
 def _check_meta_and_size(db: sqlite3.Connection, manifest: Manifest, max_records: int) -> dict[str, int]:
@@ -243,8 +245,7 @@ def _bad_date(col: str) -> str:
     return f"(typeof({col}) != 'text' OR date({col}, '+0 days') IS NOT {col} OR {col} < '0001-01-01')"
 
 
-_CUSTOMER_TEXT = "id || ' ' || kind || ' ' || first_name || ' ' || last_name || ' ' || name || ' ' || email || ' ' || " \
-                 "postcode || ' ' || photo"
+_CUSTOMER_TEXT = " || ' ' || ".join(("id", "kind", "first_name", "last_name", "name", "email", "postcode", "photo"))
 _CUSTOMER_SUSPECT = f"""
 SELECT key FROM customers WHERE
   {_bad_text("id", MAX_ID, empty=False)} OR substr(id, 1, 1) NOT IN ('I', 'i', 'O', 'o')
@@ -296,7 +297,7 @@ def _check_records(db: sqlite3.Connection) -> None:
 
 def _unusual_text(db: sqlite3.Connection, table: str, text: str) -> set:
     """Keys of the rows whose texts hold anything but ASCII, or a character has_unsafe finds."""
-    found = set()
+    found: set[str] = set()
     cursor = db.execute(f"SELECT key, {text} FROM {table}")
     while batch := cursor.fetchmany(_BATCH):
         joined = " ".join([row[1] or "" for row in batch])
@@ -316,7 +317,7 @@ def _shown(value: object) -> str:
 
 def _same(checked: tuple, row: tuple, name: str, ident: object) -> None:
     if tuple(checked) != tuple(row):
-        columns = [i for i, (a, b) in enumerate(zip(checked, row)) if a != b]
+        columns = [i for i, (a, b) in enumerate(zip(checked, row, strict=False)) if a != b]
         raise FileRejected(f"the snapshot file holds a {name} whose stored fields (columns {columns}) are not what "
                            f"the record checks make of it ({name} {_shown(ident)})")
 

@@ -85,8 +85,9 @@ def main() -> int:
     config = args.workdir / "memory.toml"
     config.write_text("[gate]\nrepeat_window_s = 0  # every scan a full admit\n")
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    print(f"# kiosk run memory: {args.customers:,} customers and cards, {args.rate:g} scans/s for {args.minutes:g} min; "
-          f"{platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs, load {load}")
+    print(f"# kiosk run memory: {args.customers:,} customers and cards, {args.rate:g} scans/s for "
+          f"{args.minutes:g} min; {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+          f"load {load}")
     child = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "run", "--source", "stdin", "--events", "--headless",
                               "--config", str(config), "--state-dir", str(state)], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
@@ -129,9 +130,10 @@ def main() -> int:
             child.stdin.close()
         child.wait(timeout=60)
     peak = max(s["anon"] for _, s in samples + [(0, final)])
-    print(f"after {args.minutes:g} min, {scans:,} scans ({', '.join(f'{v} {n:,}' for v, n in sorted(verdicts.items()))}):")
-    print(f"  anonymous {final['anon']:.1f} MB (peak sampled {peak:.1f} MB), file-backed {final['file']:.1f} MB of which "
-          f"the snapshot's map {final['snapshot']:.1f} MB, rss {final['rss']:.1f} MB")
+    counted = ", ".join(f"{v} {n:,}" for v, n in sorted(verdicts.items()))
+    print(f"after {args.minutes:g} min, {scans:,} scans ({counted}):")
+    print(f"  anonymous {final['anon']:.1f} MB (peak sampled {peak:.1f} MB), file-backed {final['file']:.1f} MB "
+          f"of which the snapshot's map {final['snapshot']:.1f} MB, rss {final['rss']:.1f} MB")
     met = final["anon"] <= 40
     print(f"{'met   ' if met else 'MISSED'} anonymous RSS <= 40 MB after {args.minutes:g} min: {final['anon']:.1f} MB")
     return 0 if met else 1

@@ -62,9 +62,10 @@ def records(customers: int, cards: int):
                "active": rng.random() > 0.05, "groups": rng.sample(GROUPS, rng.randint(0, 2)),
                "valid_until": (today + timedelta(days=rng.randint(-100, 700))).isoformat(),
                "email": f"{first.lower()}.{i}@example.org", "postcode": f"{1000 + i % 9000} AB"}
-    for i in range(cards):
+    for _ in range(cards):
         yield {"type": "card", "code": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-               "customer_id": f"I-{rng.randrange(customers):07d}", "card_type": rng.choice(["ID", "ID", "VIP", "GIFT"]),
+               "customer_id": f"I-{rng.randrange(customers):07d}",
+               "card_type": rng.choice(["ID", "ID", "VIP", "GIFT"]),
                "revoked": rng.random() < 0.02, "batch": "2026"}
 
 
@@ -82,7 +83,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}/kiosk/v1"
         extra = ["--snapshot-files", str(files)] if files is not None else ["--no-snapshot-files"]
         self.proc = subprocess.Popen([*KIOSK, "upstream", "--db", str(db), "--token-file", str(token_file),
-                                      "--port", str(self.port), *extra], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+                                      "--port", str(self.port), *extra], stdout=open(log, "w"),
+                                     stderr=subprocess.STDOUT)
         for _ in range(200):
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
@@ -154,7 +156,8 @@ def bench_full_and_delta(work: Path, token_file: Path, customers: int, cards: in
               f"{packed.stat().st_size / 1e6:.0f} MB gzip'd")
         load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
         print(f"full sync, {platform.platform()}, load {load} at the start; each run into an empty state directory")
-        print(f"{'round':<6} {'NDJSON sync / process / RSS':>30} {'file sync / process / RSS':>30} {'ratio (process)':>16}")
+        print(f"{'round':<6} {'NDJSON sync / process / RSS':>30} {'file sync / process / RSS':>30} "
+              f"{'ratio (process)':>16}")
         ratios, worst_rss = [], 0.0
         config = {}
         for k in range(1, rounds + 1):

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
-from ... import snapshot_file
+from ...snapshot_file import FILE_TYPE, MANIFEST_TYPE, Manifest
+from ...snapshot_file import build as build_file
 from ...credential import card_key, customer_key
 from ...pass_keys import PASS_RECORDS, check_pass_record
 from ...pass_page import PassPages
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_by_seq ON records (seq);
 CREATE TABLE IF NOT EXISTS scans (id TEXT PRIMARY KEY, device TEXT NOT NULL, received_at TEXT NOT NULL,
     passed INTEGER, body TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS heartbeats (n INTEGER PRIMARY KEY, device TEXT NOT NULL, at TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS heartbeats (n INTEGER PRIMARY KEY, device TEXT NOT NULL, at TEXT NOT NULL,
+    body TEXT NOT NULL);
 """
 
 
@@ -70,7 +72,8 @@ class DataError(ValueError):
 
 
 def _identify(rec: dict) -> tuple[int, str, str]:
-    """(order, key, id) of a record, checked with the kiosk's own rules so the server never serves what the kiosk rejects."""
+    """(order, key, id) of a record, checked with the kiosk's own rules so the server never serves what the kiosk
+    rejects."""
     kind = rec.get("type")
     if kind == "customer":
         check_customer(rec)
@@ -301,7 +304,7 @@ class RefUpstream:
         self.store = store
         # Full snapshots as files (kiosk/snapshot_file.py), built here once per cursor; None: NDJSON only.
         self.snapshot_files = snapshot_files
-        self._files: dict[str, tuple[snapshot_file.Manifest, Path]] = {}  # cursor -> the file served for it
+        self._files: dict[str, tuple[Manifest, Path]] = {}  # cursor -> the file served for it
         self._building: str | None = None  # the cursor a background build is making a file for
         self._build_lock = threading.Lock()
         self.pass_pages = pass_pages  # members' pass pages at /pass/<token>, when it issues passes
@@ -333,7 +336,8 @@ class RefUpstream:
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://{self.httpd.server_address[0]}:{self.port}/kiosk/v1"
+        host = self.httpd.server_address[0]  # typeshed allows bytes (an AF_UNIX server); this one is TCP
+        return f"{self.scheme}://{host if isinstance(host, str) else host.decode()}:{self.port}/kiosk/v1"
 
     def start(self) -> "RefUpstream":
         # A short poll interval only makes stop() quick (tests start and stop many servers).
@@ -369,7 +373,7 @@ class RefUpstream:
             self._faults.clear()
 
     # -- snapshot files ------------------------------------------------------------------
-    def snapshot_file(self, wait: bool = True) -> tuple[snapshot_file.Manifest, Path] | None:
+    def snapshot_file(self, wait: bool = True) -> tuple[Manifest, Path] | None:
         """The file for the current cursor: built on this thread (`wait`), or started in the background and
         None meanwhile (a request then gets NDJSON: a million records take a while to build)."""
         if self.snapshot_files is None:
@@ -385,7 +389,7 @@ class RefUpstream:
                 return None
         return self._build()
 
-    def serve_file(self, manifest: snapshot_file.Manifest, packed: Path) -> None:
+    def serve_file(self, manifest: Manifest, packed: Path) -> None:
         """Serve this (manifest, gzip'd file) for the current cursor, whatever it holds: a hostile upstream's."""
         with self._lock:
             self._files[self.store.cursor()] = (manifest, packed)
@@ -399,7 +403,7 @@ class RefUpstream:
             with self._lock:
                 self._building = None
 
-    def _build(self) -> tuple[snapshot_file.Manifest, Path]:
+    def _build(self) -> tuple[Manifest, Path]:
         assert self.snapshot_files is not None
         with self._build_lock:
             with contextlib.closing(self.store.connect()) as db:
@@ -410,7 +414,7 @@ class RefUpstream:
                         return self._files[cursor]
                 started = time.monotonic()
                 _count, lines = self.store.full(db)
-                built = snapshot_file.build((json.loads(line) for line in lines), cursor, self.snapshot_files)
+                built = build_file((json.loads(line) for line in lines), cursor, self.snapshot_files)
             log.info("built the snapshot file for cursor %s in %.1f s: %s", cursor, time.monotonic() - started,
                      built[1].name)
             with self._lock:
@@ -623,7 +627,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(304, headers={"ETag": etag})
                 return
             base = store.since_seq(db, since) if since else None
-            if base is None and snapshot_file.MANIFEST_TYPE in self.headers.get("Accept", ""):
+            if base is None and MANIFEST_TYPE in self.headers.get("Accept", ""):
                 ready = self.ref.snapshot_file(wait=False)
                 if ready is not None and ready[0].cursor == cursor:
                     self._manifest(ready[0], etag)
@@ -632,10 +636,10 @@ class _Handler(BaseHTTPRequestHandler):
             header = {"type": "header", "version": 1, "cursor": cursor, "full": base is None, "records": count}
             self._stream(header, count, lines, etag, fault)
 
-    def _manifest(self, manifest: snapshot_file.Manifest, etag: str) -> None:
+    def _manifest(self, manifest: Manifest, etag: str) -> None:
         data = json.dumps(manifest.as_json()).encode()
         self.send_response(200)
-        self.send_header("Content-Type", snapshot_file.MANIFEST_TYPE)
+        self.send_header("Content-Type", MANIFEST_TYPE)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("ETag", etag)
         self.end_headers()
@@ -649,7 +653,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         size = packed.stat().st_size
         self.send_response(200)
-        self.send_header("Content-Type", snapshot_file.FILE_TYPE)
+        self.send_header("Content-Type", FILE_TYPE)
         self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(size))
         self.end_headers()

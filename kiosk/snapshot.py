@@ -253,26 +253,23 @@ class SnapshotBuilder:
         return {row[0] for row in self.db.execute("SELECT id FROM groups")}
 
     # -- finish ------------------------------------------------------------------------
-    def commit(self, meta: dict[str, str], *, indexes: bool = True) -> LoadResult:
-        """Make the load live. `indexes=False` (a snapshot file for gates, kiosk/snapshot_file.py) leaves out
-        the search indexes: each gate builds its own rather than trusting the file's."""
+    def commit(self, meta: dict[str, str]) -> LoadResult:
         try:
             with sqlite_errors(self.path, "commit the snapshot"):
-                self._commit(meta, indexes)
+                self._commit(meta)
         except BaseException:
             self.abort()
             raise
         self._lock_cm.__exit__(None, None, None)
         return self.result
 
-    def _commit(self, meta: dict[str, str], indexes: bool) -> None:
+    def _commit(self, meta: dict[str, str]) -> None:
         self._flush()
         self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                             [(k, str(v)) for k, v in {**meta, "schema": SCHEMA_VERSION}.items()])
         if self.mode != "delta":
             self.db.execute("COMMIT")
-            if indexes:
-                self.db.executescript(_INDEXES)
+            self.db.executescript(_INDEXES)
             self.db.execute("PRAGMA synchronous=FULL")
         else:
             self.db.execute("COMMIT")

@@ -1,20 +1,22 @@
 """A full snapshot as one SQLite file: built once by the upstream, downloaded by every gate, checked on arrival.
 
-The NDJSON sync parses, checks and inserts every record in Python on every gate (~25 µs a record). Here the
-upstream builds the snapshot file once (the same SnapshotBuilder and record checks, without the search
-indexes) and serves it gzip'd beside a small manifest (docs/protocol.md, "Snapshot file"). A gate trusts
-nothing of it until it has checked, in this order:
+The NDJSON sync parses, checks and inserts every record in Python on every gate (~20 µs a record). Here the
+upstream builds the snapshot file once (the same SnapshotBuilder, record checks and indexes) and serves it
+gzip'd beside a small manifest (docs/protocol.md, "Snapshot file"). A gate trusts nothing of it until it has
+checked, in this order:
 
-1. integrity: the sha256 and size the manifest names, then `PRAGMA quick_check`;
-2. schema: exactly the tables and columns of kiosk.snapshot's schema (sqlite_master compared with a fresh
-   one: no extra table, index, view or trigger), and the schema version in its meta;
+1. integrity: the sha256 and size the manifest names, then `PRAGMA quick_check` (every page, b-tree and
+   index structure, NOT NULL);
+2. schema: exactly the tables, columns and indexes of kiosk.snapshot's schema (sqlite_master compared with
+   a fresh one: nothing else, no view or trigger), and the schema version and cursor in its meta;
 3. records, in bulk: SQL over whole tables finds any value that kiosk.records' checks would refuse or
-   store differently (types, caps, control and bidi characters, ids, kinds, flags, dates, the key and
-   search columns derived from them); rows holding non-ASCII text, each distinct group and tag list and
-   the small tables are put through the records module's own check_* functions and must come out
-   unchanged. The first fault refuses the whole file, naming the record.
+   store differently (types, caps, ids, kinds, flags, dates, the key and search columns derived from
+   them), Python reads every row's texts (strict UTF-8) and finds control and bidi characters and untrimmed
+   text; every row found, each distinct group and tag list and the small tables are put through the records
+   module's own check_* functions and must come out unchanged. The first fault refuses the whole file,
+   naming the record.
 
-Only then does the gate write its own meta and build the search indexes; the caller swaps the file in.
+Only then does the gate write its own meta; the caller swaps the file in.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ import os
 import re
 import sqlite3
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .credential import card_key
 from .pass_keys import check_pass_record
@@ -108,7 +111,7 @@ def build(records: Iterable[dict[str, Any]], cursor: str, directory: Path) -> tu
         with SnapshotBuilder(plain, "full") as builder:
             for record in records:
                 builder.apply(record)
-            loaded = builder.commit({"cursor": cursor}, indexes=False)
+            loaded = builder.commit({"cursor": cursor})
         digest = hashlib.sha256()
         with open(plain, "rb") as src, tempfile.NamedTemporaryFile(dir=directory, delete=False) as out:
             with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0) as gz:
@@ -144,36 +147,64 @@ def receive(chunks: Iterable[bytes], target: Path, manifest: Manifest) -> None:
 
 
 def check_and_finish(target: Path, manifest: Manifest, meta: dict[str, str], max_records: int) -> dict[str, int]:
-    """Check the received file (integrity, schema, records), then write the gate's meta and build the search
-    indexes. Returns the row counts. Raises FileRejected; the caller removes the file."""
+    """Check the received file (integrity, schema, records), then write the gate's meta. Returns the row counts.
+    Raises FileRejected; the caller removes the file."""
     with open(target, "rb") as fh:
         if fh.read(len(_HEADER)) != _HEADER:
             raise FileRejected("the snapshot file is not an SQLite database")
-    db = sqlite3.connect(target, isolation_level=None)
+    db = _connect(target)
     try:
-        # Nothing in the file may run code of its own (views, triggers: refused below anyway) while it is checked.
-        db.execute("PRAGMA trusted_schema=OFF")
-        db.execute("PRAGMA cell_size_check=ON")
-        db.execute("PRAGMA journal_mode=DELETE")
-        db.execute("PRAGMA cache_size=-16000")  # 16 MB: bounded memory for the index builds
         try:
             _check_integrity(db)
             _check_schema(db)
-            db.execute("PRAGMA query_only=1")
             counts = _check_meta_and_size(db, manifest, max_records)
-            _check_records(db)
-            db.execute("PRAGMA query_only=0")
+            db.execute("PRAGMA journal_mode=DELETE")
         except sqlite3.DatabaseError as exc:
             raise FileRejected(f"the snapshot file cannot be read ({safe_text(str(exc), 300)})") from None
+        _check_records(target)
         db.execute("BEGIN IMMEDIATE")
         db.execute("DELETE FROM meta")
         db.executemany("INSERT INTO meta VALUES (?, ?)",
                        [(k, str(v)) for k, v in {**meta, "schema": SCHEMA_VERSION}.items()])
         db.execute("COMMIT")
-        db.executescript(_INDEXES)
     finally:
         db.close()
     return counts
+
+
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # Nothing in the file may run code of its own (views, triggers: refused by the schema check anyway).
+    db.execute("PRAGMA trusted_schema=OFF")
+    db.execute("PRAGMA cell_size_check=ON")
+    db.execute("PRAGMA cache_size=-16000")  # 16 MB a connection: bounded memory for a million rows
+    if read_only:
+        db.execute("PRAGMA query_only=1")
+    return db
+
+
+class _Worker(threading.Thread):
+    """fn(*args) on its own thread; result() re-raises what it raised."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any):
+        super().__init__(daemon=True)
+        self._call = (fn, args)
+        self._error: BaseException | None = None
+        self._value: Any = None
+        self.start()
+
+    def run(self) -> None:
+        fn, args = self._call
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:  # handed to the thread that joins
+            self._error = exc
+
+    def result(self) -> Any:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _check_integrity(db: sqlite3.Connection) -> None:
@@ -194,7 +225,7 @@ def _check_schema(db: sqlite3.Connection) -> None:
     global _EXPECTED
     if _EXPECTED is None:
         with contextlib.closing(sqlite3.connect(":memory:")) as ref:
-            ref.executescript(_SCHEMA)
+            ref.executescript(_SCHEMA + _INDEXES)
             _EXPECTED = _schema_of(ref)
     found = _schema_of(db)
     if found != _EXPECTED:
@@ -224,17 +255,18 @@ def _check_meta_and_size(db: sqlite3.Connection, manifest: Manifest, max_records
 #
 # Two passes per table find the rows to look at; every row they find is put through the records module's own
 # check (check_customer, check_card) and must come out exactly as stored, else the file is refused naming it.
-# 1. SQL, in C, over the whole table: types, caps, trimming, kinds, flags, dates, and the key and search
-#    columns against SQL's upper()/lower() (exact for ASCII; a row where they differ from Python's is only a
-#    candidate, and Python decides).
+# 1. SQL, in C, over the whole table: types, caps, kinds, flags, dates, and the key and search columns against
+#    SQL's upper()/lower() (exact for ASCII; a row where they differ from Python's is only a candidate, and
+#    Python decides).
 # 2. Python over the joined texts of each row, 10,000 rows at a time: decoding them is a strict UTF-8 check,
-#    `isascii()` of the batch is O(1), and one regex search finds control and bidi characters; only a batch
-#    holding non-ASCII or unsafe text is looked at row by row.
+#    `isascii()` of the batch is O(1), one regex search finds control and bidi characters and two substring
+#    searches a space before or after a text; only a batch holding any of these is looked at row by row.
+# The two passes run at once (pass 1 on a thread of its own; SQLite releases the GIL while it steps).
 
 
 def _bad_text(col: str, cap: int, *, nullable: bool = False, empty: bool = True) -> str:
-    """SQL true when `col` is not a text within its cap and trimmed of spaces (characters: pass 2)."""
-    bad = f"typeof({col}) != 'text' OR length({col}) > {cap} OR {col} != trim({col})"
+    """SQL true when `col` is not a text within its cap (its characters and spaces around it: pass 2)."""
+    bad = f"typeof({col}) != 'text' OR length({col}) > {cap}"
     if not empty:
         bad += f" OR {col} = ''"
     return f"({col} IS NOT NULL AND ({bad}))" if nullable else f"({bad})"
@@ -245,7 +277,7 @@ def _bad_date(col: str) -> str:
     return f"(typeof({col}) != 'text' OR date({col}, '+0 days') IS NOT {col} OR {col} < '0001-01-01')"
 
 
-_CUSTOMER_TEXT = " || ' ' || ".join(("id", "kind", "first_name", "last_name", "name", "email", "postcode", "photo"))
+_CUSTOMER_TEXT = " || '`' || ".join(("id", "kind", "first_name", "last_name", "name", "email", "postcode", "photo"))
 _CUSTOMER_SUSPECT = f"""
 SELECT key FROM customers WHERE
   {_bad_text("id", MAX_ID, empty=False)} OR substr(id, 1, 1) NOT IN ('I', 'i', 'O', 'o')
@@ -263,7 +295,7 @@ SELECT key FROM customers WHERE
   OR typeof(postcode_norm) != 'text' OR postcode_norm != upper(replace(postcode, ' ', ''))
 """
 
-_CARD_TEXT = "code || ' ' || batch || ' ' || coalesce(customer_key, '')"
+_CARD_TEXT = "code || '`' || batch || '`' || coalesce(customer_key, '')"
 _CARD_SUSPECT = f"""
 SELECT key FROM cards WHERE
   {_bad_text("code", MAX_CODE, empty=False)} OR typeof(key) != 'text' OR key IS NOT kiosk_card_key(code)
@@ -276,34 +308,56 @@ SELECT key FROM cards WHERE
 _BATCH = 10_000
 
 
-def _check_records(db: sqlite3.Connection) -> None:
-    db.create_function("kiosk_card_key", 1, _card_key_or_none, deterministic=True)
-    for table, suspect, text, recheck, name, ident in (
-            ("customers", _CUSTOMER_SUSPECT, _CUSTOMER_TEXT, _recheck_customer, "customer", 1),
-            ("cards", _CARD_SUSPECT, _CARD_TEXT, _recheck_card, "card", 1)):
-        keys = {key for (key,) in db.execute(suspect)} | _unusual_text(db, table, text)
-        for key in sorted(keys, key=str):
-            row = db.execute(f"SELECT * FROM {table} WHERE key IS ?", (key,)).fetchone()
-            _same(recheck(row), row, name, row[ident])
-    for column in ("groups", "tags"):  # lists repeat: each distinct one is checked once, with the records' own check
-        for (value,) in db.execute(f"SELECT DISTINCT {column} FROM customers"):
-            _check_list(column, value)
-    for row in db.execute("SELECT * FROM groups"):
-        _same(_recheck_group(row), row, "group", row[0])
-    for table in ("pass_keys", "pass_revocations"):
-        for row in db.execute(f"SELECT * FROM {table}"):
-            _check_pass_row(table, row)
+def _check_records(target: Path) -> None:
+    """Pass 1 (SQL) on a thread of its own while this one runs pass 2 (Python), then the rechecks."""
+    sql, text = _connect(target, read_only=True), _connect(target, read_only=True)
+    try:
+        try:
+            sql.create_function("kiosk_card_key", 1, _card_key_or_none, deterministic=True)
+            suspects = _Worker(lambda: [{key for (key,) in sql.execute(query)}
+                                        for query in (_CUSTOMER_SUSPECT, _CARD_SUSPECT)])
+            try:
+                unusual = [_unusual_text(text, "customers", _CUSTOMER_TEXT), _unusual_text(text, "cards", _CARD_TEXT)]
+                for column in ("groups", "tags"):  # lists repeat: each distinct one checked once, by the records' check
+                    for (value,) in text.execute(f"SELECT DISTINCT {column} FROM customers"):
+                        _check_list(column, value)
+                for row in text.execute("SELECT * FROM groups"):
+                    _same(_recheck_group(row), row, "group", row[0])
+                for table in ("pass_keys", "pass_revocations"):
+                    for row in text.execute(f"SELECT * FROM {table}"):
+                        _check_pass_row(table, row)
+            except BaseException:
+                sql.interrupt()
+                raise
+            finally:
+                suspects.join()
+            found = suspects.result()
+            tables = (("customers", _recheck_customer, "customer"), ("cards", _recheck_card, "card"))
+            for (table, recheck, name), keys in zip(tables, (found[0] | unusual[0], found[1] | unusual[1]),
+                                                    strict=True):
+                for key in sorted(keys, key=str):
+                    row = text.execute(f"SELECT * FROM {table} WHERE key IS ?", (key,)).fetchone()
+                    _same(recheck(row), row, name, row[1])
+        except sqlite3.DatabaseError as exc:
+            raise FileRejected(f"the snapshot file cannot be read ({safe_text(str(exc), 300)})") from None
+    finally:
+        sql.close()
+        text.close()
 
 
 def _unusual_text(db: sqlite3.Connection, table: str, text: str) -> set:
-    """Keys of the rows whose texts hold anything but ASCII, or a character has_unsafe finds."""
+    """Keys of the rows whose texts hold anything but ASCII, a character has_unsafe finds, or a leading or
+    trailing space (each text is joined with "`" on both sides: "` " or " `" finds one; a "` " inside a value
+    only costs that row a recheck)."""
     found: set[str] = set()
     cursor = db.execute(f"SELECT key, {text} FROM {table}")
     while batch := cursor.fetchmany(_BATCH):
-        joined = " ".join([row[1] or "" for row in batch])
-        if joined.isascii() and not has_unsafe(joined):
+        joined = "`" + "``".join([row[1] or "" for row in batch]) + "`"
+        if joined.isascii() and not has_unsafe(joined) and " `" not in joined and "` " not in joined:
             continue
-        found.update(key for key, value in batch if value and (not value.isascii() or has_unsafe(value)))
+        found.update(key for key, value in batch
+                     if value and (not value.isascii() or has_unsafe(value) or " `" in f"`{value}`"
+                                   or "` " in f"`{value}`"))
     return found
 
 

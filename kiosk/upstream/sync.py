@@ -187,6 +187,8 @@ def _apply_file(client: UpstreamClient, body: bytes, path: Path, now: datetime, 
         raise SnapshotRejected(str(exc)) from None
     pending = pending_path(path)
     with writer_lock(pending):
+        for stale in pending.parent.glob(f"{pending.name}.new-*"):  # a writer killed mid-way left it; we hold the lock
+            stale.unlink(missing_ok=True)
         target = pending.with_name(f"{pending.name}.new-{os.getpid()}")
         try:
             with client.snapshot_file(manifest.path, deadline) as response:
@@ -204,7 +206,7 @@ def _apply_file(client: UpstreamClient, body: bytes, path: Path, now: datetime, 
         except (sqlite3.Error, OSError) as exc:
             raise SyncError(f"cannot write the snapshot: {exc}") from exc
         finally:
-            for leftover in (target, Path(f"{target}-journal")):
+            for leftover in (target, *(Path(f"{target}{suffix}") for suffix in ("-journal", "-wal", "-shm"))):
                 leftover.unlink(missing_ok=True)
     _promote(path, limits, accept_shrink)
     loaded = LoadResult(groups=counts["groups"], customers=counts["customers"], cards=counts["cards"],

@@ -332,6 +332,7 @@ def _check_records(target: Path) -> None:
             finally:
                 suspects.join()
             found = suspects.result()
+            _check_punch_index(text)
             tables = (("customers", _recheck_customer, "customer"), ("cards", _recheck_card, "card"))
             for (table, recheck, name), keys in zip(tables, (found[0] | unusual[0], found[1] | unusual[1]),
                                                     strict=True):
@@ -343,6 +344,18 @@ def _check_records(target: Path) -> None:
     finally:
         sql.close()
         text.close()
+
+
+def _check_punch_index(db: sqlite3.Connection) -> None:
+    """The one index a decision depends on (`kiosk run` finds the PUNCH cards whose uses it counts through it)
+    must list exactly the PUNCH cards: quick_check sees its structure, not its entries. The other indexes serve
+    staff searches only."""
+    listed = {key for (key,) in db.execute("SELECT key FROM cards INDEXED BY punch_cards WHERE card_type = 'PUNCH'")}
+    # `+card_type`: no index can answer it (NOT INDEXED still lets SQLite read a WITHOUT ROWID table's partial index)
+    held = {key for (key,) in db.execute("SELECT key FROM cards WHERE +card_type = 'PUNCH'")}
+    if listed != held:
+        raise FileRejected(f"the snapshot file's index punch_cards does not list its PUNCH cards (card "
+                           f"{_shown(sorted(listed ^ held, key=str)[0])})")
 
 
 def _unusual_text(db: sqlite3.Connection, table: str, text: str) -> set:

@@ -133,6 +133,7 @@ def test_a_file_that_is_no_sqlite_database_is_refused(tmp_path):
     ["CREATE VIEW v AS SELECT * FROM customers"],
     ["DROP INDEX customers_by_name", "CREATE INDEX customers_by_name ON customers (last_fold)"],
     ["DROP INDEX punch_cards"],
+    ["DROP INDEX punch_cards", "CREATE INDEX punch_cards ON cards (key) WHERE card_type = 'GIFT'"],
     ["CREATE INDEX extra ON cards (batch)"],
     ["DROP TABLE pass_revocations"],
 ])
@@ -140,6 +141,20 @@ def test_a_file_with_another_schema_is_refused(tmp_path, sql):
     manifest, plain = built(tmp_path)
     with pytest.raises(FileRejected, match="schema is not the kiosk's"):
         arrive(tmp_path, altered(manifest, plain, *sql), plain)
+
+
+def test_a_punch_card_index_that_leaves_out_a_punch_card_is_refused(tmp_path):
+    records = list(demo.records(date.today())) + [
+        {"type": "card", "code": "PUNCH-1", "customer_id": "I-1001", "card_type": "PUNCH", "entries": 3}]
+    manifest, plain = built(tmp_path, records)
+    arrive(tmp_path, manifest, plain)  # as built: passes
+    manifest, plain = built(tmp_path, records)
+    # An index whose entries leave the PUNCH card out under the right definition: quick_check cannot see it.
+    bad = altered(manifest, plain, "DROP INDEX punch_cards",
+                  "CREATE INDEX punch_cards ON cards (key) WHERE card_type = 'PUNCX'", "PRAGMA writable_schema=ON",
+                  "UPDATE sqlite_master SET sql = replace(sql, 'PUNCX', 'PUNCH') WHERE name = 'punch_cards'")
+    with pytest.raises(FileRejected, match="punch_cards does not list .*PUNCH-1"):
+        arrive(tmp_path, bad, plain)
 
 
 def test_a_file_of_another_schema_version_or_cursor_is_refused(tmp_path):

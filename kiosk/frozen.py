@@ -17,29 +17,33 @@ T = TypeVar("T")
 
 
 def maker(cls: type[T]) -> Callable[..., T]:
-    """A keyword-only constructor for the frozen dataclass `cls` that equals `cls(**fields)`."""
+    """A keyword-only constructor for the frozen dataclass `cls` that equals `cls(**fields)`.
+
+    Generated as dataclasses generate __init__ (its parameters are the fields, so Python's own argument
+    handling refuses a missing or unknown field), with one __dict__ update as its body."""
     if not dataclasses.is_dataclass(cls) or hasattr(cls, "__slots__") or hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__}: only a dataclass without slots or __post_init__ can be built this way")
     fields = dataclasses.fields(cls)
     if any(not f.init for f in fields):
         raise TypeError(f"{cls.__name__}: a field with init=False cannot be built this way")
-    names = frozenset(f.name for f in fields)
-    defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
-    factories = tuple((f.name, f.default_factory) for f in fields if f.default_factory is not dataclasses.MISSING)
-    required = names - defaults.keys() - {name for name, _ in factories}
-    new = object.__new__
-
-    def make(**values: Any) -> T:
-        if not required <= values.keys() or not values.keys() <= names:
-            missing, unknown = sorted(required - values.keys()), sorted(values.keys() - names)
-            raise TypeError(f"{cls.__name__}: missing {missing}, unknown {unknown}")
-        obj = new(cls)
-        state = obj.__dict__
-        state.update(defaults)
-        for name, factory in factories:
-            state[name] = factory()
-        state.update(values)
-        return obj
-
-    make.__name__ = f"make_{cls.__name__}"
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_MISSING": dataclasses.MISSING}
+    params, items = [], []
+    for f in fields:  # field names are identifiers (dataclasses checks); the values stay in `namespace`
+        if f.default is not dataclasses.MISSING:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+            items.append(f"{f.name!r}: {f.name}")
+        elif f.default_factory is not dataclasses.MISSING:
+            namespace[f"_factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_MISSING")
+            items.append(f"{f.name!r}: _factory_{f.name}() if {f.name} is _MISSING else {f.name}")
+        else:
+            params.append(f.name)
+            items.append(f"{f.name!r}: {f.name}")
+    source = (f"def make_{cls.__name__}(*, {', '.join(params)}):\n"
+              f"    obj = _new(_cls)\n"
+              f"    obj.__dict__.update({{{', '.join(items)}}})\n"
+              f"    return obj\n")
+    exec(source, namespace)  # noqa: S102 - built from field names only, as dataclasses builds __init__
+    make: Callable[..., T] = namespace[f"make_{cls.__name__}"]
     return make

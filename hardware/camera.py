@@ -1,7 +1,8 @@
 """The Pi camera through picamera2: the lores YUV420 stream's Y plane goes straight into zxing-cpp.
 
 Capture and decoding run on two threads joined by a one-frame slot: the newest frame wins
-and older ones are dropped, so a slow decode never builds a backlog. Frames that barely
+and older ones are dropped, so a slow decode never builds a backlog. The capture thread is the
+shared reconnecting `hardware.reader.ReaderLoop`: a camera that fails is a fault until it is back. Frames that barely
 differ from the last decoded one are not decoded again, and a code that stays in view is
 submitted once (the Gate's repeat rule deals with people who really scan twice).
 """
@@ -11,16 +12,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from kiosk.config import Config
 from kiosk.decoder import FrameDecoder
 from kiosk.errors import CameraError
 from kiosk.ports import Faults, Scan, Submit
 
-from .backoff import DeviceWatch
+from .reader import ReaderLoop
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +92,60 @@ class CameraStats:
     decode_s: float = 0.0
 
 
-class Camera:
-    """A ScanSource over a Picamera2-like object made by `open_camera` (the real class, or a fake)."""
+@dataclass(frozen=True)
+class CameraSettings:
+    """The [camera] section, read once (the schema in kiosk.config has checked every value)."""
+
+    backend: str  # "picamera2" or "simulated"
+    main_size: tuple[int, int]
+    lores_size: tuple[int, int]
+    framerate: float
+    autofocus: str  # "continuous", "auto", "manual" or "off"
+    formats: tuple[str, ...]
+    roi: tuple[float, ...]
+    change_threshold: float
+    debounce_s: float
+    try_downscale: bool
+    try_invert: bool
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+    @classmethod
+    def from_config(cls, config: Config) -> "CameraSettings":
+        return cls._from_section(config.camera)
+
+    @classmethod
+    def _from_section(cls, c: Any) -> "CameraSettings":
+        main_w, main_h = c.main_size
+        lores_w, lores_h = c.lores_size
+        return cls(backend=c.backend, main_size=(int(main_w), int(main_h)), lores_size=(int(lores_w), int(lores_h)),
+                   framerate=float(c.framerate), autofocus=c.autofocus, formats=tuple(c.formats),
+                   roi=tuple(float(v) for v in c.roi), change_threshold=float(c.change_threshold),
+                   debounce_s=float(c.debounce_s), try_downscale=bool(c.try_downscale),
+                   try_invert=bool(c.try_invert))
+
+
+class CameraSource:
+    """A ScanSource over a Picamera2-like object: picamera2 itself, the simulated camera when
+    `settings.backend` is "simulated" (filming `demo_codes`), or whatever `open_camera` makes (tests).
+    It is also the `Device` its ReaderLoop reads: open/read/close run on the capture thread only."""
 
     name = "camera"
 
-    def __init__(self, settings: Any, decoder: FrameDecoder, faults: Faults, *, open_camera: Callable[[], Any],
-                 af_modes: Callable[[], Any] = libcamera_af_modes, reconnect_min_s: float = 0.5,
-                 reconnect_max_s: float = 30.0):
+    def __init__(self, settings: CameraSettings, faults: Faults, *, open_camera: Callable[[], Any] | None = None,
+                 af_modes: Callable[[], Any] | None = None, decoder: FrameDecoder | None = None,
+                 demo_codes: Sequence[str] = ()):
+        if open_camera is None and settings.backend == "simulated":
+            from .camera_sim import AfModeEnum, SimulatedPicamera2
+
+            codes = list(demo_codes)
+            open_camera, af_modes = (lambda: SimulatedPicamera2(codes)), (af_modes or (lambda: AfModeEnum))
+        elif open_camera is None:
+            open_camera = picamera2_class()  # raises CameraError with the install hint now, not on a thread later
         self.settings = settings
-        self.decoder = decoder
-        self.faults = faults
+        self.decoder = decoder if decoder is not None else FrameDecoder.from_config(settings, stream=True)
         self.open_camera = open_camera
-        self.af_modes = af_modes
-        self.reconnect_min_s = reconnect_min_s
-        self.reconnect_max_s = reconnect_max_s
+        self.af_modes = af_modes or libcamera_af_modes
         self.lores_w, self.lores_h = settings.lores_size
         self.debouncer = Debouncer(settings.debounce_s)
         self.changes = ChangeDetector(settings.change_threshold)
@@ -113,45 +155,58 @@ class Camera:
         self._last_decode = float("-inf")
         self._slot: tuple[np.ndarray, float] | None = None
         self._slot_ready = threading.Condition()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()  # ends the decode thread; the capture thread is the loop's
+        self._decode_thread: threading.Thread | None = None
         self._submit: Submit | None = None
         self._camera: Any = None
+        self._loop = ReaderLoop(self, faults, fault="camera", what="camera", thread_name="camera-capture",
+                                logger=log, reconnect_min_s=settings.reconnect_min_s,
+                                reconnect_max_s=settings.reconnect_max_s)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, submit: Submit) -> None:
         self._submit = submit
         self._stop.clear()
-        self._threads = [threading.Thread(target=self._capture_loop, name="camera-capture", daemon=True),
-                         threading.Thread(target=self._decode_loop, name="camera-decode", daemon=True)]
-        for t in self._threads:
-            t.start()
+        self._decode_thread = threading.Thread(target=self._decode_loop, name="camera-decode", daemon=True)
+        self._decode_thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
+        self._loop.stop()
         self._stop.set()
         with self._slot_ready:
             self._slot_ready.notify_all()
-        for t in self._threads:
-            t.join(timeout=2)
-        self._threads = []
-        self._close_camera()
+        if self._decode_thread is not None:
+            self._decode_thread.join(timeout=2)
+            self._decode_thread = None
 
-    # -- the camera ------------------------------------------------------------------------
-    def _open(self) -> Any:
+    # -- the Device the loop reads -------------------------------------------------------------
+    def open(self) -> None:
         s = self.settings
-        cam = self.open_camera()
-        try:
-            config = cam.create_video_configuration(
-                main={"size": tuple(s.main_size)},
-                lores={"size": (self.lores_w, self.lores_h), "format": "YUV420"},
-                controls={"FrameRate": float(s.framerate)})
-            cam.configure(config)
-            cam.start()
-            self._set_focus(cam)
-        except Exception:
-            cam.close()
-            raise
-        return cam
+        with _camera_errors():
+            cam = self.open_camera()
+            try:
+                config = cam.create_video_configuration(
+                    main={"size": s.main_size},
+                    lores={"size": (self.lores_w, self.lores_h), "format": "YUV420"},
+                    controls={"FrameRate": s.framerate})
+                cam.configure(config)
+                cam.start()
+                self._set_focus(cam)
+            except BaseException:
+                _stop_and_close(cam)
+                raise
+        self._camera = cam
+
+    def read(self) -> None:
+        with _camera_errors():
+            frame = self._camera.capture_array("lores")
+        self.offer(frame, time.monotonic())
+
+    def close(self) -> None:
+        cam, self._camera = self._camera, None
+        if cam is not None:
+            _stop_and_close(cam)
 
     def _set_focus(self, cam: Any) -> None:
         """Continuous autofocus on cameras that have it (Camera Module 3); fixed-focus ones have no AfMode."""
@@ -161,32 +216,6 @@ class Camera:
         modes = self.af_modes()
         value = {"continuous": modes.Continuous, "auto": modes.Auto, "manual": modes.Manual}[mode]
         cam.set_controls({"AfMode": value})
-
-    def _close_camera(self) -> None:
-        cam, self._camera = self._camera, None
-        if cam is None:
-            return
-        for call in (cam.stop, cam.close):
-            try:
-                call()
-            except Exception as exc:  # a camera that went away may fail to stop; it is closed either way
-                log.debug("camera %s failed: %s", call.__name__, exc)
-
-    def _capture_loop(self) -> None:
-        watch = DeviceWatch(self.faults, "camera", log, first=self.reconnect_min_s, maximum=self.reconnect_max_s)
-        while not self._stop.is_set():
-            try:
-                if self._camera is None:
-                    self._camera = self._open()
-                    watch.back("camera is back")
-                frame = self._camera.capture_array("lores")
-            except Exception as exc:  # libcamera reports trouble as RuntimeError, OSError, IndexError...
-                message = str(exc) if isinstance(exc, CameraError) else f"Camera not working: {exc}"
-                watch.lost(f"{message}; retrying in the background", message)
-                self._close_camera()
-                self._stop.wait(watch.next_delay())
-                continue
-            self.offer(frame, time.monotonic())
 
     # -- frames ----------------------------------------------------------------------------
     def offer(self, frame: np.ndarray, captured_at: float) -> None:
@@ -203,11 +232,9 @@ class Camera:
             with self._slot_ready:
                 while self._slot is None and not self._stop.is_set():
                     self._slot_ready.wait(0.5)
-                if self._stop.is_set():
-                    return
-                frame, captured_at = self._slot
-                self._slot = None
-            self.process(frame, captured_at)
+                slot, self._slot = self._slot, None
+            if slot is not None and not self._stop.is_set():
+                self.process(*slot)
 
     def luma(self, frame: np.ndarray) -> np.ndarray:
         """The Y plane of a YUV420 lores buffer: its first `height` rows (rows may be padded to a stride)."""
@@ -233,3 +260,33 @@ class Camera:
             if self._submit is not None:
                 self._submit(Scan(raw=text, source=self.name, received=captured_at))
         return fresh
+
+
+@contextmanager
+def _camera_errors() -> Iterator[None]:
+    """libcamera reports trouble as RuntimeError, OSError, IndexError...: all become a CameraError, whose
+    text is the fault staff see (a CameraError raised inside keeps its own text: it says what to do)."""
+    try:
+        yield
+    except CameraError:
+        raise
+    except Exception as exc:
+        raise CameraError(f"Camera not working: {exc}") from exc
+
+
+def _stop_and_close(cam: Any) -> None:
+    for call in (cam.stop, cam.close):
+        try:
+            call()
+        except Exception as exc:  # a camera that went away may fail to stop; it is closed either way
+            log.debug("camera %s failed: %s", call.__name__, exc)
+
+
+class Camera(CameraSource):
+    """Transitional (issue 10): the old constructor, until the composition root (hardware/factory.py)
+    builds CameraSettings; then this goes."""
+
+    def __init__(self, section: Any, decoder: FrameDecoder, faults: Faults, *, open_camera: Callable[[], Any],
+                 af_modes: Callable[[], Any] | None = None):
+        super().__init__(CameraSettings._from_section(section), faults, open_camera=open_camera, af_modes=af_modes,
+                         decoder=decoder)

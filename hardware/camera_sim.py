@@ -31,7 +31,8 @@ def fitted_code(text: str, size: tuple[int, int], largest_scale: int = 4) -> np.
     """`text` as a QR code at the largest whole-pixel scale (up to `largest_scale`) that fills < 90 % of the frame."""
     modules = render_code(text, "QRCode", scale=1).shape[0]
     scale = max(1, min(largest_scale, int(min(size) * 0.9) // modules))
-    return render_code(text, "QRCode", scale=scale)
+    code: np.ndarray = render_code(text, "QRCode", scale=scale)
+    return code
 
 
 def scene(code: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
@@ -76,8 +77,8 @@ class SimulatedPicamera2:
         self._next_frame = 0.0
         self._stopped = threading.Event()
 
-    def create_video_configuration(self, main: dict | None = None, lores: dict | None = None,
-                                   controls: dict | None = None, **_: Any) -> dict[str, Any]:
+    def create_video_configuration(self, main: dict[str, Any] | None = None, lores: dict[str, Any] | None = None,
+                                   controls: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
         return {"main": dict(main or {}), "lores": dict(lores or {}), "controls": dict(controls or {})}
 
     def configure(self, config: dict[str, Any]) -> None:
@@ -116,6 +117,8 @@ class SimulatedPicamera2:
         """What the camera sees `t` seconds after start."""
         period = self.show_s + self.blank_s
         cycle, phase = divmod(t, period)
+        if self._blank is None:
+            raise RuntimeError("camera not configured")
         if not self._frames or phase >= self.show_s:
             return self._blank
         return self._frames[int(cycle) % len(self._frames)]

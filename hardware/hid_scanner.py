@@ -2,8 +2,8 @@
 
 The device is grabbed exclusively so the codes it types don't reach a console or the screen.
 Key presses become characters through a layout table (`hardware.keymaps`); Enter ends a code.
-Unplugging never stops the kiosk: the fault shows in status and the device is reopened with
-backoff.
+The reconnecting thread is the shared `hardware.reader.ReaderLoop`: unplugging never stops the
+kiosk, the fault shows in status and the device is reopened until it is back.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import select
 import threading
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
 
+from kiosk.config import Config
 from kiosk.errors import ConfigError, ScannerError
 from kiosk.ports import Faults, Scan, Submit
 
-from .backoff import DeviceWatch
 from .keymaps import load_layout
+from .reader import ReaderLoop
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ def ecodes() -> Any:
 class KeyDecoder:
     """Key events in, codes out: tracks Shift and AltGr, maps keys through a layout, Enter ends a code."""
 
-    def __init__(self, layout: dict[str, tuple[str, ...]], max_len: int = MAX_CODE):
+    def __init__(self, layout: Mapping[str, tuple[str, ...]], max_len: int = MAX_CODE):
         codes = ecodes()
         self.ev_key = codes.EV_KEY
         self.keys = {codes.ecodes[name]: chars for name, chars in layout.items() if name in codes.ecodes}
@@ -85,83 +87,112 @@ def open_evdev(path: str) -> Any:
     return InputDevice(path)
 
 
+@dataclass(frozen=True)
+class HidSettings:
+    """The [hid] section, checked once; the layout is loaded (and a bad layout file reported) here."""
+
+    device: str
+    layout: Mapping[str, tuple[str, ...]]
+    grab: bool
+    reconnect_max_s: float
+    reconnect_min_s: float = 0.5
+    poll_s: float = 0.2  # how often a quiet device's read returns, so stop() is seen
+
+    @classmethod
+    def from_config(cls, config: Config) -> "HidSettings":
+        return cls._from_section(config.hid, config.source)
+
+    @classmethod
+    def _from_section(cls, section: Any, source: str) -> "HidSettings":
+        if not section.device:
+            raise ConfigError(source, "hid.device", "is empty; name the scanner's event device, e.g. "
+                              "/dev/input/by-id/usb-...-event-kbd (see `ls /dev/input/by-id`)")
+        return cls(device=section.device, layout=load_layout(section.layout, source=source), grab=section.grab,
+                   reconnect_max_s=float(section.reconnect_max_s))
+
+
 class HidScanner:
-    """A ScanSource over an evdev keyboard device, read on its own thread."""
+    """A ScanSource over an evdev keyboard device. It is also the `Device` its ReaderLoop reads:
+    open/read/close are called on the loop's thread only."""
 
     name = "hid"
 
-    def __init__(self, device: str, layout: dict[str, tuple[str, ...]], faults: Faults, *, grab: bool = True,
-                 reconnect_max_s: float = 30.0, reconnect_min_s: float = 0.5,
-                 open_device: Callable[[str], Any] = open_evdev):
-        self.device = device
-        self.layout = layout
-        self.faults = faults
-        self.grab = grab
-        self.reconnect_max_s = reconnect_max_s
-        self.reconnect_min_s = reconnect_min_s
+    def __init__(self, settings: HidSettings, faults: Faults, *, open_device: Callable[[str], Any] = open_evdev):
+        self.settings = settings
         self.open_device = open_device
-        self.connected = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        ecodes()  # fail now, not on the reader thread, when evdev is missing
+        self._dev: Any = None
+        self._decoder = KeyDecoder(settings.layout)  # needs evdev: fails now, not on the reader thread
+        self._submit: Submit | None = None
+        self._loop = ReaderLoop(self, faults, fault="hid", what=f"keyboard scanner {settings.device}",
+                                thread_name="hid-scanner", logger=log, reconnect_min_s=settings.reconnect_min_s,
+                                reconnect_max_s=settings.reconnect_max_s)
 
-    @classmethod
-    def from_config(cls, hid: Any, serial: Any, faults: Faults, *, source: str = "") -> "HidScanner":
-        if not hid.device:
-            raise ConfigError(source, "hid.device", "is empty; name the scanner's event device, e.g. "
-                              "/dev/input/by-id/usb-...-event-kbd (see `ls /dev/input/by-id`)")
-        return cls(hid.device, load_layout(hid.layout, source=source), faults, grab=hid.grab,
-                   reconnect_max_s=serial.reconnect_max_s)
+    @property
+    def connected(self) -> threading.Event:
+        """Set while the device is open (and grabbed)."""
+        return self._loop.connected
 
     def start(self, submit: Submit) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(submit,), name="hid-scanner", daemon=True)
-        self._thread.start()
+        self._submit = submit
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
+        self._loop.stop()
 
-    def _run(self, submit: Submit) -> None:
-        watch = DeviceWatch(self.faults, "hid", log, first=self.reconnect_min_s, maximum=self.reconnect_max_s)
-        while not self._stop.is_set():
+    # -- the Device the loop reads -----------------------------------------------------------
+    def open(self) -> None:
+        s = self.settings
+        try:
+            dev = self.open_device(s.device)
+        except OSError as exc:
+            raise ScannerError(f"Keyboard scanner not connected ({s.device})") from exc
+        if s.grab:
             try:
-                dev = self.open_device(self.device)
-            except OSError as exc:
-                watch.lost(f"keyboard scanner {self.device} not available ({exc}); retrying in the background",
-                           f"Keyboard scanner not connected ({self.device})")
-                self._stop.wait(watch.next_delay())
-                continue
-            try:
-                if self.grab:
-                    dev.grab()
-                watch.back(f"keyboard scanner {self.device} is back")
-                self.connected.set()
-                self._read(dev, submit)
-            except OSError as exc:
-                if not self._stop.is_set():
-                    watch.lost(f"keyboard scanner {self.device} went away ({exc}); retrying in the background",
-                               f"Keyboard scanner disconnected ({self.device})")
-                    self._stop.wait(watch.next_delay())
-            finally:
-                self.connected.clear()
-                try:
-                    dev.close()
-                except OSError:
-                    pass
+                dev.grab()
+            except OSError as exc:  # EBUSY: another program (a console, a second kiosk) holds it
+                _close_quietly(dev)
+                raise ScannerError(f"Keyboard scanner cannot be grabbed ({s.device})") from exc
+        self._dev = dev
+        self._decoder = KeyDecoder(s.layout)  # Shift held when it was unplugged is not held any more
 
-    def _read(self, dev: Any, submit: Submit) -> None:
-        decoder = KeyDecoder(self.layout)
-        while not self._stop.is_set():
-            readable, _, _ = select.select([dev.fd], [], [], 0.2)
+    def read(self) -> None:
+        dev = self._dev
+        try:
+            readable, _, _ = select.select([dev.fd], [], [], self.settings.poll_s)
             if not readable:
-                continue
-            try:
-                events = list(dev.read())
-            except BlockingIOError:
-                continue
-            for text in decoder.feed_all(events):
-                if text:
-                    submit(Scan(raw=text, source=self.name))
+                return
+            events = list(dev.read())
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            raise ScannerError(f"Keyboard scanner disconnected ({self.settings.device})") from exc
+        for text in self._decoder.feed_all(events):
+            if text and self._submit is not None:
+                self._submit(Scan(raw=text, source=self.name))
+
+    def close(self) -> None:
+        dev, self._dev = self._dev, None
+        if dev is not None:
+            _close_quietly(dev)
+
+    # -- transitional (issue 10): the old construction and attributes, until the composition root
+    # (hardware/factory.py, hardware/selftest.py) builds HidSettings; then these go. The reconnect
+    # delay comes from the [hid] section; `serial` is no longer read.
+    @classmethod
+    def from_config(cls, hid: Any, serial: Any, faults: Faults, *, source: str = "") -> "HidScanner":
+        return cls(HidSettings._from_section(hid, source), faults)
+
+    @property
+    def device(self) -> str:
+        return self.settings.device
+
+    @property
+    def grab(self) -> bool:
+        return self.settings.grab
+
+
+def _close_quietly(dev: Any) -> None:
+    try:
+        dev.close()
+    except OSError as exc:  # a device that went away may fail to close; it is let go either way
+        log.debug("closing %s: %s", getattr(dev, "path", dev), exc)

@@ -1,23 +1,25 @@
 """Serial (USB CDC / RS-232) barcode scanners through pyserial.
 
 `serial.serial_for_url` makes `/dev/serial/by-id/...`, `/dev/ttyACM0`, `loop://` (tests) and
-`spy://` (debugging) one code path. Framing (`LineFramer`) is separate from I/O. Unplugging
-the scanner never stops the kiosk: the fault shows in status and the port is reopened with
-backoff until the scanner is back.
+`spy://` (debugging) one code path. Framing (`LineFramer`) is separate from I/O, and the
+reconnecting thread is the shared `hardware.reader.ReaderLoop`: unplugging the scanner never
+stops the kiosk, the fault shows in status and the port is reopened until the scanner is back.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import serial
 
-from kiosk.errors import ConfigError
+from kiosk.config import Config
+from kiosk.errors import ConfigError, ScannerError
 from kiosk.ports import Faults, Scan, Submit
 
-from .backoff import DeviceWatch
+from .reader import ReaderLoop
 
 log = logging.getLogger(__name__)
 
@@ -64,96 +66,112 @@ class LineFramer:
         return lines
 
 
+@dataclass(frozen=True)
+class SerialSettings:
+    """The [serial] section, checked and converted once."""
+
+    url: str
+    baudrate: int
+    terminator: bytes
+    prefix: bytes  # stripped from the start of a code when present
+    suffix: bytes
+    reconnect_max_s: float
+    reconnect_min_s: float = 0.5
+    read_timeout_s: float = 0.1  # how often a quiet port's read returns, so stop() is seen
+
+    @classmethod
+    def from_config(cls, config: Config, *, url: str | None = None) -> "SerialSettings":
+        """`url` replaces serial.url (`--simulate` reads loop://)."""
+        return cls._from_section(config.serial, config.source, url)
+
+    @classmethod
+    def _from_section(cls, section: Any, source: str, url: str | None) -> "SerialSettings":
+        url = url or section.url
+        if not url:
+            raise ConfigError(source, "serial.url",
+                              "is empty; name the scanner's port, e.g. /dev/serial/by-id/...")
+        return cls(url=url, baudrate=int(section.baudrate), terminator=terminator_bytes(section.terminator),
+                   prefix=section.prefix.encode("utf-8"), suffix=section.suffix.encode("utf-8"),
+                   reconnect_max_s=float(section.reconnect_max_s))
+
+
 class SerialScanner:
-    """A ScanSource reading codes from a serial port on its own thread."""
+    """A ScanSource reading codes from a serial port. It is also the `Device` its ReaderLoop reads:
+    open/read/close are called on the loop's thread only."""
 
     name = "serial"
 
-    def __init__(self, url: str, faults: Faults, *, baudrate: int = 9600, terminator: str = "CR", prefix: str = "",
-                 suffix: str = "", reconnect_max_s: float = 30.0, reconnect_min_s: float = 0.5,
-                 read_timeout_s: float = 0.1, open_port: Callable[..., Any] = serial.serial_for_url):
-        self.url = url
-        self.faults = faults
-        self.baudrate = baudrate
-        self.terminator = terminator_bytes(terminator)
-        self.prefix = prefix.encode("utf-8")
-        self.suffix = suffix.encode("utf-8")
-        self.reconnect_max_s = reconnect_max_s
-        self.reconnect_min_s = reconnect_min_s
-        self.read_timeout_s = read_timeout_s
+    def __init__(self, settings: SerialSettings, faults: Faults, *,
+                 open_port: Callable[..., Any] = serial.serial_for_url):
+        self.settings = settings
         self.open_port = open_port
         self.port: Any = None
-        self.connected = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._framer = LineFramer(settings.terminator)
+        self._submit: Submit | None = None
+        self._loop = ReaderLoop(self, faults, fault="serial", what=f"serial scanner {settings.url}",
+                                thread_name="serial-scanner", logger=log, reconnect_min_s=settings.reconnect_min_s,
+                                reconnect_max_s=settings.reconnect_max_s)
 
-    @classmethod
-    def from_config(cls, section: Any, faults: Faults, *, url: str | None = None, source: str = "") -> "SerialScanner":
-        url = url or section.url
-        if not url:
-            raise ConfigError(source, "serial.url", "is empty; name the scanner's port, e.g. /dev/serial/by-id/...")
-        return cls(url, faults, baudrate=section.baudrate, terminator=section.terminator, prefix=section.prefix,
-                   suffix=section.suffix, reconnect_max_s=section.reconnect_max_s)
+    @property
+    def connected(self) -> threading.Event:
+        """Set while the port is open."""
+        return self._loop.connected
 
     def start(self, submit: Submit) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(submit,), name="serial-scanner", daemon=True)
-        self._thread.start()
+        self._submit = submit
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
-        self._close()
+        self._loop.stop()
 
     def clean(self, line: bytes) -> bytes:
         """A framed line without stray CR/LF (a CRLF scanner on a CR setting) and the configured prefix/suffix."""
+        s = self.settings
         line = line.strip(b"\r\n")
-        if self.prefix and line.startswith(self.prefix):
-            line = line[len(self.prefix):]
-        if self.suffix and line.endswith(self.suffix):
-            line = line[:-len(self.suffix)]
+        if s.prefix and line.startswith(s.prefix):
+            line = line[len(s.prefix):]
+        if s.suffix and line.endswith(s.suffix):
+            line = line[:-len(s.suffix)]
         return line
 
-    def _close(self) -> None:
+    # -- the Device the loop reads -----------------------------------------------------------
+    def open(self) -> None:
+        s = self.settings
+        try:
+            self.port = self.open_port(s.url, baudrate=s.baudrate, timeout=s.read_timeout_s)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise ScannerError(f"Barcode scanner not connected ({s.url})") from exc
+        self._framer = LineFramer(s.terminator)  # a code cut off by the last unplugging is not glued to the next
+
+    def read(self) -> None:
+        port = self.port
+        try:
+            data = port.read(max(1, port.in_waiting))
+        except (serial.SerialException, OSError) as exc:
+            raise ScannerError(f"Barcode scanner disconnected ({self.settings.url})") from exc
+        for line in self._framer.feed(data):
+            code = self.clean(line)
+            if code and self._submit is not None:
+                self._submit(Scan(raw=code, source=self.name))
+
+    def close(self) -> None:
         port, self.port = self.port, None
-        self.connected.clear()
         if port is not None:
             try:
                 port.close()
             except (serial.SerialException, OSError) as exc:
-                log.debug("closing %s: %s", self.url, exc)
+                log.debug("closing %s: %s", self.settings.url, exc)
 
-    def _run(self, submit: Submit) -> None:
-        watch = DeviceWatch(self.faults, "serial", log, first=self.reconnect_min_s, maximum=self.reconnect_max_s)
-        while not self._stop.is_set():
-            try:
-                self.port = self.open_port(self.url, baudrate=self.baudrate, timeout=self.read_timeout_s)
-            except (serial.SerialException, OSError, ValueError) as exc:
-                watch.lost(f"serial scanner {self.url} not available ({exc}); retrying in the background",
-                           f"Barcode scanner not connected ({self.url})")
-                self._stop.wait(watch.next_delay())
-                continue
-            watch.back(f"serial scanner {self.url} is back")
-            self.connected.set()
-            try:
-                self._read(submit)
-            except (serial.SerialException, OSError) as exc:
-                if not self._stop.is_set():
-                    watch.lost(f"serial scanner {self.url} went away ({exc}); retrying in the background",
-                               f"Barcode scanner disconnected ({self.url})")
-            finally:
-                self._close()
+    # -- transitional (issue 10): the old construction and attributes, until the composition root
+    # (hardware/factory.py, hardware/selftest.py) builds SerialSettings; then these go.
+    @classmethod
+    def from_config(cls, section: Any, faults: Faults, *, url: str | None = None, source: str = "") -> "SerialScanner":
+        return cls(SerialSettings._from_section(section, source, url), faults)
 
-    def _read(self, submit: Submit) -> None:
-        framer = LineFramer(self.terminator)
-        port = self.port
-        while not self._stop.is_set():
-            data = port.read(max(1, port.in_waiting))
-            if not data:
-                continue
-            for line in framer.feed(data):
-                code = self.clean(line)
-                if code:
-                    submit(Scan(raw=code, source=self.name))
+    @property
+    def url(self) -> str:
+        return self.settings.url
+
+    @property
+    def terminator(self) -> bytes:
+        return self.settings.terminator

@@ -228,6 +228,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "device": Key("", STR),
         "layout": Key("us", STR),
         "grab": Key(True, BOOL),
+        "reconnect_max_s": Key(30, NUM, _positive),
     },
     "gpio": {
         "pin_factory": Key("lgpio", STR, _one_of("lgpio", "rpigpio", "pigpio", "native", "mock")),

@@ -97,7 +97,6 @@ class FrameDecoder:
     def __init__(self, formats: Sequence[str] = DEFAULT_FORMATS, *, roi: Sequence[float] = (),
                  try_downscale: bool = True, try_invert: bool = True, min_contrast: int = MIN_CONTRAST,
                  linear_step: int = LINEAR_STEP, search_bars: bool = True, stream: bool = False):
-        self.format_names = tuple(formats)
         self.formats = zxingcpp.barcode_formats_from_str(",".join(formats))
         linear = {f.name for f in zxingcpp.barcode_formats_list(zxingcpp.BarcodeFormats(zxingcpp.AllLinear))}
         matrix_names = [f for f in formats if f not in linear]

@@ -5,16 +5,19 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from hwutil import make_config, wait_for
+from hwutil import make_config
 
-from hardware.camera import REFRESH_S, STILL_DECODES, Camera, ChangeDetector, Debouncer, picamera2_class
+from hardware.camera import (REFRESH_S, STILL_DECODES, CameraSettings, CameraSource, ChangeDetector, Debouncer,
+                             picamera2_class)
 from hardware.camera_sim import AfModeEnum, SimulatedPicamera2, fitted_code, scene, yuv420
 from kiosk.decoder import FrameDecoder
 from kiosk.errors import CameraError
 from kiosk.ports import Faults
+from tests.kiosk.waits import wait_for
 
 SIZE = (320, 240)
 
@@ -83,8 +86,9 @@ def make_camera(config, fakes, faults=None, decoder=None):
         opened.append(cam)
         return cam
 
-    camera = Camera(config.camera, decoder or FrameDecoder.from_config(config.camera, stream=True), faults or Faults(),
-                    open_camera=open_camera, af_modes=lambda: AfModeEnum, reconnect_min_s=0.01, reconnect_max_s=0.05)
+    settings = replace(CameraSettings.from_config(config), reconnect_min_s=0.01, reconnect_max_s=0.05)
+    camera = CameraSource(settings, faults or Faults(), open_camera=open_camera, af_modes=lambda: AfModeEnum,
+                          decoder=decoder)
     return camera, opened
 
 
@@ -102,6 +106,33 @@ def test_missing_picamera2_says_how_to_install_it():
     assert "--system-site-packages" in message
 
 
+def test_settings_are_read_and_converted_once():
+    config = camera_config(main_size=[1280, 720], framerate=12, roi=[0, 0.25, 1, 0.5], formats=["QRCode"])
+    settings = CameraSettings.from_config(config)
+    assert settings == CameraSettings(
+        backend="picamera2", main_size=(1280, 720), lores_size=SIZE, framerate=12.0, autofocus="continuous",
+        formats=("QRCode",), roi=(0.0, 0.25, 1.0, 0.5), change_threshold=2.0, debounce_s=0.05, try_downscale=True,
+        try_invert=True)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("picamera2") is not None, reason="picamera2 is installed here")
+def test_a_picamera2_source_without_picamera2_fails_when_built_not_on_its_thread():
+    with pytest.raises(CameraError, match="python3-picamera2"):
+        CameraSource(CameraSettings.from_config(camera_config()), Faults())
+
+
+def test_the_simulated_backend_films_the_demo_codes():
+    settings = CameraSettings.from_config(camera_config(backend="simulated"))
+    camera = CameraSource(settings, Faults(), demo_codes=["I-1001"])
+    scans, submit = collect()
+    camera.start(submit)
+    try:
+        wait_for(lambda: scans, "the demo code read off the simulated camera")
+    finally:
+        camera.stop()
+    assert scans[0].raw == "I-1001" and scans[0].source == "camera"
+
+
 def test_configures_lores_yuv420_framerate_and_continuous_autofocus():
     config = camera_config(main_size=[1280, 720], framerate=12)
     fake = FakePicamera2()
@@ -109,7 +140,7 @@ def test_configures_lores_yuv420_framerate_and_continuous_autofocus():
     scans, submit = collect()
     camera.start(submit)
     try:
-        wait_for(fake.served.is_set)
+        wait_for(fake.served.is_set, "every queued frame served")
     finally:
         camera.stop()
     _, main, lores, controls = fake.calls[0]
@@ -126,7 +157,7 @@ def test_no_autofocus_control_when_off_or_fixed_focus(autofocus, has_af):
     camera, _ = make_camera(camera_config(autofocus=autofocus), [fake])
     camera.start(lambda scan: None)
     try:
-        wait_for(fake.served.is_set)
+        wait_for(fake.served.is_set, "every queued frame served")
     finally:
         camera.stop()
     assert "AfMode" not in fake.controls
@@ -139,7 +170,7 @@ def test_a_code_in_view_is_submitted_once_and_again_after_it_left():
     scans, submit = collect()
     camera.start(submit)
     try:
-        wait_for(fake.served.is_set)
+        wait_for(fake.served.is_set, "every queued frame served")
     finally:
         camera.stop()
     assert [s.raw for s in scans] == ["I-1001", "I-1001"]
@@ -189,7 +220,8 @@ class FlakyDecoder(FrameDecoder):
 
 def test_a_still_code_missed_at_first_is_read_on_the_refresh():
     config = camera_config()
-    camera, _ = make_camera(config, [FakePicamera2()], decoder=FlakyDecoder(config.camera.formats, misses=STILL_DECODES + 1))
+    flaky = FlakyDecoder(config.camera.formats, misses=STILL_DECODES + 1)
+    camera, _ = make_camera(config, [FakePicamera2()], decoder=flaky)
     scans, submit = collect()
     camera._submit = submit
     frame = frame_of("I-1001")
@@ -238,7 +270,7 @@ def test_newest_frame_wins_when_decoding_is_slow():
         for frame in frames:
             camera.offer(frame, time.monotonic())
             time.sleep(0.005)
-        wait_for(lambda: scans and scans[-1].raw == codes[-1])
+        wait_for(lambda: scans and scans[-1].raw == codes[-1], "the newest frame decoded")
     finally:
         camera._stop.set()
         thread.join(2)
@@ -275,7 +307,7 @@ def test_a_failing_camera_is_a_fault_until_it_comes_back(caplog):
     scans, submit = collect()
     camera.start(submit)
     try:
-        wait_for(good.served.is_set)
+        wait_for(good.served.is_set, "the good camera's frames served")
     finally:
         camera.stop()
     assert seen_faults[0][0] == "camera" and "timed out" in seen_faults[0][1]

@@ -5,17 +5,19 @@ from __future__ import annotations
 import errno
 import os
 import threading
+from dataclasses import replace
 
 import pytest
-from hwutil import drain, make_config, wait_for
+from hwutil import drain, make_config
 
 evdev = pytest.importorskip("evdev")
 from evdev import InputEvent, ecodes  # noqa: E402
 
-from hardware.hid_scanner import MAX_CODE, HidScanner, KeyDecoder  # noqa: E402
+from hardware.hid_scanner import MAX_CODE, HidScanner, HidSettings, KeyDecoder  # noqa: E402
 from hardware.keymaps import DE, US, load_layout  # noqa: E402
 from kiosk.errors import ConfigError  # noqa: E402
 from kiosk.model import Verdict  # noqa: E402
+from tests.kiosk.waits import wait_for  # noqa: E402
 
 
 def key(name: str, value: int) -> InputEvent:
@@ -138,17 +140,18 @@ def test_scanner_grabs_reads_and_survives_unplugging(gate, faults):
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
         return devices[0] if len(attempts) == 1 else devices[1]
 
-    scanner = HidScanner("/dev/input/by-id/usb-scanner-event-kbd", US, faults, open_device=open_device,
-                         reconnect_min_s=0.01, reconnect_max_s=0.05)
+    settings = HidSettings("/dev/input/by-id/usb-scanner-event-kbd", US, grab=True, reconnect_max_s=0.05,
+                           reconnect_min_s=0.01)
+    scanner = HidScanner(settings, faults, open_device=open_device)
     scanner.start(gate.submit)
     try:
-        wait_for(scanner.connected.is_set)
+        wait_for(scanner.connected.is_set, "the first device grabbed")
         devices[0].type(typed("I-1001"))
         (first,) = drain(gate, 1)
         devices[0].unplug()
-        wait_for(lambda: "hid" in faults.active())
-        wait_for(lambda: devices[1].grabbed)
-        wait_for(lambda: "hid" not in faults.active())
+        wait_for(lambda: "hid" in faults.active(), "the unplugging seen as a fault")
+        wait_for(lambda: devices[1].grabbed, "the device plugged back in grabbed")
+        wait_for(lambda: "hid" not in faults.active(), "the fault cleared")
         devices[1].type(typed("HELLO"))
         (second,) = drain(gate, 1)
     finally:
@@ -162,11 +165,10 @@ def test_scanner_grabs_reads_and_survives_unplugging(gate, faults):
 def test_grab_can_be_turned_off(faults):
     device = FakeInputDevice()
     config = make_config({"hid": {"device": "/dev/input/event3", "grab": False}})
-    scanner = HidScanner.from_config(config.hid, config.serial, faults)
-    scanner.open_device = lambda path: device
+    scanner = HidScanner(HidSettings.from_config(config), faults, open_device=lambda path: device)
     scanner.start(lambda scan: None)
     try:
-        wait_for(scanner.connected.is_set)
+        wait_for(scanner.connected.is_set, "the device opened")
     finally:
         scanner.stop()
     assert not device.grabbed
@@ -174,5 +176,31 @@ def test_grab_can_be_turned_off(faults):
 
 def test_hid_without_a_device_is_a_config_error(faults):
     config = make_config({"hid": {"device": ""}})
-    with pytest.raises(ConfigError, match="hid.device"):
-        HidScanner.from_config(config.hid, config.serial, faults, source=config.source)
+    with pytest.raises(ConfigError, match=r"^test\.toml: hid\.device: is empty; name the scanner's event device"):
+        HidSettings.from_config(config)
+
+
+def test_settings_take_the_reconnect_delay_from_the_hid_section_not_the_serial_one():
+    config = make_config({"hid": {"device": "/dev/input/event3", "layout": "de", "reconnect_max_s": 4},
+                          "serial": {"reconnect_max_s": 90}})
+    settings = HidSettings.from_config(config)
+    assert settings.reconnect_max_s == 4.0
+    assert settings.device == "/dev/input/event3" and settings.layout == DE and settings.grab is True
+
+
+def test_a_device_that_cannot_be_grabbed_is_a_fault_and_is_let_go(faults):
+    class Busy(FakeInputDevice):
+        def grab(self):
+            raise OSError(errno.EBUSY, "Device or resource busy")
+
+    busy = Busy()
+    settings = replace(HidSettings.from_config(make_config({"hid": {"device": "/dev/input/event3"}})),
+                       reconnect_min_s=0.01, reconnect_max_s=0.05)
+    scanner = HidScanner(settings, faults, open_device=lambda path: busy)
+    scanner.start(lambda scan: None)
+    try:
+        wait_for(lambda: "hid" in faults.active(), "the busy device seen as a fault")
+    finally:
+        scanner.stop()
+    assert faults.active()["hid"] == "Keyboard scanner cannot be grabbed (/dev/input/event3)"
+    assert busy.closed and not scanner.connected.is_set()

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 
 import pytest
-from hwutil import drain, make_config, wait_for
+from hwutil import drain, make_config
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hardware.serial_scanner import MAX_CODE, LineFramer, SerialScanner, terminator_bytes
+from hardware.serial_scanner import MAX_CODE, LineFramer, SerialScanner, SerialSettings, terminator_bytes
 from kiosk.errors import ConfigError
 from kiosk.model import Verdict
 from kiosk.ports import Faults
+from tests.kiosk.waits import wait_for
 
 
 @pytest.mark.parametrize("name, raw", [("CR", b"\r"), ("LF", b"\n"), ("CRLF", b"\r\n"), ("0x03", b"\x03")])
@@ -55,18 +57,25 @@ def test_framer_recovers_codes_however_the_bytes_are_chunked(codes, cuts):
     assert out == codes
 
 
-def scanner_for(url: str, faults: Faults, **settings) -> SerialScanner:
-    config = make_config({"serial": {"url": url, **settings}})
-    scanner = SerialScanner.from_config(config.serial, faults, source=config.source)
-    scanner.reconnect_min_s, scanner.reconnect_max_s = 0.02, 0.1
-    return scanner
+def scanner_for(url: str, faults: Faults, **serial) -> SerialScanner:
+    settings = SerialSettings.from_config(make_config({"serial": {"url": url, **serial}}))
+    return SerialScanner(replace(settings, reconnect_min_s=0.02, reconnect_max_s=0.1), faults)
+
+
+def test_settings_are_read_and_converted_once():
+    config = make_config({"serial": {"url": "/dev/serial/by-id/usb-scanner", "baudrate": 115200, "terminator": "0x03",
+                                     "prefix": "]Q1", "suffix": "#", "reconnect_max_s": 7}})
+    assert SerialSettings.from_config(config) == SerialSettings(
+        url="/dev/serial/by-id/usb-scanner", baudrate=115200, terminator=b"\x03", prefix=b"]Q1", suffix=b"#",
+        reconnect_max_s=7.0)
+    assert SerialSettings.from_config(config, url="loop://").url == "loop://"  # --simulate
 
 
 def test_loop_url_through_the_gate(gate, faults):
     scanner = scanner_for("loop://", faults, terminator="CR", prefix="]Q1", suffix="#")
     scanner.start(gate.submit)
     try:
-        wait_for(scanner.connected.is_set)
+        wait_for(scanner.connected.is_set, "the loop:// port opened")
         scanner.port.write(b"]Q1I-1001#\r" + b"Z" * 300 + b"\r\n]Q1O-2001#\r")
         first, overlong, last = drain(gate, 3)
     finally:
@@ -81,7 +90,7 @@ def test_invalid_utf8_is_a_verdict_not_a_crash(gate, faults):
     scanner = scanner_for("loop://", faults, terminator="LF")
     scanner.start(gate.submit)
     try:
-        wait_for(scanner.connected.is_set)
+        wait_for(scanner.connected.is_set, "the loop:// port opened")
         scanner.port.write(b"\xff\xfe\n")
         (decision,) = drain(gate, 1)
     finally:
@@ -92,8 +101,8 @@ def test_invalid_utf8_is_a_verdict_not_a_crash(gate, faults):
 
 def test_empty_url_is_a_config_error(faults):
     config = make_config({"serial": {"url": ""}})
-    with pytest.raises(ConfigError, match="serial.url"):
-        SerialScanner.from_config(config.serial, faults, source=config.source)
+    with pytest.raises(ConfigError, match=r"^test\.toml: serial\.url: is empty; name the scanner's port"):
+        SerialSettings.from_config(config)
 
 
 class Pty:
@@ -127,17 +136,17 @@ def test_unplugged_scanner_is_a_fault_then_reconnects(tmp_path, caplog):
     scanner = scanner_for(str(tmp_path / "scanner"), faults)
     scanner.start(received.append)
     try:
-        wait_for(scanner.connected.is_set)
+        wait_for(scanner.connected.is_set, "the pty opened")
         pty.send(b"I-1001\r")
-        wait_for(lambda: received)
+        wait_for(lambda: received, "the first code")
         pty.unplug()
-        wait_for(lambda: "serial" in faults.active())
-        wait_for(lambda: "not connected" in faults.active().get("serial", ""))  # retrying the vanished port
+        wait_for(lambda: "serial" in faults.active(), "the unplugging seen as a fault")
+        wait_for(lambda: "not connected" in faults.active().get("serial", ""), "the vanished port retried")
         pty.plug()
-        wait_for(lambda: "serial" not in faults.active())
-        wait_for(scanner.connected.is_set)
+        wait_for(lambda: "serial" not in faults.active(), "the fault cleared once plugged back in")
+        wait_for(scanner.connected.is_set, "the pty reopened")
         pty.send(b"O-2001\r")
-        wait_for(lambda: len(received) == 2)
+        wait_for(lambda: len(received) == 2, "the code after reconnecting")
     finally:
         scanner.stop()
         if pty.master >= 0:
@@ -151,7 +160,7 @@ def test_scanner_absent_at_start_does_not_stop_anything(tmp_path, faults):
     scanner = scanner_for(str(tmp_path / "nothing-here"), faults)
     scanner.start(lambda scan: None)
     try:
-        wait_for(lambda: "serial" in faults.active())
+        wait_for(lambda: "serial" in faults.active(), "the absent port seen as a fault")
     finally:
         scanner.stop()
     assert not scanner.connected.is_set()
@@ -164,9 +173,9 @@ def test_spy_url_logs_the_traffic_of_a_real_port(tmp_path, faults):
     scanner = scanner_for(f"spy://{tmp_path / 'scanner'}?file={log_file}", faults)
     scanner.start(received.append)
     try:
-        wait_for(scanner.connected.is_set)
+        wait_for(scanner.connected.is_set, "the spied pty opened")
         pty.send(b"I-1001\r")
-        wait_for(lambda: received)
+        wait_for(lambda: received, "the code read through spy://")
     finally:
         scanner.stop()
         pty.unplug()

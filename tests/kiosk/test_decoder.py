@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kiosk.decoder import LINEAR_STEP, FrameDecoder, render_code
+from kiosk.decoder import DEFAULT_FORMATS, LINEAR_STEP, FrameDecoder, render_code
 
 
 def scene(code: np.ndarray | None = None, *, size=(480, 640), ground=200, seed=3) -> np.ndarray:
@@ -80,7 +80,7 @@ def test_camera_path_finds_at_least_what_zxing_defaults_find_on_photos():
     import zxingcpp
 
     photos = _photos_module()
-    formats = zxingcpp.barcode_formats_from_str(",".join(FrameDecoder().format_names))
+    formats = zxingcpp.barcode_formats_from_str(",".join(DEFAULT_FORMATS))
     lost = []
     counted = 0
     for photo in [*photos.zxing_samples(), *photos.synthetic_photos()]:

@@ -29,13 +29,17 @@ Rules are written as short strings in the config's `[rules]` section (see config
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from .credential import card_key
 from .model import Card, Decision, Group, Verdict
+
+if TYPE_CHECKING:
+    from .rules import Policy
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PERIODS = ("day", "week", "month", "total")
@@ -93,13 +97,13 @@ class AccessRules:
     guests: Mapping[str, int] = field(default_factory=dict)  # group -> guests a member may bring per visit
     guest_key: str = ""  # the text a scanner sends for "+1 guest" ("" = none)
 
-    @property
+    @functools.cached_property  # asked on every scan; the rules never change (frozen)
     def active(self) -> bool:
         return bool(self.hours or self.limits or self.min_interval_s or self.capacity or self.passback
                     or self.guests or self.direction == "out")
 
     @classmethod
-    def from_config(cls, section) -> "AccessRules":
+    def from_config(cls, section: Any) -> "AccessRules":
         """From the `[rules]` section; its values were checked by kiosk.config (same parsers)."""
         reset = section.occupancy_reset or section.day_starts
         return cls(hours=parse_hours(section.hours), closed=frozenset(parse_dates(section.closed)),
@@ -164,9 +168,9 @@ def check(rules: AccessRules, *, customer_id: str, card: Card | None, group_ids:
         if all(o is not None for o in over):
             limit, used, resets = over[0]  # type: ignore[misc]
             per = "in total" if limit.period == "total" else f"per {limit.period}"
-            again = f"; again from {when_text(resets, local)}" if resets else ""
+            until = f"; again from {when_text(resets, local)}" if resets else ""
             return Outcome(Verdict.LIMIT_REACHED, f"{names[limit.group]}: {limit.count} "
-                           f"entr{'y' if limit.count == 1 else 'ies'} {per}, {used} used{again}",
+                           f"entr{'y' if limit.count == 1 else 'ies'} {per}, {used} used{until}",
                            count=used, limit=limit.count, next_at=resets)
 
     punch_left = None
@@ -201,7 +205,7 @@ def guest_decision(host: Decision | None, used: int, rules: AccessRules, counts:
     if host is None or not host.guests or not timedelta(0) <= now - host.at <= GUEST_WINDOW:
         return Decision(Verdict.NOT_RECOGNISED, at=now, raw="guest", cursor=cursor,
                         reason="+1 guest: scan the member's card first")
-    base = {"at": now, "raw": f"guest:{host.customer_id}", "credential": "", "cursor": cursor,
+    base: dict[str, Any] = {"at": now, "raw": f"guest:{host.customer_id}", "credential": "", "cursor": cursor,
             "name": f"Guest of {host.name}", "limit": host.guests}
     if used >= host.guests:
         return Decision(Verdict.LIMIT_REACHED, count=used, reason=f"{host.name} may bring {host.guests} "
@@ -397,7 +401,7 @@ def parse_limits(items: list[str]) -> tuple[Limit, ...]:
     return tuple(out)
 
 
-def policy_of(config):
+def policy_of(config: Any) -> "Policy":
     """The gate's Policy with its access rules, from the whole config (the App and `kiosk replay` use it)."""
     import dataclasses
 

@@ -7,6 +7,7 @@ from typing import Iterable
 from urllib.parse import unquote, urlsplit
 
 from . import passes
+from .frozen import maker
 from .model import Credential, CredentialKind
 
 MAX_LEN = 256
@@ -22,6 +23,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _TRAILING = "\r\n\t"
 # http(s)://host[:port] followed by a path, query or fragment, with a host urlsplit takes as it is
 _PLAIN_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.:-]*(?=[/?#])")
+_credential = maker(Credential)  # a Credential without the frozen __init__'s per-field cost (kiosk/frozen.py)
 
 
 def printable(text: str, limit: int = MAX_LEN) -> str:
@@ -42,14 +44,17 @@ def parse(scanned: str | bytes, id_patterns: Iterable[re.Pattern[str] | str] = (
             return _invalid(bytes(scanned).decode("utf-8", "replace"), "the code is not valid UTF-8 text")
     else:
         text = scanned
-        if _SURROGATE.search(text):
+        # isascii() reads a flag of the string (O(1)): only other text can hold a surrogate
+        if not text.isascii() and _SURROGATE.search(text):
             return _invalid(text.encode("utf-8", "replace").decode("utf-8"), "the code is not valid UTF-8 text")
     body = text.rstrip(_TRAILING).strip()
     if not body:
         return _invalid(text, "the code is empty")
     if len(body) > MAX_LEN:
         return _invalid(text, f"the code is longer than {MAX_LEN} characters")
-    if _CONTROL.search(body) or "\n" in body or "\r" in body or "\t" in body:
+    # printable ASCII (a card URL, an id) holds no control character; isprintable() is one C loop
+    if not (body.isascii() and body.isprintable()) and (
+            _CONTROL.search(body) or "\n" in body or "\r" in body or "\t" in body):
         return _invalid(text, "the code contains control characters")
     if passes.looks_like_pass(body):  # signed member passes: decoded in kiosk/passes.py
         return passes.credential(body)
@@ -67,13 +72,13 @@ def parse(scanned: str | bytes, id_patterns: Iterable[re.Pattern[str] | str] = (
 def _classify(candidate: str, raw: str) -> Credential | None:
     bare = _BARE_UUID.fullmatch(candidate)
     if bare:
-        return Credential(raw=raw, kind=CredentialKind.CARD_UUID, value=bare.group(1).lower())
+        return _credential(raw=raw, kind=CredentialKind.CARD_UUID, value=bare.group(1).lower())
     if _CUSTOMER_ID.fullmatch(candidate):
-        return Credential(raw=raw, kind=CredentialKind.CUSTOMER_ID, value=candidate.upper())
+        return _credential(raw=raw, kind=CredentialKind.CUSTOMER_ID, value=candidate.upper())
     if "://" in candidate or candidate.lower().startswith(("www.", "urn:")):
         found = _uuid_in_url(candidate)
         if found:
-            return Credential(raw=raw, kind=CredentialKind.CARD_UUID, value=found)
+            return _credential(raw=raw, kind=CredentialKind.CARD_UUID, value=found)
     return None
 
 

@@ -217,7 +217,8 @@ _FAULT_KEYS = (("upstream_auth", "fault.upstream_auth"), ("token", "fault.upstre
                ("upstream", "fault.upstream"), ("camera", "fault.camera"), ("serial", "fault.scanner"),
                ("hid", "fault.scanner"), ("scanner", "fault.scanner"), ("snapshot_stale", "fault.snapshot_stale"),
                ("snapshot_pending", "fault.snapshot_pending"), ("snapshot", "fault.snapshot_damaged"),
-               ("journal", "fault.journal"), ("door", "fault.door_held"))
+               ("journal", "fault.journal"), ("door", "fault.door_held"), ("venue_auth", "fault.venue_refused"),
+               ("venue", "fault.venue_down"))
 
 
 def fault_text(name: str, message: str, msg: Messages) -> str:

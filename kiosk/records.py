@@ -25,6 +25,7 @@ from datetime import date, datetime, timezone
 
 from .credential import MAX_LEN as MAX_CODE
 from .credential import card_key, customer_key
+from .frozen import maker
 from .model import CARD_TYPES, Card, Customer, Group
 from .text import has_unsafe, safe_text
 
@@ -228,9 +229,14 @@ def _tuple_of(json_list: str) -> tuple[str, ...]:
     return tuple(json.loads(json_list))
 
 
+# a snapshot read builds one of each per card scan: without the frozen __init__'s per-field cost (kiosk/frozen.py)
+_customer = maker(Customer)
+_card = maker(Card)
+
+
 def customer_from_row(row: tuple) -> Customer:
     (_key, cid, kind, first, last, name, active, groups, vf, vu, email, postcode, photo, tags) = row[:14]
-    return Customer(
+    return _customer(
         id=cid, kind=kind, first_name=first, last_name=last, name=name, active=bool(active),
         groups=_tuple_of(groups), valid_from=date.fromisoformat(vf) if vf else None,
         valid_until=date.fromisoformat(vu) if vu else None, email=email, postcode=postcode,
@@ -240,7 +246,7 @@ def customer_from_row(row: tuple) -> Customer:
 
 def card_from_row(row: tuple) -> Card:
     _key, code, owner, card_type, revoked, batch, entries, entries_at = row
-    return Card(code=code, customer_id=owner, card_type=card_type, revoked=bool(revoked), batch=batch,
+    return _card(code=code, customer_id=owner, card_type=card_type, revoked=bool(revoked), batch=batch,
                 entries=entries, entries_at=datetime.fromisoformat(entries_at) if entries_at else None)
 
 

@@ -7,13 +7,15 @@ testable without sleeping and is the same online and offline.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 from . import access, passes
 from .counts import Counts
+from .frozen import maker
 from .model import Card, Credential, CredentialKind, Customer, Decision, Group, Verdict
 from .pass_keys import PassSettings
 
@@ -47,7 +49,7 @@ class Policy:
     access: access.AccessRules = field(default_factory=access.AccessRules)  # [rules]: hours, limits, capacity...
 
     @classmethod
-    def from_config(cls, gate, passes: PassSettings | None = None) -> "Policy":
+    def from_config(cls, gate: Any, passes: PassSettings | None = None) -> "Policy":
         from zoneinfo import ZoneInfo
 
         groups = gate.groups if isinstance(gate.groups, str) else tuple(gate.groups)
@@ -66,13 +68,22 @@ def repeat_key(decision: Decision) -> str:
 
 
 def snapshot_age(meta: Mapping[str, str], now: datetime) -> timedelta | None:
-    synced = meta.get("synced_at")
-    if not synced:
+    synced = _synced_at(meta.get("synced_at"))
+    return None if synced is None else now - synced
+
+
+@functools.lru_cache(maxsize=8)
+def _synced_at(text: object) -> datetime | None:
+    """The snapshot's sync time; every scan reads the same few texts, so each is parsed once."""
+    if not text or not isinstance(text, str):
         return None
     try:
-        return now - datetime.fromisoformat(synced)
-    except (ValueError, TypeError):
+        return datetime.fromisoformat(text)
+    except ValueError:
         return None
+
+
+_decision = maker(Decision)  # the admit on the hot path (see kiosk/frozen.py)
 
 
 def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: datetime,
@@ -81,7 +92,8 @@ def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: 
     `counts` are the entries, occupancy and punch uses the access rules read (none given: all zero)."""
     counts = _NO_COUNTS if counts is None else counts
     meta = snapshot.meta()
-    base = {"at": now, "raw": credential.raw, "credential": credential.value, "cursor": meta.get("cursor", "")}
+    base: dict[str, Any] = {"at": now, "raw": credential.raw, "credential": credential.value,
+                            "cursor": meta.get("cursor", "")}
 
     if not credential.valid:
         return Decision(Verdict.NOT_RECOGNISED, reason=f"Barcode not recognised: {credential.problem}", **base)
@@ -100,7 +112,7 @@ def decide(credential: Credential, snapshot: SnapshotView, policy: Policy, now: 
         return Decision(Verdict.NOT_RECOGNISED, reason="Barcode not recognised: no customer or card with this code",
                         **base)
 
-    card_fields = {"card_code": card.code, "card_type": card.card_type} if card else {}
+    card_fields: dict[str, Any] = {"card_code": card.code, "card_type": card.card_type} if card else {}
     if card is not None:
         if card.revoked:
             return Decision(Verdict.CARD_REVOKED, customer_id=card.customer_id, reason="Card revoked",
@@ -126,8 +138,8 @@ def _decide_customer(customer: Customer, snapshot: SnapshotView, policy: Policy,
                      counts: access.CountsView = _NO_COUNTS, card: Card | None = None) -> Decision:
     """The snapshot's word on a customer it knows: active, dates, groups, repeat, staleness."""
     groups = snapshot.groups()
-    who = {"customer_id": customer.id, "name": customer.display_name, "groups": _shown(groups, customer.groups),
-           "valid_until": customer.valid_until, **base}
+    who: dict[str, Any] = {"customer_id": customer.id, "name": customer.display_name,
+                           "groups": _shown(groups, customer.groups), "valid_until": customer.valid_until, **base}
 
     if not customer.active:
         return Decision(Verdict.INACTIVE, reason="Account inactive", **who)
@@ -150,13 +162,14 @@ def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], polic
             verify = [g for g in groups.values() if g.scannable]
         else:
             verify = [groups.get(g) or Group(g, g) for g in policy.groups]
-        matched = tuple(g.name for g in verify if g.id in held)
-        matched_ids = tuple(g.id for g in verify if g.id in held)
+        hits = [g for g in verify if g.id in held]
+        matched, matched_ids = tuple([g.name for g in hits]), tuple([g.id for g in hits])
         if not matched:
             names = ", ".join(g.name for g in verify) or "none"
             return Decision(Verdict.NOT_IN_GROUP, reason=f"Not in the selected group: {names}", **who)
 
-    admitted = Decision(Verdict.ADMIT, matched_groups=matched, reason=f"Welcome ({via})" if via else "Welcome", **who)
+    admitted = _decision(verdict=Verdict.ADMIT, matched_groups=matched,
+                         reason=f"Welcome ({via})" if via else "Welcome", **who)
     last = (recent_admits or {}).get(repeat_key(admitted))
     if last is not None and timedelta(0) <= now - last <= timedelta(seconds=policy.repeat_window_s):
         ago = (now - last).total_seconds()
@@ -175,7 +188,7 @@ def _admit_if_in_group(held: tuple[str, ...], groups: Mapping[str, Group], polic
             admitted = ruled
 
     age = snapshot_age(meta, now)
-    if age is None or age > timedelta(hours=policy.max_snapshot_age_h):
+    if age is None or age.total_seconds() > policy.max_snapshot_age_h * 3600:
         why = "no sync time recorded" if age is None else f"last synced {age.total_seconds() / 3600:.0f} h ago"
         if policy.stale_policy == "deny":
             return Decision(Verdict.SNAPSHOT_STALE, matched_groups=matched, stale=True,
@@ -229,6 +242,7 @@ def decide_pass(credential: Credential, snapshot: SnapshotView, policy: Policy, 
 
     customer = snapshot.customer(p.customer_id)
     groups = snapshot.groups()
+    who: dict[str, Any]
     if customer is not None:
         who = {"customer_id": customer.id, "name": customer.display_name, "groups": _shown(groups, customer.groups),
                "valid_until": customer.valid_until, **base}

@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -133,8 +134,8 @@ def bench_decode(runs: int) -> None:
           f"{'found':>6} | {'ratio':>6}")
     medians: dict[str, tuple[float, float | None]] = {}
     for name, (frame, text) in frames().items():
-        z = timed(lambda: camera.decode(frame), runs)
-        zi = timed(lambda: single.decode(frame), max(10, runs // 4))
+        z = timed(partial(camera.decode, frame), runs)
+        zi = timed(partial(single.decode, frame), max(10, runs // 4))
         z_found = [f.text for f in single.decode(frame)]
         z_found_camera = sorted({f.text for _ in range(2) for f in camera.decode(frame)})
         z_ok = ((z_found == [text]) if text else not z_found) and z_found_camera == sorted(z_found)
@@ -142,11 +143,12 @@ def bench_decode(runs: int) -> None:
                 f"{str(z_ok):>6} | ")
         zb_med = None
         if zbar is not None:
-            zb = timed(lambda: zbar(frame), max(10, runs // 4))
+            zb = timed(partial(zbar, frame), max(10, runs // 4))
             zb_found = zbar(frame)
             zb_ok = (zb_found == [text]) if text else not zb_found
             zb_med = statistics.median(zb)
-            line += f"{zb_med:>10.3f} {percentile(zb, 99):>8.3f} {str(zb_ok):>6} | {statistics.median(z) / zb_med:>6.3f}"
+            line += (f"{zb_med:>10.3f} {percentile(zb, 99):>8.3f} {str(zb_ok):>6} | "
+                     f"{statistics.median(z) / zb_med:>6.3f}")
         else:
             line += f"{'-':>10} {'-':>8} {'-':>6} | {'-':>6}"
         print(line)
@@ -156,7 +158,8 @@ def bench_decode(runs: int) -> None:
     goal("decode, blank 640x480 frame <= 0.5 ms", f"{blank:.3f} ms", blank <= 0.5)
     if zbar is not None:
         worst = max(z / zb for z, zb in medians.values() if zb)
-        goal("camera decode median <= 1/5 of pyzbar's, every frame (issue 15)", f"worst ratio {worst:.3f}", worst <= 0.2)
+        goal("camera decode median <= 1/5 of pyzbar's, every frame (issue 15)", f"worst ratio {worst:.3f}",
+             worst <= 0.2)
 
     # What each zxing-cpp option costs, on the 640x480 frames.
     print("\nzxing-cpp options on 640x480 (median ms; found):")
@@ -185,7 +188,7 @@ def bench_decode(runs: int) -> None:
 
         cells = []
         for frame, text in selected.values():
-            t = statistics.median(timed(lambda: read(frame), runs))
+            t = statistics.median(timed(partial(read, frame), runs))
             ok = (read(frame) == [text]) if text else not read(frame)
             cells.append(f"{t:>8.3f} {'yes' if ok else 'MISSED':>6}")
         print(f"{label:<28}" + "".join(f" {c:>22}" for c in cells))
@@ -432,7 +435,8 @@ def bench_import(workdir: Path, n: int, rounds: int = 5) -> None:
 # -- scan-to-decision latency ------------------------------------------------------------------------------
 
 def bench_latency(workdir: Path, scans: int) -> None:
-    print(f"\n## Scan-to-decision latency (`kiosk run --source stdin --events --headless`, {scans:,} scans, one at a time)")
+    print(f"\n## Scan-to-decision latency (`kiosk run --source stdin --events --headless`, {scans:,} scans, "
+          "one at a time)")
     state = workdir / "latency-state"
     state.mkdir(exist_ok=True)
     for name in ("snapshot.sqlite", "journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
@@ -441,8 +445,8 @@ def bench_latency(workdir: Path, scans: int) -> None:
     config = workdir / "latency.toml"
     config.write_text("[gate]\nrepeat_window_s = 0  # admits stay admits, so the full admit path is measured\n")
     child = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "run", "--source", "stdin", "--events", "--headless",
-                              "--config", str(config), "--state-dir", str(state)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, bufsize=0)
+                              "--config", str(config), "--state-dir", str(state)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
     import json
 
     carried: list[float] = []

@@ -182,17 +182,18 @@ def main() -> int:
         try:
             print(f"\n## Rules at {args.customers:,} customers, {args.events:,} journal events, "
                   f"{args.samples:,} decisions per side per run (µs per decide())")
-            print(f"{'run':>3} {'start off':>9} {'start 1/day':>11} {'start on':>9} {'RSS+':>7} {'off p50':>8} {'off p99':>8} {'on p50':>8} {'on p99':>8} "
-                  f"{'on/off p99':>10} {'record p99':>10}")
+            print(f"{'run':>3} {'start off':>9} {'start 1/day':>11} {'start on':>9} {'RSS+':>7} {'off p50':>8} "
+                  f"{'off p99':>8} {'on p50':>8} {'on p99':>8} {'on/off p99':>10} {'record p99':>10}")
             results = []
             for run in range(1, args.runs + 1):
                 r = run_once(run, snapshot, snapshot_path, journal_path, args.customers, args.samples)
                 results.append(r)
-                print(f"{run:>3} {r['rebuild_off_s']:>8.3f}s {r['rebuild_day_s']:>10.3f}s {r['rebuild_s']:>8.2f}s {r['rss_growth_mb']:>6.0f}M {r['off_p50']:>8.1f} "
-                      f"{r['off_p99']:>8.1f} {r['on_p50']:>8.1f} {r['on_p99']:>8.1f} "
-                      f"{r['on_p99'] / r['off_p99']:>10.2f} {r['record_p99']:>10.1f}")
+                print(f"{run:>3} {r['rebuild_off_s']:>8.3f}s {r['rebuild_day_s']:>10.3f}s {r['rebuild_s']:>8.2f}s "
+                      f"{r['rss_growth_mb']:>6.0f}M {r['off_p50']:>8.1f} {r['off_p99']:>8.1f} {r['on_p50']:>8.1f} "
+                      f"{r['on_p99']:>8.1f} {r['on_p99'] / r['off_p99']:>10.2f} {r['record_p99']:>10.1f}")
             print(f"(counts rebuilt from {results[-1]['events']:,} admits and corrections)")
-            print(f"\n## Whole scan (Gate.handle: parse, decide, journal, count), µs, {args.samples // 4:,} scans a side")
+            print(f"\n## Whole scan (Gate.handle: parse, decide, journal, count), µs, {args.samples // 4:,} "
+                  "scans a side")
             print(f"{'run':>3} {'off p50':>8} {'off p99':>8} {'on p50':>8} {'on p99':>8} {'on/off p99':>10}")
             for run, r in enumerate(results, 1):
                 print(f"{run:>3} {r['scan_off_p50']:>8.1f} {r['scan_off_p99']:>8.1f} {r['scan_on_p50']:>8.1f} "

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Upstream benchmarks (issue 5), against the reference upstream on loopback in its own process.
 
-1. Full sync of 1,000,000 customers + 200,000 cards: wall time and peak RSS of the `kiosk sync`
-   process (goals: <= 20 s, <= 100 MB).
+1. Full sync of 1,000,000 customers + 200,000 cards, NDJSON against the snapshot file (docs/protocol.md),
+   side by side: two upstream processes on the same data, one serving NDJSON only, one also serving the
+   snapshot file (built once before the runs; its build time is printed apart); wall time and peak RSS of
+   each `kiosk sync` process, alternated for --rounds rounds (goals: file <= 0.5x NDJSON, <= 100 MB).
 2. A delta of 1,000 changes on top of it (goal: <= 1 s).
 3. Draining 100,000 journal events (goal: <= 30 s) while a scan is decided every 100 ms, with
    the p99 decision latency unchanged within 2 ms of the same kiosk without an upstream.
 
-    ./scripts/bench sync [--customers N] [--cards N] [--events N] [--workdir DIR] [--only full|delta|drain]
+    ./scripts/bench sync [--customers N] [--cards N] [--events N] [--rounds N] [--workdir DIR]
+                         [--only full|delta|drain]
 
 The upstream's database is built once in --workdir and reused by later runs.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import os
 import random
 import shutil
@@ -57,9 +61,10 @@ def records(customers: int, cards: int):
                "active": rng.random() > 0.05, "groups": rng.sample(GROUPS, rng.randint(0, 2)),
                "valid_until": (today + timedelta(days=rng.randint(-100, 700))).isoformat(),
                "email": f"{first.lower()}.{i}@example.org", "postcode": f"{1000 + i % 9000} AB"}
-    for i in range(cards):
+    for _ in range(cards):
         yield {"type": "card", "code": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-               "customer_id": f"I-{rng.randrange(customers):07d}", "card_type": rng.choice(["ID", "ID", "VIP", "GIFT"]),
+               "customer_id": f"I-{rng.randrange(customers):07d}",
+               "card_type": rng.choice(["ID", "ID", "VIP", "GIFT"]),
                "revoked": rng.random() < 0.02, "batch": "2026"}
 
 
@@ -72,11 +77,13 @@ def free_port() -> int:
 class Server:
     """The reference upstream as its own process, so its CPU and memory are not the kiosk's."""
 
-    def __init__(self, db: Path, token_file: Path, log: Path):
+    def __init__(self, db: Path, token_file: Path, log: Path, files: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/kiosk/v1"
+        extra = ["--snapshot-files", str(files)] if files is not None else ["--no-snapshot-files"]
         self.proc = subprocess.Popen([*KIOSK, "upstream", "--db", str(db), "--token-file", str(token_file),
-                                      "--port", str(self.port)], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+                                      "--port", str(self.port), *extra], stdout=open(log, "w"),
+                                     stderr=subprocess.STDOUT)
         for _ in range(200):
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
@@ -113,7 +120,24 @@ def write_config(path: Path, state: Path, url: str, token_file: Path, **upstream
     return path
 
 
-def bench_full_and_delta(work: Path, token_file: Path, customers: int, cards: int, only: str | None) -> None:
+def wait_for_file(server: Server, token: str, limit_s: float = 1800) -> float:
+    """Ask /snapshot for a file until the upstream has built it (it answers NDJSON meanwhile); seconds waited."""
+    import httpx
+
+    from kiosk.snapshot_file import MANIFEST_TYPE
+
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        with httpx.stream("GET", server.url + "/snapshot", timeout=30,
+                          headers={"Authorization": f"Bearer {token}", "Accept": MANIFEST_TYPE}) as response:
+            if response.headers.get("content-type", "").startswith(MANIFEST_TYPE):
+                return time.monotonic() - started
+        time.sleep(1)
+    raise SystemExit(f"the upstream built no snapshot file within {limit_s:.0f} s")
+
+
+def bench_full_and_delta(work: Path, token_file: Path, customers: int, cards: int, only: str | None,
+                         rounds: int) -> None:
     db = work / f"upstream-{customers}-{cards}.sqlite"
     if not db.exists():
         print(f"building the upstream's data ({customers:,} customers, {cards:,} cards) in {db} ...", flush=True)
@@ -121,16 +145,43 @@ def bench_full_and_delta(work: Path, token_file: Path, customers: int, cards: in
         RefStore(db.with_suffix(".tmp")).replace(records(customers, cards))
         os.replace(db.with_suffix(".tmp"), db)
         print(f"  built in {time.monotonic() - t:.0f} s (setup, not measured)")
-    state = work / "kiosk-state"
-    shutil.rmtree(state, ignore_errors=True)
-    server = Server(db, token_file, work / "upstream.log")
+    files = work / f"files-{customers}-{cards}"
+    ndjson = Server(db, token_file, work / "upstream.log")
+    filed = Server(db, token_file, work / "upstream-files.log", files)
     try:
-        config = write_config(work / "kiosk.toml", state, server.url, token_file)
-        report, wall, rss = kiosk_sync(config)
-        sync = report["sync"]
-        print(f"full sync: {sync['changed']['customers']:,} customers, {sync['changed']['cards']:,} cards: "
-              f"sync {sync['seconds']:.1f} s, whole `kiosk sync` process {wall:.1f} s, peak RSS {rss:.0f} MB "
-              f"(goals <= 20 s, <= 100 MB); snapshot file {(state / 'snapshot.sqlite').stat().st_size / 1e6:.0f} MB")
+        waited = wait_for_file(filed, TOKEN)
+        packed = max(files.glob("*.sqlite.gz"), key=lambda p: p.stat().st_mtime)
+        print(f"snapshot file ready after {waited:.0f} s (built once by the upstream, not measured below): "
+              f"{packed.stat().st_size / 1e6:.0f} MB gzip'd")
+        load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        print(f"full sync, {platform.platform()}, load {load} at the start; each run into an empty state directory")
+        print(f"{'round':<6} {'NDJSON sync / process / RSS':>30} {'file sync / process / RSS':>30} "
+              f"{'ratio (process)':>16}")
+        ratios, worst_rss = [], 0.0
+        config = {}
+        expected: tuple[int, int] | None = None
+        for k in range(1, rounds + 1):
+            row = {}
+            for name, server in (("ndjson", ndjson), ("file", filed)):
+                state = work / f"kiosk-state-{name}"
+                shutil.rmtree(state, ignore_errors=True)
+                config[name] = write_config(work / f"kiosk-{name}.toml", state, server.url, token_file)
+                report, wall, rss = kiosk_sync(config[name])
+                sync = report["sync"]
+                got = (sync["changed"]["customers"], sync["changed"]["cards"])  # deltas of earlier runs add a few
+                expected = expected or got
+                if sync["kind"] != "full" or got != expected or got[0] < customers * 0.99:
+                    raise SystemExit(f"{name}: expected a full sync of {expected[0]:,} customers, got {sync}")
+                row[name] = (sync["seconds"], wall, rss)
+                worst_rss = max(worst_rss, rss)
+            ratio = row["file"][1] / row["ndjson"][1]
+            ratios.append(ratio)
+            cells = ["{:.1f} s / {:.1f} s / {:.0f} MB".format(*row[n]) for n in ("ndjson", "file")]
+            print(f"{k:<6} {cells[0]:>30} {cells[1]:>30} {ratio:>16.2f}", flush=True)
+        ratios.sort()
+        print(f"ratio file / NDJSON (whole `kiosk sync` process): min {ratios[0]:.2f}, median "
+              f"{ratios[len(ratios) // 2]:.2f}, max {ratios[-1]:.2f} (goal <= 0.5); peak RSS {worst_rss:.0f} MB "
+              f"(goal <= 100 MB); load {', '.join(f'{v:.2f}' for v in os.getloadavg())} at the end")
         if only == "full":
             return
         store = RefStore(db)
@@ -145,12 +196,13 @@ def bench_full_and_delta(work: Path, token_file: Path, customers: int, cards: in
         for i in rng.sample(range(customers), 100):
             changes.append({"type": "delete", "entity": "customer", "id": f"I-{i:07d}"})
         store.put(changes)
-        report, wall, rss = kiosk_sync(config)
+        report, wall, rss = kiosk_sync(config["file"])  # a delta on top of the file: NDJSON, as the protocol has it
         sync = report["sync"]
         print(f"delta of {len(changes)} changes ({sync['kind']}): sync {sync['seconds']:.2f} s, "
               f"whole process {wall:.1f} s, peak RSS {rss:.0f} MB (goal <= 1 s)")
     finally:
-        server.stop()
+        ndjson.stop()
+        filed.stop()
 
 
 def bench_drain(work: Path, token_file: Path, events: int) -> None:
@@ -225,6 +277,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--cards", type=int, default=200_000)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3, help="full syncs of each kind, alternated")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "kiosk-bench-sync")
     parser.add_argument("--only", choices=["full", "delta", "drain"])
     args = parser.parse_args()
@@ -234,7 +287,7 @@ def main() -> None:
     os.chmod(token_file, 0o600)
     print(f"bench_sync on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}", flush=True)
     if args.only in (None, "full", "delta"):
-        bench_full_and_delta(args.workdir, token_file, args.customers, args.cards, args.only)
+        bench_full_and_delta(args.workdir, token_file, args.customers, args.cards, args.only, args.rounds)
     if args.only in (None, "drain"):
         bench_drain(args.workdir, token_file, args.events)
 

@@ -37,12 +37,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     app = App(load_config(args), readonly=True)  # opens the snapshot read-only, creates nothing
     try:
         at = _parse_since(args.at, "--at") if args.at else app.clock()
-        counts = app.counts
+        counts = app.counts  # with a broker this also opens the peers' store, read-only (app.venue_store)
         if args.at:  # as if at that time: the journal's counts up to then
             from ..counts import Counts, punch_cards
 
-            counts = Counts.rebuild(app.journal_path, app.policy.access, app.policy.tz, punch_cards(app.snapshot_path),
-                                    until=at)
+            punch = punch_cards(app.snapshot_path)
+            if app.config.venue.broker:  # a gate of a venue: with the other gates' events up to then, as it ran
+                from ..venue.union import VenueCounts
+
+                counts = VenueCounts.rebuild(app.journal_path, app.venue_store, app.policy.access, app.policy.tz,
+                                             punch, until=at)
+            else:
+                counts = Counts.rebuild(app.journal_path, app.policy.access, app.policy.tz, punch, until=at)
         recent = counts.recent_admits(at - timedelta(seconds=app.policy.repeat_window_s))
         decision = decide(parse(args.text, app.policy.id_patterns), app.snapshot, app.policy, at, recent, counts)
     finally:

@@ -149,12 +149,14 @@ def cmd_upstream(args: argparse.Namespace) -> int:
         server = RefUpstream(store, token, args.host, args.port, ssl_context=context, slow_s=args.slow_s,
                              gzip_level=args.gzip_level,
                              pass_pages=pass_pages(args.pass_key, args.rotation_secret),
-                             demo_photos=args.demo_photos)
+                             demo_photos=args.demo_photos, snapshot_files=None if args.no_snapshot_files else (
+                                 args.snapshot_files or args.db.with_name(args.db.name + ".files")))
     except OSError as exc:
         reason = "another program uses it" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
         raise KioskError(f"cannot listen on {args.host}:{args.port} ({reason}); choose another with --port") from None
     for kind, endpoint, times in args.fault or ():
         server.inject(kind, endpoint, times)
+    server.snapshot_file(wait=False)  # built in the background; kiosks get NDJSON until it is ready
 
     def reload(*_: Any) -> None:
         try:
@@ -207,5 +209,8 @@ def register(commands: Commands) -> None:
                    "/pass/<token>) with this `kiosk pass keygen` key")
     p.add_argument("--rotation-secret", type=Path, metavar="FILE",
                    help="the venue rotation secret, for rotating passes")
+    p.add_argument("--snapshot-files", type=Path, metavar="DIR",
+                   help="where full snapshots are built as files for kiosks that take them (default: next to --db)")
+    p.add_argument("--no-snapshot-files", action="store_true", help="serve full snapshots as NDJSON only")
     p.add_argument("--demo-photos", action="store_true",
                    help="serve a generated stand-in photo at photos/<customer id>.png (kiosk.photos.demo_photo)")

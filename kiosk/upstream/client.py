@@ -189,26 +189,44 @@ class UpstreamClient:
 
     # -- requests ----------------------------------------------------------------------
     @contextlib.contextmanager
-    def snapshot(self, since: str = "", etag: str = "", deadline: Deadline | None = None) -> Iterator[httpx.Response]:
+    def snapshot(self, since: str = "", etag: str = "", deadline: Deadline | None = None,
+                 accept: str = "") -> Iterator[httpx.Response]:
         """GET /snapshot, streamed. Yields the response (200 or 304); the body is read by the caller.
 
         httpx errors raised while the caller reads the body are mapped here too. With a `deadline`, the
-        connection is shut when it passes, even mid-read, and SyncDeadline is raised.
+        connection is shut when it passes, even mid-read, and SyncDeadline is raised. `accept` lists the
+        answers the kiosk can read besides NDJSON (a snapshot file's manifest, docs/protocol.md).
         """
         headers = {"If-None-Match": etag} if etag else {}
+        if accept:
+            headers["Accept"] = accept
+        with self._stream("snapshot", {"since": since} if since else None, headers, deadline) as response:
+            yield response
+
+    @contextlib.contextmanager
+    def snapshot_file(self, path: str, deadline: Deadline | None = None) -> Iterator[httpx.Response]:
+        """GET a snapshot file a manifest named (`path` relative to the upstream's URL), streamed like /snapshot."""
+        with self._stream(path, None, {}, deadline) as response:
+            if response.status_code != 200:
+                raise UpstreamError(f"the upstream answered {response.status_code} for its snapshot file",
+                                    response.status_code)
+            yield response
+
+    @contextlib.contextmanager
+    def _stream(self, path: str, params: dict[str, str] | None, headers: dict[str, str],
+                deadline: Deadline | None) -> Iterator[httpx.Response]:
         extensions = None
         if deadline is not None:
             # A new connection per snapshot, so the deadline's watchdog always holds its socket.
             headers["Connection"] = "close"
             extensions = {"trace": deadline.trace}
-        params = {"since": since} if since else None
         with deadline.armed() if deadline is not None else contextlib.nullcontext():
             try:
-                with self.http.stream("GET", "snapshot", params=params, headers=self._auth(headers),
+                with self.http.stream("GET", path, params=params, headers=self._auth(headers),
                                       extensions=extensions) as response:
                     if response.status_code not in (200, 304):
                         response.read()
-                        raise _status_error("snapshot", response)
+                        raise _status_error(path, response)
                     yield response
             except httpx.HTTPError as exc:
                 if deadline is not None and deadline.expired.is_set():

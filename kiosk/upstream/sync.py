@@ -9,6 +9,10 @@ bounded by one line plus the builder's batch, whatever the size of the answer.
 A full answer is built as `snapshot.pending.sqlite` and swapped in only if it keeps enough of
 the customers held (upstream.max_shrink); otherwise it stays there, held back, until
 `kiosk sync --accept-shrink` applies it or a later sync makes it moot.
+
+The kiosk also offers to take a full snapshot as a file (docs/protocol.md, "Snapshot file"): an upstream
+that can answers /snapshot with a manifest, the file is downloaded and checked whole (kiosk/snapshot_file.py)
+and then takes the same pending/shrink path. An upstream that cannot ignores the offer and answers NDJSON.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from typing import Callable, Iterable, Iterator
 
 from ..config import redact_url
 from ..errors import SnapshotError, SyncError
+from .. import snapshot_file
 from ..records import RecordError
-from ..snapshot import LoadResult, SnapshotBuilder, _fsync_dir, writer_lock
+from ..snapshot import LoadResult, SnapshotBuilder, _fsync, _fsync_dir, writer_lock
+from ..sqlfiles import readable_by_service
 from .client import UpstreamClient
 from .limits import Deadline, SyncLimits, SyncTooLarge, decoded
 
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024
 PROTOCOL_VERSION = 1
+# What /snapshot may answer: a snapshot file's manifest (preferred, full snapshots only) or NDJSON.
+ACCEPT = f"{snapshot_file.MANIFEST_TYPE}, application/x-ndjson;q=0.9"
 
 # progress(records_so_far, records_expected_or_None); returning True asks the sync to stop.
 Progress = Callable[[int, "int | None"], "bool | None"]
@@ -143,20 +151,79 @@ def sync_snapshot(client: UpstreamClient, path: Path, held_meta: dict[str, str],
     if since and not path.exists():
         since, etag = "", ""
     deadline = Deadline(limits.deadline_s)
-    with client.snapshot(since, etag, deadline) as response:
+    with client.snapshot(since, etag, deadline, accept=ACCEPT) as response:
         if response.status_code == 304:
             if not since:
                 raise SnapshotRejected("the upstream answered 304 Not Modified to a request for a full snapshot")
             _touch(path, now)
             return SyncResult("unchanged", since, seconds=time.monotonic() - started)
         ctype = response.headers.get("content-type", "")
-        if ctype and "ndjson" not in ctype:
-            raise SnapshotRejected(f"the upstream's snapshot is {ctype.split(';')[0]}, not application/x-ndjson")
-        body = decoded(response.iter_raw(), response.headers.get("content-encoding", ""), limits.max_bytes)
-        result = _apply(_until(deadline, body), path, since, now, url, response.headers.get("etag", ""), progress,
-                        limits, accept_shrink)
+        encoding = response.headers.get("content-encoding", "")
+        if ctype.split(";")[0].strip().lower() == snapshot_file.MANIFEST_TYPE:
+            try:
+                manifest = b"".join(decoded(response.iter_raw(), encoding, snapshot_file.MAX_MANIFEST))
+            except SyncTooLarge:
+                raise SnapshotRejected("the upstream's snapshot file manifest is over 64 KiB") from None
+            manifest_etag = response.headers.get("etag", "")
+        else:
+            if ctype and "ndjson" not in ctype:
+                raise SnapshotRejected(f"the upstream's snapshot is {ctype.split(';')[0]}, not application/x-ndjson")
+            body = decoded(response.iter_raw(), encoding, limits.max_bytes)
+            result = _apply(_until(deadline, body), path, since, now, url, response.headers.get("etag", ""),
+                            progress, limits, accept_shrink)
+            result.seconds = time.monotonic() - started
+            return result
+    result = _apply_file(client, manifest, path, now, url, manifest_etag, deadline, progress, limits, accept_shrink)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _apply_file(client: UpstreamClient, body: bytes, path: Path, now: datetime, url: str, etag: str,
+                deadline: Deadline, progress: Progress | None, limits: SyncLimits, accept_shrink: bool) -> SyncResult:
+    """A full snapshot as a file: download it, check it whole, then promote it as a full NDJSON answer is."""
+    try:
+        manifest = snapshot_file.parse_manifest(body, limits.max_bytes)
+    except snapshot_file.FileRejected as exc:
+        raise SnapshotRejected(str(exc)) from None
+    pending = pending_path(path)
+    with writer_lock(pending):
+        for stale in pending.parent.glob(f"{pending.name}.new-*"):  # a writer killed mid-way left it; we hold the lock
+            stale.unlink(missing_ok=True)
+        target = pending.with_name(f"{pending.name}.new-{os.getpid()}")
+        try:
+            with client.snapshot_file(manifest.path, deadline) as response:
+                counted = _Counted(decoded(_until(deadline, response.iter_raw()),
+                                           response.headers.get("content-encoding", ""), limits.max_bytes))
+                snapshot_file.receive(_reporting(counted, manifest, progress), target, manifest)
+            meta = {"cursor": manifest.cursor, "synced_at": now.isoformat(timespec="seconds"), "etag": etag,
+                    "source": "upstream", "upstream": redact_url(url)}
+            counts = snapshot_file.check_and_finish(target, manifest, meta, limits.max_records)
+            readable_by_service(target)
+            _fsync(target)
+            os.replace(target, pending)
+        except snapshot_file.FileRejected as exc:
+            raise SnapshotRejected(str(exc)) from None
+        except (sqlite3.Error, OSError) as exc:
+            raise SyncError(f"cannot write the snapshot: {exc}") from exc
+        finally:
+            for leftover in (target, *(Path(f"{target}{suffix}") for suffix in ("-journal", "-wal", "-shm"))):
+                leftover.unlink(missing_ok=True)
+    _promote(path, limits, accept_shrink)
+    loaded = LoadResult(groups=counts["groups"], customers=counts["customers"], cards=counts["cards"],
+                        passes=counts["pass_keys"] + counts["pass_revocations"])
+    if progress is not None:
+        progress(loaded.records, loaded.records)
+    return SyncResult("full", manifest.cursor, loaded, counted.bytes)
+
+
+def _reporting(chunks: Iterable[bytes], manifest: snapshot_file.Manifest, progress: Progress | None) -> Iterator[bytes]:
+    """The download's progress in the records the manifest announces (its share of the bytes); stops when asked."""
+    done = 0
+    for chunk in chunks:
+        done += len(chunk)
+        if progress is not None and progress(manifest.records * done // manifest.size, manifest.records or None):
+            raise SyncStopped("sync abandoned: the kiosk is stopping")
+        yield chunk
 
 
 def _until(deadline: Deadline, chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -63,6 +63,15 @@ def open_peer_store(state_dir: Path, *, keep_days: int, max_events: int, readonl
     return None
 
 
+def read_only_store(config: Any) -> PeerStore | None:
+    """The venue's store of the peers' events for a look that changes nothing (`kiosk replay`): None without a
+    broker, or when no peer has been heard yet (there is no file, and none is created)."""
+    if not config.venue.broker:
+        return None
+    return open_peer_store(config.state_path, keep_days=config.journal.keep_days,
+                           max_events=config.journal.max_events, readonly=True)
+
+
 def start_link(settings: VenueSettings, ports: VenuePorts) -> VenueLink:
     """The running link."""
     link = VenueLink(settings, journal_path=ports.journal_path, store=ports.store, state=ports.state,

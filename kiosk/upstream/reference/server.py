@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
+from ...snapshot_file import FILE_TYPE, MANIFEST_TYPE, Manifest
+from ...snapshot_file import build as build_file
 from ...credential import card_key, customer_key
 from ...pass_keys import PASS_RECORDS, check_pass_record
 from ...pass_page import PassPages
@@ -49,7 +51,7 @@ MAX_SCANS = 500
 MAX_BODY = 16 * 1024 * 1024  # bytes of one request body; 500 events take well under 1 MB
 SKIP_BODY = 64 * 1024  # a refused request's body up to this size is read and dropped; a longer one is not read
 FAULTS = ("500", "503", "401", "403", "400", "422", "slow", "stall", "close", "no_end", "wrong_count", "bad_json",
-          "long_line", "bad_record", "lose_answer", "accept_extra", "hold_back")
+          "long_line", "bad_record", "lose_answer", "accept_extra", "hold_back", "corrupt")
 
 _SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -60,7 +62,8 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_by_seq ON records (seq);
 CREATE TABLE IF NOT EXISTS scans (id TEXT PRIMARY KEY, device TEXT NOT NULL, received_at TEXT NOT NULL,
     passed INTEGER, body TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS heartbeats (n INTEGER PRIMARY KEY, device TEXT NOT NULL, at TEXT NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS heartbeats (n INTEGER PRIMARY KEY, device TEXT NOT NULL, at TEXT NOT NULL,
+    body TEXT NOT NULL);
 """
 
 
@@ -69,7 +72,8 @@ class DataError(ValueError):
 
 
 def _identify(rec: dict) -> tuple[int, str, str]:
-    """(order, key, id) of a record, checked with the kiosk's own rules so the server never serves what the kiosk rejects."""
+    """(order, key, id) of a record, checked with the kiosk's own rules so the server never serves what the kiosk
+    rejects."""
     kind = rec.get("type")
     if kind == "customer":
         check_customer(rec)
@@ -295,8 +299,14 @@ class RefUpstream:
 
     def __init__(self, store: RefStore, token: str, host: str = "127.0.0.1", port: int = 0, *,
                  ssl_context: ssl.SSLContext | None = None, slow_s: float = 2.0, gzip_level: int = 1,
-                 pass_pages: PassPages | None = None, max_body: int = MAX_BODY, demo_photos: bool = False):
+                 pass_pages: PassPages | None = None, max_body: int = MAX_BODY, demo_photos: bool = False,
+                 snapshot_files: Path | None = None):
         self.store = store
+        # Full snapshots as files (kiosk/snapshot_file.py), built here once per cursor; None: NDJSON only.
+        self.snapshot_files = snapshot_files
+        self._files: dict[str, tuple[Manifest, Path]] = {}  # cursor -> the file served for it
+        self._building: str | None = None  # the cursor a background build is making a file for
+        self._build_lock = threading.Lock()
         self.pass_pages = pass_pages  # members' pass pages at /pass/<token>, when it issues passes
         self.photos: dict[str, bytes] = {}  # members' photos at /photos/<name>
         self.demo_photos = demo_photos  # /photos/<id>.png not in `photos`: a generated stand-in (demo_photo)
@@ -326,7 +336,8 @@ class RefUpstream:
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://{self.httpd.server_address[0]}:{self.port}/kiosk/v1"
+        host = self.httpd.server_address[0]  # typeshed allows bytes (an AF_UNIX server); this one is TCP
+        return f"{self.scheme}://{host if isinstance(host, str) else host.decode()}:{self.port}/kiosk/v1"
 
     def start(self) -> "RefUpstream":
         # A short poll interval only makes stop() quick (tests start and stop many servers).
@@ -360,6 +371,63 @@ class RefUpstream:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    # -- snapshot files ------------------------------------------------------------------
+    def snapshot_file(self, wait: bool = True) -> tuple[Manifest, Path] | None:
+        """The file for the current cursor: built on this thread (`wait`), or started in the background and
+        None meanwhile (a request then gets NDJSON: a million records take a while to build)."""
+        if self.snapshot_files is None:
+            return None
+        cursor = self.store.cursor()
+        with self._lock:
+            ready = self._files.get(cursor)
+            if ready is not None or (not wait and self._building == cursor):
+                return ready
+            if not wait:
+                self._building = cursor
+                threading.Thread(target=self._build_logged, name="snapshot-file", daemon=True).start()
+                return None
+        return self._build()
+
+    def serve_file(self, manifest: Manifest, packed: Path) -> None:
+        """Serve this (manifest, gzip'd file) for the current cursor, whatever it holds: a hostile upstream's."""
+        with self._lock:
+            self._files[self.store.cursor()] = (manifest, packed)
+
+    def _build_logged(self) -> None:
+        try:
+            self._build()
+        except Exception:  # a background thread: say why, the next request tries again
+            log.exception("cannot build the snapshot file")
+        finally:
+            with self._lock:
+                self._building = None
+
+    def _build(self) -> tuple[Manifest, Path]:
+        assert self.snapshot_files is not None
+        with self._build_lock:
+            with contextlib.closing(self.store.connect()) as db:
+                db.execute("BEGIN")  # one read transaction: the cursor and the records agree
+                cursor = self.store.cursor(db)
+                with self._lock:
+                    if cursor in self._files:
+                        return self._files[cursor]
+                started = time.monotonic()
+                _count, lines = self.store.full(db)
+                built = build_file((json.loads(line) for line in lines), cursor, self.snapshot_files)
+            log.info("built the snapshot file for cursor %s in %.1f s: %s", cursor, time.monotonic() - started,
+                     built[1].name)
+            with self._lock:
+                self._files[cursor] = built
+                for old in list(self._files)[:-2]:  # keep the previous one for gates still downloading it
+                    stale = self._files.pop(old)[1]
+                    if stale not in (f for _, f in self._files.values()):
+                        stale.unlink(missing_ok=True)
+            return built
+
+    def file_named(self, name: str) -> Path | None:
+        with self._lock:
+            return next((f for m, f in self._files.values() if m.path == f"snapshot/file/{name}"), None)
 
     def take_fault(self, endpoint: str, request: BaseHTTPRequestHandler | None = None) -> str | None:
         with self._lock:
@@ -506,6 +574,11 @@ class _Handler(BaseHTTPRequestHandler):
             if path.startswith("photos/"):
                 self._photo(path[7:])
                 return
+            if path.startswith("snapshot/file/"):
+                go_on, fault = self._let_through("snapshot_file")
+                if go_on:
+                    self._file(path[len("snapshot/file/"):], fault)
+                return
             if path != "snapshot":
                 self._json(404, {"error": f"no such resource {path!r}"})
                 return
@@ -554,9 +627,48 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(304, headers={"ETag": etag})
                 return
             base = store.since_seq(db, since) if since else None
+            if base is None and MANIFEST_TYPE in self.headers.get("Accept", ""):
+                ready = self.ref.snapshot_file(wait=False)
+                if ready is not None and ready[0].cursor == cursor:
+                    self._manifest(ready[0], etag)
+                    return
             count, lines = store.full(db) if base is None else store.delta(db, base)
             header = {"type": "header", "version": 1, "cursor": cursor, "full": base is None, "records": count}
             self._stream(header, count, lines, etag, fault)
+
+    def _manifest(self, manifest: Manifest, etag: str) -> None:
+        data = json.dumps(manifest.as_json()).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", MANIFEST_TYPE)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", etag)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _file(self, name: str, fault: str | None) -> None:
+        """A snapshot file, gzip'd as built (Content-Encoding: gzip). Faults: corrupt (one byte flipped), close."""
+        packed = self.ref.file_named(name)
+        if packed is None:
+            self._json(404, {"error": "no such snapshot file (a newer one replaced it): ask /snapshot again"})
+            return
+        size = packed.stat().st_size
+        self.send_response(200)
+        self.send_header("Content-Type", FILE_TYPE)
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        sent = 0
+        with open(packed, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                if fault in ("corrupt", "close") and sent <= size // 2 < sent + len(chunk):
+                    if fault == "close":
+                        self.wfile.write(chunk[: size // 2 - sent])
+                        self._hang_up()
+                        return
+                    at = size // 2 - sent
+                    chunk = chunk[:at] + bytes([chunk[at] ^ 0x01]) + chunk[at + 1:]
+                self.wfile.write(chunk)
+                sent += len(chunk)
 
     def _stream(self, header: dict, count: int, lines: Iterator[str], etag: str, fault: str | None) -> None:
         gzip = self.ref.gzip_level > 0 and "gzip" in self.headers.get("Accept-Encoding", "")

@@ -1,0 +1,143 @@
+"""Memory of `kiosk run` on a 1M snapshot while scans come in (issue 15): anonymous RSS apart from file pages.
+
+    ./scripts/bench memory [--minutes 10] [--rate 20] [--customers 1000000] [--workdir DIR]
+
+A snapshot of N customers with N cards (scripts/bench_core.py's, kept in --workdir between runs) under a fresh
+state directory; `kiosk run --source stdin --events --headless` decides random card URLs (`repeat_window_s = 0`,
+so each is a full admit through the snapshot, the journal and the counts) at --rate scans a second for
+--minutes. Every 10 s, and at the end, the child's /proc/PID/smaps_rollup gives its anonymous memory
+(heap, Python objects, SQLite's page caches: what the goal counts) and its file-backed pages; /proc/PID/smaps
+gives the part of those that is the snapshot's memory map (the kernel's page cache, shared and dropped under
+pressure, not the process's own). Goal: anonymous <= 40 MB after 10 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_core import build_lookup_snapshot, card_uuid  # noqa: E402
+
+MB = 1024 * 1024
+
+
+def rollup(pid: int) -> dict[str, int]:
+    """/proc/PID/smaps_rollup in bytes (Rss, Anonymous, Pss_File, ...)."""
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                out[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    return out
+
+
+def mapped_rss(pid: int, path: Path) -> int:
+    """Resident bytes of the mappings of `path` (the snapshot's mmap), from /proc/PID/smaps."""
+    total, inside = 0, False
+    target = str(path.resolve())
+    with open(f"/proc/{pid}/smaps") as fh:
+        for line in fh:
+            first = line.split(maxsplit=1)[0]
+            if "-" in first and not first.endswith(":"):  # a mapping's header line: range perms offset dev inode [path]
+                inside = line.rstrip("\n").endswith(target)
+            elif inside and first == "Rss:":
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def sample(pid: int, snapshot: Path) -> dict[str, float]:
+    r = rollup(pid)
+    return {"rss": r.get("Rss", 0) / MB, "anon": r.get("Anonymous", 0) / MB,
+            "file": (r.get("Rss", 0) - r.get("Anonymous", 0) - r.get("Pss_Shmem", 0)) / MB,
+            "snapshot": mapped_rss(pid, snapshot) / MB}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=20.0, help="scans a second")
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "kiosk-bench")
+    args = parser.parse_args()
+    source = args.workdir / "lookup" / "snapshot.sqlite"
+    build_lookup_snapshot(source, args.customers)
+    state = args.workdir / "memory-state"
+    state.mkdir(parents=True, exist_ok=True)
+    for name in ("snapshot.sqlite", "journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm",
+                 "journal.sqlite-acks"):
+        (state / name).unlink(missing_ok=True)
+    snapshot = state / "snapshot.sqlite"
+    os.link(source, snapshot)  # the same file, no copy: the run opens it read-only
+    config = args.workdir / "memory.toml"
+    config.write_text("[gate]\nrepeat_window_s = 0  # every scan a full admit\n")
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"# kiosk run memory: {args.customers:,} customers and cards, {args.rate:g} scans/s for "
+          f"{args.minutes:g} min; {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+          f"load {load}")
+    child = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "run", "--source", "stdin", "--events", "--headless",
+                              "--config", str(config), "--state-dir", str(state)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
+    rng = random.Random(3)
+    verdicts: dict[str, int] = {}
+    samples: list[tuple[float, dict[str, float]]] = []
+    buffer = b""
+    started = time.monotonic()
+    next_sample = started
+    scans = 0
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        while (now := time.monotonic()) - started < args.minutes * 60:
+            if now >= next_sample:
+                samples.append((now - started, sample(child.pid, snapshot)))
+                s = samples[-1][1]
+                print(f"{now - started:6.0f} s  scans {scans:7,}  rss {s['rss']:6.1f}  anonymous {s['anon']:6.1f}  "
+                      f"file-backed {s['file']:6.1f} (snapshot map {s['snapshot']:6.1f}) MB", flush=True)
+                next_sample += 10
+            child.stdin.write(f"https://members.example.org/card/{card_uuid(rng.randrange(args.customers))}\n".encode())
+            scans += 1
+            deadline = started + scans / args.rate
+            while True:  # read the events as they come, so the pipe never fills
+                ready, _, _ = select.select([child.stdout], [], [], max(0.0, deadline - time.monotonic()))
+                if ready:
+                    chunk = os.read(child.stdout.fileno(), 65536)
+                    if not chunk:
+                        raise SystemExit("`kiosk run` ended early")
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        verdict = json.loads(line).get("verdict", "?")
+                        verdicts[verdict] = verdicts.get(verdict, 0) + 1
+                if time.monotonic() >= deadline:
+                    break
+        time.sleep(1)
+        final = sample(child.pid, snapshot)
+    finally:
+        if child.stdin:
+            child.stdin.close()
+        child.wait(timeout=60)
+    peak = max(s["anon"] for _, s in samples + [(0, final)])
+    counted = ", ".join(f"{v} {n:,}" for v, n in sorted(verdicts.items()))
+    print(f"after {args.minutes:g} min, {scans:,} scans ({counted}):")
+    print(f"  anonymous {final['anon']:.1f} MB (peak sampled {peak:.1f} MB), file-backed {final['file']:.1f} MB "
+          f"of which the snapshot's map {final['snapshot']:.1f} MB, rss {final['rss']:.1f} MB")
+    met = final["anon"] <= 40
+    print(f"{'met   ' if met else 'MISSED'} anonymous RSS <= 40 MB after {args.minutes:g} min: {final['anon']:.1f} MB")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,7 +11,7 @@ import atexit
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from kiosk.errors import ConfigError, OutputError
@@ -26,6 +26,73 @@ INPUTS = ("exit_button", "door", "passage")
 # through a simulated turnstile, so every demo admit would be journalled as not passed.
 SIMULATED_PINS: dict[str, int] = {"green": 17, "red": 27, "amber": 22, "buzzer": 23, "relay": 24,
                                   "exit_button": 5, "door": 6}
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What lights and buzzer do per verdict (config section [signals])."""
+
+    admit_light_s: float = 2.0
+    deny_light_s: float = 3.0
+    admit_beeps: int = 1
+    deny_beeps: int = 2
+    beep_s: float = 0.1
+    fault_blink_s: float = 0.5
+
+    @classmethod
+    def from_config(cls, section: Any) -> "Signals":
+        return cls(**{k: section.as_dict()[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class PinSettings:
+    """One fitted device's pin and wiring (config section [gpio.<name>])."""
+
+    pin: str | int
+    active_high: bool = True  # outputs
+    pull_up: bool = True  # inputs: a contact to ground against the pull-up
+
+
+@dataclass(frozen=True)
+class GpioSettings:
+    """Everything on the GPIO header, read once from the config. `pins` holds only fitted devices."""
+
+    pin_factory: str
+    pins: dict[str, PinSettings]
+    lights: str = "separate"  # or "rgb": one red+green package, amber is both
+    pulse_s: float = 1.0
+    signals: Signals = field(default_factory=Signals)
+    held_open_s: float = 30.0
+    grace_s: float = 3.0
+    passage_timeout_s: float = 10.0
+    door_starts_shut: bool = False  # the simulated door: its contact is driven closed at start
+    config_file: str = "<config>"
+
+    @classmethod
+    def from_config(cls, config: Any, *, simulate: bool = False) -> "GpioSettings":
+        """`simulate` (--simulate): gpiozero's MockFactory, logged as a warning, and the simulated board's
+        wiring when the config fits nothing. The one place the pin factory is chosen."""
+        pins: dict[str, PinSettings] = {}
+        for name in OUTPUTS + INPUTS:
+            pin = config.get(f"gpio.{name}.pin")
+            if pin != "":
+                pins[name] = PinSettings(pin, active_high=config.get(f"gpio.{name}.active_high")) if name in OUTPUTS \
+                    else PinSettings(pin, pull_up=config.get(f"gpio.{name}.pull_up"))
+        if simulate and not pins:
+            pins = {name: PinSettings(pin) for name, pin in SIMULATED_PINS.items()}
+        factory = config.gpio.pin_factory
+        if simulate and factory != "mock":
+            log.warning("--simulate: GPIO runs on gpiozero's MockFactory, not %s", factory)
+            factory = "mock"
+        return cls(pin_factory=factory, pins=pins, lights=config.gpio.lights, pulse_s=config.relay.pulse_ms / 1000,
+                   signals=Signals.from_config(config.signals), held_open_s=float(config.door.held_open_s),
+                   grace_s=float(config.door.grace_s), passage_timeout_s=float(config.passage.timeout_s),
+                   door_starts_shut=simulate, config_file=config.source)
+
+    @property
+    def rgb(self) -> bool:
+        """One RGB package: needs both its red and green pins."""
+        return self.lights == "rgb" and "red" in self.pins and "green" in self.pins
 
 
 def pin_factory(name: str) -> Any:
@@ -43,39 +110,14 @@ def pin_factory(name: str) -> Any:
         raise OutputError(f"GPIO pin factory {name!r} cannot start: {exc}{hint}") from exc
 
 
-def configured_pins(config: Any, simulate: bool) -> dict[str, str | int]:
-    """The fitted devices (pin != "") by name; the simulated board's wiring when simulating a config with none."""
-    pins = {name: config.get(f"gpio.{name}.pin") for name in OUTPUTS + INPUTS}
-    pins = {name: pin for name, pin in pins.items() if pin != ""}
-    if simulate and not pins:
-        return dict(SIMULATED_PINS)
-    return pins
-
-
-def make_device(config: Any, name: str, build: Callable[[], Any]) -> Any:
+def make_device(config_file: str, name: str, build: Callable[[], Any]) -> Any:
     """Build one gpiozero device, turning a bad pin into a config error that names the key."""
     from gpiozero import GPIOZeroError
 
     try:
         return build()
     except (GPIOZeroError, ValueError) as exc:
-        raise ConfigError(config.source, f"gpio.{name}.pin", f"cannot use this pin: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class Signals:
-    """What lights and buzzer do per verdict (config section [signals])."""
-
-    admit_light_s: float = 2.0
-    deny_light_s: float = 3.0
-    admit_beeps: int = 1
-    deny_beeps: int = 2
-    beep_s: float = 0.1
-    fault_blink_s: float = 0.5
-
-    @classmethod
-    def from_config(cls, section: Any) -> "Signals":
-        return cls(**{k: section.as_dict()[k] for k in cls.__dataclass_fields__})
+        raise ConfigError(config_file, f"gpio.{name}.pin", f"cannot use this pin: {exc}") from exc
 
 
 class Lights:

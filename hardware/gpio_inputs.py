@@ -1,7 +1,8 @@
 """GPIO inputs: the request-to-exit button, the door contact and the passage sensor.
 
 Each wraps a gpiozero DigitalInputDevice (a contact to ground with the pull-up, or an active-high
-sensor without it) and talks to the Gate, which journals; gpiozero calls them on its own thread.
+sensor without it) and talks to the gate only through narrow ports (submit a scan, record an alarm or a
+passage), which journal; gpiozero calls them on its own thread.
 """
 
 from __future__ import annotations
@@ -12,22 +13,22 @@ import threading
 import time
 from typing import Any, Callable
 
-from kiosk.ports import Faults, Scan
+from kiosk.ports import AlarmRecorder, Faults, Scan, Submit
 
 log = logging.getLogger(__name__)
 
 
 class ExitButton:
-    """A press asks the Gate for a journalled admit from source `exit_button`, which pulses the relay."""
+    """A press submits a journalled admit from source `exit_button`, which pulses the relay."""
 
-    def __init__(self, button: Any, gate: Any):
+    def __init__(self, button: Any, submit: Submit):
         self.button = button
-        self.gate = gate
+        self.submit = submit
         button.when_activated = self._pressed
 
     def _pressed(self) -> None:
         log.info("request-to-exit button pressed")
-        self.gate.submit(Scan(raw="", source="exit_button", note="Request to exit"))
+        self.submit(Scan(raw="", source="exit_button", note="Request to exit"))
 
     def close(self) -> None:
         self.button.close()
@@ -38,10 +39,10 @@ class DoorMonitor:
     staying open longer than `held_open_s` is `door_held_open`. Both are journalled and shown as a
     fault until the door shuts again."""
 
-    def __init__(self, button: Any, gate: Any, faults: Faults, *, held_open_s: float, grace_s: float,
+    def __init__(self, button: Any, alarms: AlarmRecorder, faults: Faults, *, held_open_s: float, grace_s: float,
                  unlocked_until: Callable[[], float]):
         self.button = button
-        self.gate = gate
+        self.alarms = alarms
         self.faults = faults
         self.held_open_s = held_open_s
         self.grace_s = grace_s
@@ -62,7 +63,7 @@ class DoorMonitor:
         authorised = time.monotonic() <= self.unlocked_until() + self.grace_s
         if not authorised:
             log.warning("door forced: opened without an admit")
-            self.gate.record_alarm("door_forced", "Door opened without an admit")
+            self.alarms.record_alarm("door_forced", "Door opened without an admit")
             self.faults.set("door", "Door forced open")
         self._start_timer()
 
@@ -87,7 +88,7 @@ class DoorMonitor:
         if not self.is_open:
             return
         log.warning("door held open longer than %g s", self.held_open_s)
-        self.gate.record_alarm("door_held_open", f"Door open longer than {self.held_open_s:g} s")
+        self.alarms.record_alarm("door_held_open", f"Door open longer than {self.held_open_s:g} s")
         self.faults.set("door", "Door held open")
 
     def close(self) -> None:
@@ -102,9 +103,9 @@ class PassageMonitor:
     """Turnstile rotation or light beam. Each admit waits up to `timeout_s` for one passage, first
     come first served; it is journalled passed = true when the sensor fires in time, else false."""
 
-    def __init__(self, button: Any, gate: Any, *, timeout_s: float):
+    def __init__(self, button: Any, passages: AlarmRecorder, *, timeout_s: float):
         self.button = button
-        self.gate = gate
+        self.passages = passages
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._waiting: collections.OrderedDict[str, threading.Timer] = collections.OrderedDict()
@@ -127,14 +128,14 @@ class PassageMonitor:
         if event_id is None:
             log.warning("passage sensor fired with no admit waiting (tailgating?)")
             return
-        self.gate.record_passage(event_id, True)
+        self.passages.record_passage(event_id, True)
 
     def _timed_out(self, event_id: str) -> None:
         with self._lock:
             if self._waiting.pop(event_id, None) is None:
                 return
         log.info("no passage within %g s of admit %s", self.timeout_s, event_id)
-        self.gate.record_passage(event_id, False)
+        self.passages.record_passage(event_id, False)
 
     def close(self) -> None:
         with self._lock:

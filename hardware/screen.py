@@ -11,16 +11,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import datetime
-from typing import Any, Callable
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from kiosk.access import GUEST_SOURCE
-from kiosk.display import STAFF, Command, Display, RecentScan, Status
-from kiosk.errors import KioskError, OutputError
+from kiosk.display import STAFF, Command, Display, RecentScan, Shot, Status
+from kiosk.errors import OutputError
 from kiosk.gate import OCCUPANCY_SOURCE
 from kiosk.i18n import Messages
-from kiosk.model import Decision
-from kiosk.ports import Scan
+from kiosk.model import Customer, Decision, Group
+from kiosk.ports import Clock, Faults, Scan, StatusReader, Submit, SyncTrigger
+from kiosk.rules import Policy
+
+if TYPE_CHECKING:
+    from kiosk.photos import PhotoCache
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +36,59 @@ NO_DISPLAY_DRIVERS = ("offscreen", "dummy")
 STATUS_EVERY_S = 10.0
 
 
-def open_screen(app: Any, required: bool) -> "Screen | None":
+@dataclass(frozen=True)
+class ScreenSettings:
+    """What the screen needs of the config ([screen], [staff], the gate's name, groups and time zone), read once."""
+
+    enabled: str = "auto"  # "auto", "on" (a missing display is an error) or "off"
+    locale: str = "en"
+    result_s: float = 3.0
+    fullscreen: bool = True
+    size: tuple[int, int] | None = None  # None: the display's own size (fullscreen) or REFERENCE_SIZE
+    fps: int = 30
+    diagonal_in: float = 7.0
+    show_photo: bool = False
+    gate_name: str = ""
+    long_press_s: float = 2.0
+    pin_hash: str = ""
+    groups: str | tuple[str, ...] = "all"  # the groups this gate lets in ("all": every scannable group)
+    tz: tzinfo | None = None  # the gate's time zone for the clock on screen (None: the system's)
+    upstream: bool = False  # an upstream is configured: the staff panel shows online or offline
+
+    @classmethod
+    def from_config(cls, config: Any) -> "ScreenSettings":
+        s, gate = config.screen, Policy.from_config(config.gate)
+        return cls(enabled=s.enabled, locale=s.locale, result_s=float(s.result_s), fullscreen=bool(s.fullscreen),
+                   size=(int(s.size[0]), int(s.size[1])) if s.size else None, fps=int(s.fps),
+                   diagonal_in=float(s.diagonal_in), show_photo=bool(s.show_photo), gate_name=config.gate.name,
+                   long_press_s=float(config.staff.long_press_s), pin_hash=config.staff.pin_hash, groups=gate.groups,
+                   tz=gate.tz, upstream=bool(config.upstream.url))
+
+
+class Members(Protocol):
+    """The snapshot as the screen reads it: a member's name and photo, the groups' names."""
+
+    def customer(self, customer_id: str) -> Customer | None: ...
+
+    def groups(self) -> dict[str, Group]: ...
+
+
+@dataclass(frozen=True)
+class ScreenPorts:
+    """What the screen may touch of the running kiosk: no decision is made here, every tap is submitted."""
+
+    submit: Submit  # staff admit, +1 guest, occupancy corrections: queued like every scan
+    faults: Faults
+    status: StatusReader
+    sync: SyncTrigger
+    clock: Clock
+    members: Members
+    occupancy: Callable[[], int]  # the zone's count now (read between decisions, on the gate's loop)
+    recent: Callable[[int], list[dict[str, Any]]]  # the journal's newest events, to seed the recent list
+    photos: "PhotoCache | None" = None  # member photos, when screen.show_photo and an upstream are configured
+
+
+def open_screen(settings: ScreenSettings, ports: ScreenPorts, *, required: bool) -> "Screen | None":
     """A full-screen window on the local display, or None (logged) when there is none.
 
     With `required` (screen.enabled = "on") a missing display is an OutputError instead.
@@ -41,7 +98,6 @@ def open_screen(app: Any, required: bool) -> "Screen | None":
         import pygame
     except ImportError as exc:
         return _unavailable(f"pygame is not installed ({exc})", required)
-    cfg = app.config.screen
     try:
         pygame.display.init()
         driver = pygame.display.get_driver()
@@ -50,10 +106,10 @@ def open_screen(app: Any, required: bool) -> "Screen | None":
             return _unavailable(f"no display (SDL chose its {driver!r} driver, which draws nowhere); set "
                                 'screen.enabled = "on" to draw anyway', required)
         pygame.font.init()
-        size = tuple(cfg.size) if cfg.size else _desktop_size(pygame) if cfg.fullscreen else REFERENCE_SIZE
-        flags = pygame.FULLSCREEN if cfg.fullscreen else 0
+        size = settings.size or (_desktop_size(pygame) if settings.fullscreen else REFERENCE_SIZE)
+        flags = pygame.FULLSCREEN if settings.fullscreen else 0
         window = pygame.display.set_mode(size, flags)
-        pygame.display.set_caption(f"kiosk: {app.config.gate.name}")
+        pygame.display.set_caption(f"kiosk: {settings.gate_name}")
     except pygame.error as exc:
         pygame.display.quit()
         hint = ("no display: on Raspberry Pi OS Lite set SDL_VIDEODRIVER=kmsdrm and add the kiosk user to the "
@@ -61,10 +117,10 @@ def open_screen(app: Any, required: bool) -> "Screen | None":
                 else "the display refused the window")
         return _unavailable(f"{hint} ({exc}; SDL video driver {os.environ.get('SDL_VIDEODRIVER') or 'auto'})",
                             required)
-    if cfg.fullscreen:
+    if settings.fullscreen:
         pygame.mouse.set_visible(False)  # a touch kiosk; a pointer would sit in the middle of the screen
     log.info("screen %dx%d via SDL %s driver", *window.get_size(), pygame.display.get_driver())
-    return Screen(app, window)
+    return Screen(settings, ports, window)
 
 
 def is_no_display(driver: str) -> bool:
@@ -72,7 +128,8 @@ def is_no_display(driver: str) -> bool:
     return driver.lower() in NO_DISPLAY_DRIVERS
 
 
-def _unavailable(why: str, required: bool) -> None:
+def _unavailable(why: str, required: bool) -> "Screen | None":
+    """No screen: an OutputError when one is required, else None (logged)."""
     if required:
         raise OutputError(f"screen.enabled = \"on\" but the screen cannot open: {why}")
     log.warning("running without the screen: %s", why)
@@ -87,28 +144,29 @@ def _desktop_size(pygame: Any) -> tuple[int, int]:
 class Screen:
     """The screen as an Output. `monotonic` is injectable so tests can hold a finger down for 2 s at once."""
 
-    def __init__(self, app: Any, window: Any, *, monotonic: Callable[[], float] = time.monotonic):
+    def __init__(self, settings: ScreenSettings, ports: ScreenPorts, window: Any, *,
+                 monotonic: Callable[[], float] = time.monotonic):
         import pygame
 
         from . import screen_render
 
         self._pygame = pygame
         self._render = screen_render
-        self.app = app
+        self.settings = settings
+        self.ports = ports
         self.window = window
         self.monotonic = monotonic
-        cfg = app.config.screen
-        self.msg = Messages(cfg.locale)
-        self.min_frame_s = 1.0 / cfg.fps
-        self.display = Display(result_s=float(cfg.result_s), long_press_s=float(app.config.staff.long_press_s),
-                               pin_hash=app.config.staff.pin_hash)
+        self.msg = Messages(settings.locale)
+        self.min_frame_s = 1.0 / settings.fps
+        self.display = Display(result_s=settings.result_s, long_press_s=settings.long_press_s,
+                               pin_hash=settings.pin_hash)
         self.frame: Any = None
         self.frames = 0  # drawn frames, for tests and the benchmark
         self._drawn_key: tuple | None = None
         self._drawn_at = float("-inf")
         self._status_at = float("-inf")
         self._last_view = ""
-        self.photos = self._photo_cache() if cfg.show_photo else None
+        self.photos = ports.photos
         self._photo_of: tuple[Decision | None, str] = (None, "")
         self._seed_recent()
 
@@ -139,7 +197,7 @@ class Screen:
             elif event.type in (pg.VIDEORESIZE, pg.WINDOWSIZECHANGED, pg.VIDEOEXPOSE, pg.WINDOWEXPOSED):
                 self.window = pg.display.get_surface()
                 self._drawn_key = None
-        self.display.set_faults(self.app.faults.active())
+        self.display.set_faults(self.ports.faults.active())
         view = self.display.view(now)
         if now - self._status_at >= STATUS_EVERY_S or (view == STAFF and self._last_view != STAFF):
             self._refresh_status(now)
@@ -156,20 +214,20 @@ class Screen:
                 self.window.blit(self.frame.surface, (0, 0))
                 pg.display.flip()
             except Exception as exc:  # a frame that cannot be drawn must not stop the gate: log once, show a fault
-                if "screen" not in self.app.faults.active():
+                if "screen" not in self.ports.faults.active():
                     log.exception("drawing the screen failed; the gate keeps deciding")
-                self.app.faults.set("screen", f"Screen cannot draw: {type(exc).__name__}")
+                self.ports.faults.set("screen", f"Screen cannot draw: {type(exc).__name__}")
                 return True
             self.frames += 1
-            self.app.faults.clear("screen")
+            self.ports.faults.clear("screen")
         return True
 
     # -- internals ---------------------------------------------------------------------
     def _scene(self, now: float) -> Any:
-        return self._render.Scene(display=self.display, msg=self.msg, gate_name=self.app.config.gate.name, now=now,
-                                  wall=self.app.clock(), tz=self.app.policy.tz, selected_groups=self._selected_groups(),
-                                  can_sync=self.app.sync_now is not None,
-                                  diagonal_in=float(self.app.config.screen.diagonal_in), photo=self._photo(now))
+        return self._render.Scene(display=self.display, msg=self.msg, gate_name=self.settings.gate_name, now=now,
+                                  wall=self.ports.clock(), tz=self.settings.tz, selected_groups=self._selected_groups(),
+                                  can_sync=self.ports.sync.available, diagonal_in=self.settings.diagonal_in,
+                                  photo=self._photo(now))
 
     def _photo(self, now: float) -> str | None:
         """The result's member photo once the cache has it (asked for on the first frame of the result)."""
@@ -178,7 +236,7 @@ class Screen:
             return None
         if self._photo_of[0] is not result:
             try:
-                customer = self.app.snapshot.customer(result.customer_id)
+                customer = self.ports.members.customer(result.customer_id)
             except Exception:
                 log.exception("reading the member's photo reference failed")
                 customer = None
@@ -187,27 +245,10 @@ class Screen:
         path = self.photos.path(self._photo_of[1])
         return str(path) if path else None
 
-    def _photo_cache(self) -> Any:
-        """The photo cache (kiosk/photos.py), or None (logged) when there is no upstream to fetch from."""
-        from kiosk.photos import PhotoCache
-        from kiosk.upstream.client import read_token
-
-        up = self.app.config.upstream
-        if not up.url:
-            log.warning("screen.show_photo is on but upstream.url is empty: no member photos")
-            return None
-        try:
-            token = read_token(up.token_file, self.app.config.source) if up.token_file else ""
-            return PhotoCache(self.app.state_dir / "photos", up.url, token=token, verify=up.ca_file or True,
-                              timeout_s=float(up.timeout_s))
-        except (KioskError, OSError) as exc:
-            log.warning("no member photos: %s", exc)
-            return None
-
     def _selected_groups(self) -> tuple[str, ...]:
         """The names of the groups this gate lets in, for "Not in the selected group: ..."."""
-        wanted = self.app.policy.groups
-        known = self.app.snapshot.groups()
+        wanted = self.settings.groups
+        known = self.ports.members.groups()
         if wanted == "all":
             return tuple(g.name for g in known.values() if g.scannable)
         return tuple(known[g].name if g in known else g for g in wanted)
@@ -223,27 +264,27 @@ class Screen:
         if command is None:
             return
         if command.kind == "sync":
-            if self.app.sync_now is None:
+            if not self.ports.sync.available:
                 self.display.note("staff.sync_unavailable", now)
                 return
-            self.app.sync_now()
+            self.ports.sync.request()
             self.display.note("staff.sync_requested", now)
             self._status_at = float("-inf")
         elif command.kind == "guest":
             # queued like the exit button's press: the gate decides it between scans, and its decision shows next
-            self.app.gate.submit(Scan(raw="", source=GUEST_SOURCE))
+            self.ports.submit(Scan(raw="", source=GUEST_SOURCE))
         elif command.kind == "occupancy":
-            self.app.gate.submit(Scan(raw=command.reason, source=OCCUPANCY_SOURCE))
+            self.ports.submit(Scan(raw=command.reason, source=OCCUPANCY_SOURCE))
         elif command.kind == "admit":
             # journalled in English like every other reason; the screen shows it translated
             # queued like every other scan: decisions stay on the gate loop, one at a time, never re-entrant
             note = Messages("en")(f"admit_reason.{command.reason}")
-            self.app.gate.submit(Scan(raw="", source="staff", note=note))
+            self.ports.submit(Scan(raw="", source="staff", note=note))
             self._status_at = float("-inf")
 
     def _inside(self) -> int | None:
         try:
-            return self.app.gate.counts.occupancy(self.app.clock())
+            return self.ports.occupancy()
         except Exception:
             log.exception("reading the zone's count for the staff panel failed")
             return None
@@ -251,21 +292,59 @@ class Screen:
     def _refresh_status(self, now: float) -> None:
         self._status_at = now
         try:
-            status = self.app.status()
+            status = self.ports.status.live_status()
         except Exception:
             log.exception("reading the kiosk's status for the screen failed")
             return
-        self.display.set_status(Status.from_app_status(status, upstream=bool(self.app.config.upstream.url)))
+        self.display.set_status(Status.from_status(status, upstream=self.settings.upstream))
 
     def _seed_recent(self) -> None:
         try:
-            events = self.app.journal.recent(self.display.recent.maxlen)
+            events = self.ports.recent(self.display.recent.maxlen or 0)
         except Exception:
             log.exception("reading recent scans from the journal failed")
             return
         scans = []
         for e in events:
-            customer = self.app.snapshot.customer(e["customer_id"]) if e.get("customer_id") else None
-            scans.append(RecentScan(at=datetime.fromisoformat(e["at"].replace("Z", "+00:00")), name=customer.display_name if customer else "",
+            customer = self.ports.members.customer(e["customer_id"]) if e.get("customer_id") else None
+            scans.append(RecentScan(at=datetime.fromisoformat(e["at"].replace("Z", "+00:00")),
+                                    name=customer.display_name if customer else "",
                                     verdict=e["verdict"], source=e["source"]))
         self.display.remember(scans)
+
+
+# -- kiosk screenshot ----------------------------------------------------------------------
+
+def screenshot(settings: ScreenSettings, shots: list[Shot], size: tuple[int, int], out: str, *, wall: datetime,
+               now: float, groups: tuple[str, ...], columns: int = 1) -> tuple[int, int]:
+    """Draw one shot at `size`, or several at half size, labelled, `columns` a row (a contact sheet), to a PNG.
+    Returns the image's size; OutputError when the file cannot be written."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
+
+    from . import screen_render
+
+    def draw(shot: Shot) -> Any:
+        scene = screen_render.Scene(display=shot.display, msg=Messages(shot.locale), gate_name=settings.gate_name,
+                                    now=now, wall=wall, selected_groups=groups, can_sync=True,
+                                    diagonal_in=settings.diagonal_in, photo=shot.photo)
+        return screen_render.render(scene, size).surface
+
+    if len(shots) == 1:
+        image = draw(shots[0])
+    else:
+        tile = (size[0] // 2, size[1] // 2)
+        label_h, gap = max(18, tile[1] // 10), 6
+        rows = (len(shots) + columns - 1) // columns
+        image = pygame.Surface((columns * (tile[0] + gap) + gap, rows * (tile[1] + label_h + gap) + gap))
+        image.fill((40, 40, 40))
+        font = screen_render.fonts().get(int(label_h * 0.7), True)
+        for k, shot in enumerate(shots):
+            x, y = gap + (k % columns) * (tile[0] + gap), gap + (k // columns) * (tile[1] + label_h + gap)
+            image.blit(font.render(shot.label, True, (235, 235, 235)), (x, y))
+            image.blit(pygame.transform.smoothscale(draw(shot), tile), (x, y + label_h))
+    try:
+        pygame.image.save(image, out)
+    except (pygame.error, OSError) as exc:
+        raise OutputError(f"cannot write {out} ({exc})") from None
+    return image.get_width(), image.get_height()

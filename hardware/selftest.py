@@ -12,13 +12,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
-from kiosk.config import Config
 from kiosk.errors import KioskError
 from kiosk.ports import Faults, Scan
 
 from . import gpio
+from .factory import COLOURS, GpioBuilder
+from .gpio import GpioSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,84 +34,124 @@ class Check:
     detail: str
 
 
-def run(config: Config, *, simulate: bool, timeout_s: float, demo_scans: list[str],
+Reader = Callable[[Faults], Any]  # builds one scan source (camera, serial, hid) on a fresh Faults
+
+
+def run(gpio: GpioSettings, readers: dict[str, Reader | None], *, timeout_s: float,
         progress: Callable[[str], None] = lambda _: None) -> list[Check]:
-    checks = check_gpio(config, simulate=simulate, progress=progress)
-    names = list(dict.fromkeys(config.gate.sources))
-    if "camera" in names:
-        checks.append(check_camera(config, simulate=simulate, timeout_s=timeout_s, demo_scans=demo_scans,
-                                   progress=progress))
-    if "serial" in names:
-        checks.append(check_serial(config, simulate=simulate, timeout_s=timeout_s, progress=progress))
-    if "hid" in names:
-        checks.append(check_hid(config, simulate=simulate, timeout_s=timeout_s, progress=progress))
+    """Every fitted GPIO device, then each reader in `readers` (by source name), as the composition
+    root (`kiosk.compose.selftest`) built them from the config."""
+    checks = check_gpio(gpio, progress=progress)
+    if (camera := readers.get("camera")) is not None:
+        checks.append(check_camera(camera, timeout_s=timeout_s, progress=progress))
+    if (serial := readers.get("serial")) is not None:
+        checks.append(check_serial(serial, timeout_s=timeout_s, progress=progress))
+    if "hid" in readers:
+        checks.append(check_hid(readers["hid"], timeout_s=timeout_s, progress=progress))
     return checks
 
 
 def _guard(device: str, check: Callable[[], Check]) -> Check:
     try:
         return check()
-    except KioskError as exc:
-        return Check(device, False, str(exc))
     except Exception as exc:  # a device library failing in its own way is a failed check, not a crash
-        log.debug("%s check failed", device, exc_info=True)
-        return Check(device, False, f"{type(exc).__name__}: {exc}")
+        return _failed(device, exc)
+
+
+def _failed(device: str, exc: Exception) -> Check:
+    if isinstance(exc, KioskError):
+        return Check(device, False, str(exc))
+    log.debug("%s check failed", device, exc_info=exc)
+    return Check(device, False, f"{type(exc).__name__}: {exc}")
 
 
 # -- GPIO --------------------------------------------------------------------------------
 
-def check_gpio(config: Config, *, simulate: bool, progress: Callable[[str], None]) -> list[Check]:
-    pins = gpio.configured_pins(config, simulate)
-    if not pins:
+def check_gpio(settings: GpioSettings, *, progress: Callable[[str], None], factory: Any = None) -> list[Check]:
+    """Each fitted device, built by the same GpioBuilder as `kiosk run` builds them. `factory`: a pin factory
+    to use instead of the one the settings name (tests); it is closed all the same."""
+    if not settings.pins:
         return []
-    name = "mock" if simulate else config.gpio.pin_factory
-    try:
-        factory = gpio.pin_factory(name)
-    except KioskError as exc:
-        return [Check("gpio", False, str(exc))]
+    if factory is None:
+        try:
+            factory = gpio.pin_factory(settings.pin_factory)
+        except KioskError as exc:
+            return [Check("gpio", False, str(exc))]
+    pins = settings.pins
     checks: list[Check] = []
     try:
-        for colour in ("green", "red", "amber"):
-            if colour in pins:
-                progress(f"{colour} light on for {LIGHT_S:g} s")
-                checks.append(_guard(f"{colour} light", lambda c=colour: _check_light(config, factory, c, pins[c])))
+        checks += _check_lights(GpioBuilder(settings, factory), progress)
         if "buzzer" in pins:
             progress("buzzer: two beeps")
-            checks.append(_guard("buzzer", lambda: _check_buzzer(config, factory, pins["buzzer"])))
+            checks.append(_guard("buzzer", partial(_check_buzzer, GpioBuilder(settings, factory))))
         if "relay" in pins:
-            progress(f"relay: one {config.relay.pulse_ms} ms pulse")
-            checks.append(_guard("relay", lambda: _check_relay(config, factory, pins["relay"])))
+            progress(f"relay: one {settings.pulse_s * 1000:g} ms pulse")
+            checks.append(_guard("relay", partial(_check_relay, GpioBuilder(settings, factory))))
         for name in gpio.INPUTS:
             if name in pins:
-                checks.append(_guard(name.replace("_", " "), lambda n=name: _check_input(config, factory, n, pins[n])))
+                builder = GpioBuilder(settings, factory)
+                checks.append(_guard(name.replace("_", " "), partial(_check_input, builder, name)))
     finally:
         factory.close()
     return checks
 
 
-def _check_light(config: Config, factory: Any, colour: str, pin: Any) -> Check:
-    from gpiozero import LED
-
-    led = gpio.make_device(config, colour, lambda: LED(pin, active_high=config.get(f"gpio.{colour}.active_high"),
-                                                       pin_factory=factory))
+def _check_lights(builder: GpioBuilder, progress: Callable[[str], None]) -> list[Check]:
+    """Each light the kiosk shows, built as `kiosk run` builds it: separate LEDs one by one, or one RGB
+    package (`gpio.lights = "rgb"`) whose green and red are its channels and whose amber is both."""
+    settings = builder.settings
+    if not settings.rgb:
+        checks = []
+        for colour in COLOURS:
+            if colour in settings.pins:
+                progress(f"{colour} light on for {LIGHT_S:g} s")
+                checks.append(_guard(f"{colour} light", partial(_check_led, builder, colour)))
+        return checks
     try:
-        led.on()
-        lit = led.is_lit
-        time.sleep(LIGHT_S)
-        led.off()
-        dark = not led.is_lit
+        lights = builder.lights()
+    except Exception as exc:
+        builder.close_made()
+        return [_failed("rgb light", exc)]
+    assert lights is not None  # rgb: both its pins are fitted
+    try:
+        checks = []
+        for colour in COLOURS:
+            progress(f"{colour} light on for {LIGHT_S:g} s")
+            checks.append(_guard(f"{colour} light", partial(_blink, getattr(lights, colour), f"{colour} light",
+                                                            _light_pins(settings, colour))))
+        return checks
+    finally:
+        lights.close()
+
+
+def _light_pins(settings: GpioSettings, colour: str) -> str:
+    if settings.rgb and colour == "amber":
+        return f"RGB pins {settings.pins['red'].pin}+{settings.pins['green'].pin}"
+    return f"pin {settings.pins[colour].pin}"
+
+
+def _check_led(builder: GpioBuilder, colour: str) -> Check:
+    led = builder.light(colour)
+    try:
+        return _blink(led, f"{colour} light", _light_pins(builder.settings, colour))
     finally:
         led.close()
+
+
+def _blink(led: Any, device: str, where: str) -> Check:
+    led.on()
+    lit = led.is_lit
+    time.sleep(LIGHT_S)
+    led.off()
+    dark = not led.is_lit
     ok = lit and dark
-    return Check(f"{colour} light", ok, f"pin {pin} switched on and off (look at the light)" if ok
-                 else f"pin {pin} did not follow: on={lit}, off={dark}")
+    return Check(device, ok, f"{where} switched on and off (look at the light)" if ok
+                 else f"{where} did not follow: on={lit}, off={dark}")
 
 
-def _check_buzzer(config: Config, factory: Any, pin: Any) -> Check:
-    from gpiozero import Buzzer
-
-    buzzer = gpio.make_device(config, "buzzer", lambda: Buzzer(
-        pin, active_high=config.get("gpio.buzzer.active_high"), pin_factory=factory))
+def _check_buzzer(builder: GpioBuilder) -> Check:
+    buzzer = builder.buzzer()
+    pin = builder.settings.pins["buzzer"].pin
     try:
         buzzer.beep(on_time=0.1, off_time=0.1, n=2, background=False)
         silent = not buzzer.is_active
@@ -119,12 +161,11 @@ def _check_buzzer(config: Config, factory: Any, pin: Any) -> Check:
                  else f"pin {pin} stayed on after the beeps")
 
 
-def _check_relay(config: Config, factory: Any, pin: Any) -> Check:
-    from gpiozero import DigitalOutputDevice
-
-    device = gpio.make_device(config, "relay", lambda: DigitalOutputDevice(
-        pin, active_high=config.get("gpio.relay.active_high"), initial_value=False, pin_factory=factory))
-    relay = gpio.Relay(device, config.relay.pulse_ms / 1000)
+def _check_relay(builder: GpioBuilder) -> Check:
+    relay = builder.relay()
+    assert relay is not None  # fitted: check_gpio asks only for fitted devices
+    pin = builder.settings.pins["relay"].pin
+    pulse_ms = f"{relay.pulse_s * 1000:g}"
     try:
         relay.pulse()
         time.sleep(relay.pulse_s / 2)
@@ -136,15 +177,13 @@ def _check_relay(config: Config, factory: Any, pin: Any) -> Check:
     finally:
         relay.close()
     if was_on and off_again:
-        return Check("relay", True, f"pin {pin} on for {config.relay.pulse_ms} ms, then off (listen for the click)")
+        return Check("relay", True, f"pin {pin} on for {pulse_ms} ms, then off (listen for the click)")
     return Check("relay", False, f"pin {pin}: on during the pulse={was_on}, off after it={off_again}")
 
 
-def _check_input(config: Config, factory: Any, name: str, pin: Any) -> Check:
-    from gpiozero import DigitalInputDevice
-
-    button = gpio.make_device(config, name, lambda: DigitalInputDevice(
-        pin, pull_up=config.get(f"gpio.{name}.pull_up"), pin_factory=factory))
+def _check_input(builder: GpioBuilder, name: str) -> Check:
+    button = builder.input(name)
+    pin = builder.settings.pins[name].pin
     try:
         closed = button.is_active
     finally:
@@ -167,13 +206,10 @@ def _collect() -> tuple[list[Scan], threading.Event, Callable[[Scan], None]]:
     return scans, got, submit
 
 
-def check_camera(config: Config, *, simulate: bool, timeout_s: float, demo_scans: list[str],
-                 progress: Callable[[str], None]) -> Check:
-    from .factory import make_camera
-
+def check_camera(make: Reader, *, timeout_s: float, progress: Callable[[str], None]) -> Check:
     def check() -> Check:
         faults = Faults()
-        camera = make_camera(config, faults, simulate=simulate, demo_scans=demo_scans)
+        camera = make(faults)
         scans, got, submit = _collect()
         progress(f"camera: hold a code in front of it (up to {timeout_s:g} s)")
         started = time.monotonic()
@@ -186,21 +222,17 @@ def check_camera(config: Config, *, simulate: bool, timeout_s: float, demo_scans
         stats = camera.stats
         if stats.captured == 0:
             return Check("camera", False, faults.active().get("camera", f"no frame within {timeout_s:g} s"))
-        w, h = config.camera.lores_size
         seen = f"decoded {scans[0].raw!r}" if scans else "no code seen"
-        return Check("camera", True, f"{stats.captured} frames of {w}x{h} in {took:.1f} s, {seen}")
+        return Check("camera", True, f"{stats.captured} frames of {camera.lores_w}x{camera.lores_h} in {took:.1f} s, "
+                                     f"{seen}")
 
     return _guard("camera", check)
 
 
-def check_serial(config: Config, *, simulate: bool, timeout_s: float, progress: Callable[[str], None]) -> Check:
-    from .factory import SIMULATED_SERIAL_URL
-    from .serial_scanner import SerialScanner
-
+def check_serial(make: Reader, *, timeout_s: float, progress: Callable[[str], None]) -> Check:
     def check() -> Check:
         faults = Faults()
-        url = SIMULATED_SERIAL_URL if simulate else None
-        scanner = SerialScanner.from_config(config.serial, faults, url=url, source=config.source)
+        scanner = make(faults)
         scans, got, submit = _collect()
         scanner.start(submit)
         try:
@@ -215,22 +247,22 @@ def check_serial(config: Config, *, simulate: bool, timeout_s: float, progress: 
             scanner.stop()
         if scanner.url.startswith("loop://") and not scans:
             return Check("serial scanner", False, "loop:// opened but the test code did not come back")
-        seen = f"read {bytes(scans[0].raw).decode('utf-8', 'replace')!r}" if scans \
+        raw = scans[0].raw if scans else b""
+        seen = f"read {(raw.decode('utf-8', 'replace') if isinstance(raw, bytes) else raw)!r}" if scans \
             else f"no code scanned within {timeout_s:g} s"
         return Check("serial scanner", True, f"{scanner.url} open, {seen}")
 
     return _guard("serial scanner", check)
 
 
-def check_hid(config: Config, *, simulate: bool, timeout_s: float, progress: Callable[[str], None]) -> Check:
-    from .hid_scanner import HidScanner
-
-    if simulate and not config.hid.device:
+def check_hid(make: Reader | None, *, timeout_s: float, progress: Callable[[str], None]) -> Check:
+    """`make` is None under --simulate without a configured hid.device: nothing to simulate."""
+    if make is None:
         return Check("keyboard scanner", True, "not simulated (no hid.device configured)")
 
     def check() -> Check:
         faults = Faults()
-        scanner = HidScanner.from_config(config.hid, config.serial, faults, source=config.source)
+        scanner = make(faults)
         scans, got, submit = _collect()
         scanner.start(submit)
         try:

@@ -1,19 +1,19 @@
-"""The composition root: reads the config and wires adapters to the pipeline.
+"""The running kiosk's core, built from one Config: the stores, the gate, the faults and the status.
 
-This is the one module of `kiosk/` that imports `hardware/` (lazily, inside functions),
-because choosing adapters is its job. Nothing else reads the config file.
+It imports no adapter: the composition root (`kiosk.compose`) builds the devices, the upstream
+link and the venue link, and hands them narrow ports of this App (submit a scan, record an
+alarm, read status, trigger a sync), never the App itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import threading
 import time
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import demo
 from .access import AccessRules, policy_of
@@ -22,11 +22,15 @@ from .counts import Counts, history_since, punch_cards
 from .errors import ConfigError, JournalError, SnapshotError, StateError
 from .gate import Gate, utc_now
 from .journal import Journal
-from .ports import Faults, Output, ScanSource
+from .ports import Faults, SyncRequests
 from .rules import snapshot_age
 from .snapshot import SnapshotStore
 from .state import State, SyncOutcome, UploadOutcome, open_state, read_state
-from .status import PUBLISH_S, STATUS_FILE, JournalStatus, KioskStatus, SnapshotStatus, publish
+from .status import STATUS_FILE, JournalStatus, KioskStatus, SnapshotStatus, publish
+
+if TYPE_CHECKING:
+    from .venue.store import PeerStore
+    from .venue.union import VenueCounts
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ class App:
     The journal, the state file and the gate are opened when first used, so a command that only reads
     the snapshot (`import`, `find`) creates neither. `readonly` (`status`, `check`): nothing is created
     or written, not even the state dir; the journal and state are read through read-only connections.
+    A context manager: `with App(config) as app:` closes every store it opened.
     """
 
     def __init__(self, config: Config, *, simulate: bool = False, clock: Callable[[], datetime] = utc_now,
@@ -60,12 +65,12 @@ class App:
         self.faults = Faults()
         self.status_changed = threading.Event()  # a fault came or went: publish the live status now
         self.faults.subscribe(lambda *_: self.status_changed.set())
-        self.sync_now: Callable[[], None] | None = None  # set when an upstream is configured
+        self.sync = SyncRequests()  # connected to the upstream when one runs (the screen's "sync now")
         if simulate:
             self._seed_demo()
         self.snapshot = SnapshotStore(self.snapshot_path, heal=not readonly, on_problem=self._snapshot_problem)
         self.policy = policy_of(config)
-        self.venue_store = None  # the peers' events, when [venue] names a broker (kiosk/venue)
+        self.venue_store: PeerStore | None = None  # the peers' events, when [venue] names a broker (kiosk/venue)
 
     @cached_property
     def journal(self) -> Journal:
@@ -84,14 +89,19 @@ class App:
         return open_state(self.state_dir / "state.sqlite", readonly=self.readonly)
 
     @cached_property
-    def counts(self) -> Counts:
+    def counts(self) -> "Counts | VenueCounts":
         """The access rules' counts, rebuilt from the journal file (read-only; none when there is no journal)."""
         punch = punch_cards(self.snapshot_path)
         since = history_since(self.policy.access, punch, self.clock())
         if self.config.venue.broker:  # over this gate's journal and its peers' events
-            from .venue.wiring import union_counts
+            from .venue.union import VenueCounts
+            from .venue.wiring import open_peer_store
 
-            return union_counts(self, punch, since)
+            j = self.config.journal
+            self.venue_store = open_peer_store(self.state_dir, keep_days=j.keep_days, max_events=j.max_events,
+                                               readonly=self.readonly)
+            return VenueCounts.rebuild(self.journal_path, self.venue_store, self.policy.access, self.policy.tz, punch,
+                                       since=since)
         return Counts.rebuild(self.journal_path, self.policy.access, self.policy.tz, punch, since=since)
 
     @cached_property
@@ -106,8 +116,7 @@ class App:
             self.faults.clear("snapshot")
             return
         self.faults.set("snapshot", problem)
-        if self.sync_now is not None:
-            self.sync_now()
+        self.sync.request()
 
     def _seed_demo(self) -> None:
         """--simulate: demo data when there is no snapshot yet, refreshed if the demo data is what we hold."""
@@ -186,12 +195,12 @@ class App:
             log.warning("journal housekeeping skipped, tried again later: %s", exc)
 
     def status_line(self) -> str:
-        s = self.status()
-        age = s["snapshot"]["age_s"]
-        age_text = "no snapshot" if not s["snapshot"]["customers"] and age is None else (
+        s = self.live_status()
+        age = s.snapshot.age_s
+        age_text = "no snapshot" if not s.snapshot.customers and age is None else (
             "snapshot age unknown" if age is None else f"snapshot {age // 60} min old")
-        head = "fault: " + "; ".join(s["faults"].values()) if s["faults"] else "ok"
-        return f"{head}, {age_text}, {s['journal']['unreported']} unreported"
+        head = "fault: " + "; ".join(s.faults.values()) if s.faults else "ok"
+        return f"{head}, {age_text}, {s.journal.unreported} unreported"
 
     def watch_staleness(self) -> None:
         """Raise or clear the snapshot_stale fault (screen banner, status, heartbeat)."""
@@ -210,134 +219,9 @@ class App:
                 self.__dict__[name].close()
         self.snapshot.close()
 
+    def __enter__(self) -> "App":
+        return self
 
-def build_sources(app: App, source: str | None) -> list[ScanSource]:
-    """`--source` when given, else the config's `gate.sources` through the hardware adapters."""
-    from .decoder import FrameDecoder
-    from .sources import ImageFolderSource, StdinSource
-
-    if source == "stdin":
-        return [StdinSource()]
-    if source and source.startswith("images:"):
-        folder = source.split(":", 1)[1]
-        try:
-            images = ImageFolderSource(folder, FrameDecoder.from_config(app.config.camera))
-        except OSError as exc:
-            raise ConfigError("--source", "images", f"cannot read the folder {folder!r} ({exc.strerror}); "
-                              "give a folder of images: --source images:DIR") from None
-        return [images]
-    from hardware import factory
-
-    names = [source] if source else list(app.config.gate.sources)
-    scans = demo.SCANS + (demo.RULE_SCANS if app.policy.access.active else [])
-    return factory.make_sources(app.config, app.faults, names=names, simulate=app.simulate, demo_scans=scans)
-
-
-def build_devices(app: App) -> list[Output]:
-    from hardware import factory
-
-    return factory.make_outputs(app.config, app.faults, app.gate, simulate=app.simulate)
-
-
-def open_screen(app: App, headless: bool) -> Any | None:
-    """The pygame screen, or None when headless, disabled or there is no display."""
-    if headless or app.config.screen.enabled == "off":
-        return None
-    from hardware import screen
-
-    return screen.open_screen(app, required=app.config.screen.enabled == "on")
-
-
-def run(app: App, *, source: str | None = None, headless: bool = False, events: bool = False,
-        limit: int | None = None) -> int:
-    """`kiosk run`: until SIGINT/SIGTERM, end of input (stdin/images) or `limit` decisions."""
-    from .notify import TEST_ONLY_STOP_WATCHDOG, Notifier
-    from .outputs import DecisionLog, EventPrinter
-
-    notifier = Notifier(stop_file=app.state_dir / TEST_ONLY_STOP_WATCHDOG)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    sources: list[ScanSource] = []
-    devices: list[Output] = []
-    screen = None
-    upstream = None
-    venue = None
-    try:
-        wanted = build_sources(app, source)  # first: a bad --source is refused before any device moves
-        devices = build_devices(app)
-        for device in devices:
-            app.gate.add_output(device)
-        if events:
-            app.gate.add_output(EventPrinter(app.config.gate.id))
-        app.gate.add_output(DecisionLog())  # before the screen: the log line comes even if drawing fails
-        screen = open_screen(app, headless)
-        if screen is not None:
-            app.gate.add_output(screen)
-        if app.config.upstream.url:
-            from .upstream import Upstream
-
-            upstream = Upstream.from_app(app)
-            app.sync_now = upstream.request_sync
-            upstream.start()
-        if app.config.venue.broker:
-            from .venue.wiring import start_link
-
-            venue = start_link(app)
-        sources = wanted
-        finite = [s.done for s in sources if hasattr(s, "done")]
-        ended = threading.Event()
-        for s in sources:
-            # A file on stdin or a folder can wait for the gate (nothing dropped); a camera or scanner cannot.
-            s.start(app.gate.submit if getattr(s, "live", True) else app.gate.submit_waiting)
-        app.watch_staleness()
-        app.purge_journal()
-        app.publish_status()
-        ready = app.status_line()
-        notifier.ready(ready)
-        log.info("gate %s ready: %s", app.config.gate.id, ready)
-        last_status = last_purge = last_publish = time.monotonic()
-
-        def tick() -> None:
-            nonlocal last_status, last_purge, last_publish
-            notifier.watchdog()
-            if finite and all(d.is_set() for d in finite):
-                ended.set()
-            if limit is not None and app.gate.decided >= limit:
-                stop.set()
-            now = time.monotonic()
-            if now - last_status >= 10:
-                last_status = now
-                app.counts.follow(app.journal.path)  # `kiosk occupancy set N` from a shell, meanwhile
-                app.watch_staleness()
-                notifier.status(app.status_line())
-            if app.status_changed.is_set() or now - last_publish >= PUBLISH_S:
-                last_publish = now
-                app.publish_status()
-            if now - last_purge >= 3600:
-                last_purge = now
-                app.purge_journal()
-            if screen is not None and not screen.tick():
-                stop.set()
-
-        app.gate.run_loop(stop, tick=tick, tick_s=1 / 30, until_idle=ended if finite else None)
-        return 0
-    finally:
-        notifier.stopping()
-        for s in sources:
-            s.stop()
-        if upstream is not None:
-            upstream.stop()
-        if venue is not None:
-            venue.stop()
-        for output in devices + ([screen] if screen is not None else []):
-            try:
-                output.close()
-            except Exception:
-                log.exception("closing %s failed", type(output).__name__)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        notifier.close()
-        # No live status once stopped: `kiosk status` then says the kiosk is not running.
-        with contextlib.suppress(OSError):
-            (app.state_dir / STATUS_FILE).unlink()
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 

@@ -1,6 +1,6 @@
 """The kiosk's one config file: schema, defaults, loading and validation.
 
-Only the composition root (`kiosk.app` / the CLI) calls `load`; everything else is
+Only the CLI (`kiosk/cli/common.py`) and `kiosk doctor` call `load`; everything else is
 handed the sections it needs. Every key is documented in `config/kiosk.toml`.
 """
 

@@ -20,7 +20,7 @@ import sqlite3
 from array import array
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, cast
 
 from .access import GUEST_SOURCE, AccessRules
 from .errors import JournalError
@@ -216,7 +216,7 @@ class Counts:
             db = connect_readonly(path, isolation_level=None)  # also in a folder we may not write (`check`)
             try:
                 db.execute("BEGIN")  # one read transaction: the queries below see the same journal
-                bounds, args = "", ()
+                bounds, args = "", cast(tuple[str, ...], ())
                 if until is not None:
                     bounds, args = bounds + " AND at <= ?", (*args, iso(until))
                 if since is not None:

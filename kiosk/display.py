@@ -15,12 +15,13 @@ import secrets
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any, Mapping
+from typing import Mapping
 
 from .access import GUEST_SOURCE
 from .i18n import ADMIT_REASONS, Messages
 from .model import Decision, Verdict
 from .state import SyncOutcome
+from .status import KioskStatus
 from .text import safe_text
 
 PIN_SCHEME = "pbkdf2_sha256"
@@ -159,6 +160,7 @@ def instruction(look: Look, decision: Decision, msg: Messages, tz: tzinfo | None
     """The member's words: "Go in", "See staff", or for "come back" the time: "At 07:00", "At Mon 07:00"."""
     if look is not COME_BACK:
         return msg(look.instruction)
+    assert decision.next_at is not None  # look_of gives COME_BACK only with a time to come back at
     return msg(look.instruction, when=_when(decision.next_at, decision.at, msg, tz))
 
 
@@ -215,7 +217,8 @@ _FAULT_KEYS = (("upstream_auth", "fault.upstream_auth"), ("token", "fault.upstre
                ("upstream", "fault.upstream"), ("camera", "fault.camera"), ("serial", "fault.scanner"),
                ("hid", "fault.scanner"), ("scanner", "fault.scanner"), ("snapshot_stale", "fault.snapshot_stale"),
                ("snapshot_pending", "fault.snapshot_pending"), ("snapshot", "fault.snapshot_damaged"),
-               ("journal", "fault.journal"), ("door", "fault.door_held"))
+               ("journal", "fault.journal"), ("door", "fault.door_held"), ("venue_auth", "fault.venue_refused"),
+               ("venue", "fault.venue_down"))
 
 
 def fault_text(name: str, message: str, msg: Messages) -> str:
@@ -230,7 +233,7 @@ def fault_text(name: str, message: str, msg: Messages) -> str:
 
 @dataclass(frozen=True)
 class Status:
-    """The few status figures the screen shows, read from `App.status()`."""
+    """The few status figures the screen shows, read from the kiosk's typed status."""
 
     online: bool | None  # None: no upstream configured
     has_snapshot: bool
@@ -240,14 +243,13 @@ class Status:
     last_sync: SyncOutcome | None
 
     @classmethod
-    def from_app_status(cls, status: Mapping[str, Any], *, upstream: bool) -> "Status":
-        snap, journal = status.get("snapshot", {}), status.get("journal", {})
-        last = SyncOutcome.from_json(status.get("last_sync"))
-        faulty = any(name.startswith("upstream") for name in status.get("faults", {}))
+    def from_status(cls, status: KioskStatus, *, upstream: bool) -> "Status":
+        last = status.last_sync
+        faulty = any(name.startswith("upstream") for name in status.faults)
         online = None if not upstream else bool(last and last.ok and not faulty)
-        return cls(online=online, has_snapshot=bool(snap.get("customers") or snap.get("cursor")),
-                   snapshot_age_s=snap.get("age_s"), cursor=snap.get("cursor") or "",
-                   unreported=int(journal.get("unreported") or 0), last_sync=last)
+        snap = status.snapshot
+        return cls(online=online, has_snapshot=bool(snap.customers or snap.cursor), snapshot_age_s=snap.age_s,
+                   cursor=snap.cursor, unreported=status.journal.unreported, last_sync=last)
 
 
 def last_sync_text(last: SyncOutcome | None, msg: Messages, wall: datetime) -> str:
@@ -263,6 +265,16 @@ def last_sync_text(last: SyncOutcome | None, msg: Messages, wall: datetime) -> s
     if last.ok:
         return msg("staff.sync_ok", age=age)
     return msg("staff.sync_failed", age=age, message=safe_text(last.error, 120) or "?")
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One screen for `kiosk screenshot`: a Display driven into the wanted state, its language and photo file."""
+
+    label: str  # under the tile on a contact sheet
+    locale: str
+    display: "Display"
+    photo: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import queue
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
 from . import credential as credentials
-from .access import GUEST_SOURCE, guest_decision
+from .access import GUEST_SOURCE, CountsView, guest_decision
 from .counts import OCCUPANCY_SET, Counts
 from .journal import Journal
 from .model import Decision, Verdict
@@ -33,6 +33,16 @@ MANUAL_SOURCES = frozenset({"staff", "exit_button", "remote"})  # remote: the ve
 OCCUPANCY_SOURCE = "staff_occupancy"
 
 
+class GateCounts(CountsView, Protocol):
+    """The counts the gate reads and keeps up to date: kiosk.counts.Counts over this gate's journal, or
+    kiosk.venue.union.VenueCounts over the peers' events too."""
+
+    def recent_admits(self, since: datetime) -> dict[str, datetime]: ...
+
+    def record(self, *, at: datetime, verdict: str, source: str, customer_id: str | None, credential: str = "",
+               punch: bool = False, raw: str = "") -> None: ...
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -40,7 +50,7 @@ def utc_now() -> datetime:
 class Gate:
     def __init__(self, *, gate_id: str, snapshot: SnapshotView, journal: Journal, policy: Policy,
                  outputs: Iterable[Output] = (), clock: Clock = utc_now, faults: Faults | None = None,
-                 counts: Counts | None = None):
+                 counts: GateCounts | None = None):
         self.gate_id = gate_id
         self.snapshot = snapshot
         self.journal = journal
@@ -57,7 +67,7 @@ class Gate:
         self._guests_used = 0
         self._failing_outputs: set[int] = set()  # id() of the outputs whose last act raised
         # the access rules' counts, rebuilt from the journal by the caller; they also restore the repeat memory
-        self.counts = counts if counts is not None else Counts(policy.access, policy.tz)
+        self.counts: GateCounts = counts if counts is not None else Counts(policy.access, policy.tz)
         started = clock()
         self._recent_admits.update(self.counts.recent_admits(started - timedelta(seconds=policy.repeat_window_s)))
         since = started - timedelta(seconds=policy.passes.code_lifetime_s)

@@ -166,6 +166,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "guest.used": "Guests: {used} of {allowed}",
         "staff.inside": "Inside: {count}",
         "staff.inside_reset": "Reset to 0",
+        # the venue link (issue 12): the gates of a venue share their scans through its broker
+        "fault.venue_down": "Other gates out of reach: counting this gate's scans only",
+        "fault.venue_refused": "Venue broker refuses this gate: check its name and password",
     },
     "nl": {
         "idle.prompt": "Scan je lidmaatschapskaart",
@@ -309,6 +312,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "guest.used": "Gasten: {used} van {allowed}",
         "staff.inside": "Binnen: {count}",
         "staff.inside_reset": "Terug naar 0",
+        # the venue link (issue 12): the gates of a venue share their scans through its broker
+        "fault.venue_down": "Andere poorten onbereikbaar: alleen scans van deze poort geteld",
+        "fault.venue_refused": "Berichtenserver weigert deze poort: controleer naam en wachtwoord",
     },
 }
 

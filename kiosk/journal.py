@@ -130,6 +130,7 @@ class Journal:
         self.lost = 0  # held events dropped because more than hold_max were waiting
         self.problem: str | None = None  # why the journal cannot be written right now
         self.moved_aside: Path | None = None  # where a damaged journal went
+        self._ident: tuple[int, int] | None = None  # the file's (inode, device) while open for writing
         try:
             self._connect()
         except sqlite3.Error as exc:
@@ -262,6 +263,12 @@ class Journal:
             if self._held:
                 log.error("%s: closing with %d decisions never written (%s)", self.path, len(self._held), self.problem)
             self.db.close()
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()  # also when the block raised: what is held is written, the file let go
 
     @contextlib.contextmanager
     def _write(self, what: str, *, begin: bool = True, only_acks: bool = False) -> Iterator[sqlite3.Connection]:
@@ -572,7 +579,7 @@ class Journal:
         with self._lock:
             rows = self.db.execute(sql, args).fetchall()
         for row in rows:
-            event = dict(zip(COLUMNS, row))
+            event = dict(zip(COLUMNS, row, strict=True))
             event["groups"] = json.loads(event["groups"])
             event["passed"] = None if event["passed"] is None else bool(event["passed"])
             yield event
@@ -581,12 +588,12 @@ class Journal:
         with self._lock:
             rows = self.db.execute("SELECT " + _SELECT + " FROM events ORDER BY seq DESC LIMIT ?",
                                    (n,)).fetchall()
-        return [dict(zip(COLUMNS, r)) for r in rows]
+        return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
     def isolated(self) -> list[dict[str, Any]]:
         with self._lock:
-            rows = self.db.execute("SELECT id, at, verdict, state_note FROM events WHERE state = 'isolated' ORDER BY seq"
-                                   ).fetchall()
+            rows = self.db.execute("SELECT id, at, verdict, state_note FROM events WHERE state = 'isolated' "
+                                   "ORDER BY seq").fetchall()
         return [{"id": r[0], "at": r[1], "verdict": r[2], "note": r[3]} for r in rows]
 
 

@@ -3,6 +3,10 @@
 The input is a `kiosk journal --csv` export or lines of `ISO-TIME<TAB>scanned text`. Scans go in
 time order through a real Gate whose journal lives in memory and whose counts start empty, so the
 decisions are the ones a live gate would make; nothing is journalled on disk and nothing moves.
+At a gate of a venue (docs/venue.md) the other gates' events in the venue's store, from the daily
+reset before the first scan to the last scan, are counted in their places among the scans, as the
+running gate counted them (union counts): a peer's admit can make a replayed scan `full`,
+`already_inside` or `limit_reached`.
 """
 
 from __future__ import annotations
@@ -14,15 +18,18 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, TextIO, cast
 
-from .counts import OCCUPANCY_SET
-from .gate import MANUAL_SOURCES, Gate
+from .counts import OCCUPANCY_SET, Counts
+from .gate import MANUAL_SOURCES, OCCUPANCY_SOURCE, Gate
 from .journal import Journal
 from .outputs import EventPrinter
 from .ports import Scan
 from .rules import Policy, SnapshotView
 from .text import safe_text
+
+if TYPE_CHECKING:
+    from .venue.store import PeerStore
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +95,8 @@ def _scan(line: int, fields: dict[str, str]) -> ReplayScan | None:
         raw = raw[1:]
     if verdict == OCCUPANCY_SET:
         return ReplayScan(at, raw, source, verdict, line)
+    if source == OCCUPANCY_SOURCE:
+        return None  # the staff panel's corrections are the occupancy_set rows above; no other row is a scan
     if source in MANUAL_SOURCES:  # a staff admit or an exit press: its reason is what was journalled
         return ReplayScan(at, fields.get("reason", ""), source, "admit", line) if verdict in ("", "admit") else None
     if not raw and verdict:
@@ -112,27 +121,41 @@ class _ReplayClock:
 
 
 def replay(scans: list[ReplayScan], *, snapshot: SnapshotView, policy: Policy, gate_id: str,
-           out: TextIO) -> Counter:
-    """Decide each scan in order from empty counts, printing `--events` lines; returns verdict counts."""
+           out: TextIO, peers: PeerStore | None = None, punch: frozenset[str] = frozenset()) -> Counter:
+    """Decide each scan in order from empty counts, printing `--events` lines; returns verdict counts.
+    `peers`: the venue's store of the other gates' events, each counted before the first scan at or after its
+    time; `punch`: the snapshot's punch cards (a peer's admit with one is a punch)."""
     clock = _ReplayClock()
     journal = Journal(Path(":memory:"))  # the gate's real journal path, kept in memory: nothing lands on disk
+    union = None
+    waiting: list[dict[str, Any]] = []
+    if peers is not None and scans:
+        from .venue.union import VenueCounts
+
+        union = VenueCounts(policy.access, policy.tz, punch)
+        # popped from the end: the oldest first
+        waiting = list(reversed(peers.events(union.period_start(scans[0].at), scans[-1].at)))
     gate = Gate(gate_id=gate_id, snapshot=snapshot, journal=journal, policy=policy, clock=clock,
-                outputs=[EventPrinter(gate_id, out)])
+                outputs=[EventPrinter(gate_id, out)], counts=cast(Counts, union))  # the running gate's union counts
     verdicts: Counter = Counter()
     try:
         for scan in scans:
             clock.now = scan.at
+            due = []
+            while waiting and datetime.fromisoformat(waiting[-1]["at"]) <= scan.at:
+                due.append(waiting.pop())
+            if due and union is not None:
+                union.add_peer_events(due)
             if scan.verdict == OCCUPANCY_SET:
                 try:
                     gate.set_occupancy(int(scan.raw), source=scan.source)
                 except ValueError:
                     log.warning("line %d: occupancy_set with a bad count %r skipped", scan.line, scan.raw)
                 continue
-            if scan.source in MANUAL_SOURCES:
-                decision = gate.admit_manually(scan.source, scan.raw or "Manual admit")
-            else:
-                decision = gate.handle(Scan(raw=scan.raw, source=scan.source))
-            verdicts[decision.verdict.value] += 1
+            decision = (gate.admit_manually(scan.source, scan.raw or "Manual admit") if scan.source in MANUAL_SOURCES
+                        else gate.handle(Scan(raw=scan.raw, source=scan.source)))
+            if decision is not None:  # None only for a staff occupancy correction, which read_scans never passes
+                verdicts[decision.verdict.value] += 1
     finally:
         journal.close()
     return verdicts

@@ -16,7 +16,6 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator
@@ -324,10 +323,6 @@ def load_records(path: str | os.PathLike[str], records: Iterable[dict], meta: di
         return builder.commit(meta)
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 class SnapshotStore:
     """Read side of the snapshot: indexed point reads on a read-only connection.
 
@@ -457,6 +452,12 @@ class SnapshotStore:
                 self._db.close()
                 self._db = None
 
+    def __enter__(self) -> "SnapshotStore":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # -- reads -------------------------------------------------------------------------
     def customer(self, customer_id: str) -> Customer | None:
         key = customer_key(customer_id)
@@ -502,10 +503,6 @@ class SnapshotStore:
     @property
     def cursor(self) -> str:
         return self.meta().get("cursor", "")
-
-    def synced_at(self) -> datetime | None:
-        value = self.meta().get("synced_at")
-        return datetime.fromisoformat(value) if value else None
 
     def exists(self) -> bool:
         with self._lock:

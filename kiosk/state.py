@@ -122,6 +122,12 @@ class State:
         with self._lock:
             self.db.close()
 
+    def __enter__(self) -> "State":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def open_state(path: str | Path, *, readonly: bool = False) -> State:
     return State(path, readonly=readonly)
@@ -133,15 +139,10 @@ def read_state(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        state = State(path, readonly=True)
+        with State(path, readonly=True) as state:
+            return state.items()
     except StateError:
         return {}
-    try:
-        return state.items()
-    except StateError:
-        return {}
-    finally:
-        state.close()
 
 
 def _from_json(cls: type[T], value: Any) -> T | None:
@@ -169,7 +170,7 @@ class SyncOutcome:
     ok: bool
     kind: str = ""  # full | delta | unchanged
     cursor: str = ""
-    changed: int = 0
+    changed: dict[str, int] | int = 0  # the records a sync changed, by kind
     bytes: int = 0
     seconds: float = 0.0
     error: str = ""  # why it failed

@@ -33,12 +33,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_sync import KIOSK, TOKEN, Server, write_config  # noqa: E402
 
-from kiosk import demo  # noqa: E402
+from kiosk import compose, demo  # noqa: E402
 from kiosk.app import App  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
 from kiosk.ports import Scan  # noqa: E402
 from kiosk.upstream.reference import RefStore  # noqa: E402
-from kiosk.upstream import Upstream  # noqa: E402
 
 TEXTS = ["I-1001", "I-1002", "I-1003", "O-2001", "HELLO-WORLD", demo.PIET_VIP]
 
@@ -81,7 +80,7 @@ def one_run(work: Path, server: Server, token_file: Path, events: int, scans: in
         "url": server.url, "token_file": str(token_file), "sync_interval_s": 3600, "heartbeat_s": 10,
         "timeout_s": 10}}
     app = App(Config(validate(values, "bench"), "bench"))
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         up.sync_once()
         backlog(app, events)

@@ -21,16 +21,16 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hardware.camera import Camera  # noqa: E402
+from hardware.camera import CameraSettings, CameraSource  # noqa: E402
 from hardware.camera_sim import AfModeEnum, fitted_code, scene, yuv420  # noqa: E402
-from hardware.factory import make_outputs  # noqa: E402
-from kiosk import demo  # noqa: E402
+from kiosk import compose, demo  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
 from kiosk.decoder import FrameDecoder  # noqa: E402
 from kiosk.gate import Gate  # noqa: E402
@@ -67,13 +67,13 @@ def frame_to_relay(frames: int) -> None:
         faults = Faults()
         gate = Gate(gate_id="bench", snapshot=snapshot, journal=journal, policy=Policy(repeat_window_s=0),
                     faults=faults)
-        (board,) = make_outputs(cfg, faults, gate, simulate=False)
+        (board,) = compose.gpio_outputs(cfg, faults, gate, simulate=False)
         gate.add_output(board)
         relay = board.factory.pin(24)
         decisions = []
         # the single-image decoder: every frame gets the full search (both polarities), the worst case
-        camera = Camera(cfg.camera, FrameDecoder.from_config(cfg.camera), faults, open_camera=lambda: None,
-                        af_modes=lambda: AfModeEnum)
+        camera = CameraSource(CameraSettings.from_config(cfg), faults, open_camera=lambda: None,
+                              af_modes=lambda: AfModeEnum, decoder=FrameDecoder.from_config(cfg.camera))
         camera._submit = lambda scan: decisions.append(gate.handle(scan))  # the loop's work, done inline
         code_frames = [yuv420(scene(fitted_code(text, SIZE), SIZE)) for text in ADMITTED]
         blank = yuv420(scene(None, SIZE))
@@ -170,8 +170,8 @@ def camera_cpu(seconds: float) -> None:
 
     print(f"camera loop on a scene with no code, {cfg.camera.framerate} fps asked, {seconds:g} s each:")
     for label, frames in (("still scene", lambda i: still), ("moving scene", moving)):
-        camera = Camera(cfg.camera, FrameDecoder.from_config(cfg.camera, stream=True), Faults(),
-                        open_camera=lambda f=frames: SceneCamera(f), af_modes=lambda: AfModeEnum)
+        camera = CameraSource(CameraSettings.from_config(cfg), Faults(), open_camera=partial(SceneCamera, frames),
+                              af_modes=lambda: AfModeEnum)
         cpu0, wall0 = time.process_time(), time.monotonic()
         camera.start(lambda scan: None)
         time.sleep(seconds)

@@ -39,13 +39,13 @@ cap = float(cap_mb)
 import httpx
 from kiosk.app import App
 from kiosk.config import Config, validate
-from kiosk.upstream import Upstream
+from kiosk import compose
 outcome = ""
 if mode == "kiosk":
     config = Config(validate({"state_dir": state, "upstream": {"url": url, "token_file": token_file,
                               "max_snapshot_mb": cap}}, "bench"), "bench")
     app = App(config)
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         up.sync_once()
     except Exception as exc:

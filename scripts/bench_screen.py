@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import pygame  # noqa: E402
 
-from hardware.screen import open_screen  # noqa: E402
+from kiosk import compose  # noqa: E402
 from hardware.screen_render import Scene, render  # noqa: E402
 from kiosk.app import App  # noqa: E402
 from kiosk.cli.screen import demo_display  # noqa: E402
@@ -72,7 +72,7 @@ def bench_adapter(repeat: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         values = {"state_dir": tmp, "screen": {"size": [800, 480], "fullscreen": False}}
         app = App(Config(validate(values, "bench"), "bench"), simulate=True)
-        screen = open_screen(app, required=True)
+        screen = compose.open_screen(app, required=True)
         try:
             decision = app.gate.handle(Scan("I-1001", "bench"))
             act_us = median_ms(lambda: screen.act(decision), repeat * 10) * 1000

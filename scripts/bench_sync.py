@@ -37,12 +37,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kiosk import demo  # noqa: E402
+from kiosk import compose, demo  # noqa: E402
 from kiosk.app import App  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
 from kiosk.ports import Scan  # noqa: E402
 from kiosk.upstream.reference import RefStore  # noqa: E402
-from kiosk.upstream import Upstream  # noqa: E402
 
 KIOSK = [sys.executable, "-c", "import sys; from kiosk.cli import main; sys.exit(main())"]
 TOKEN = "bench-token"
@@ -219,7 +218,7 @@ def bench_drain(work: Path, token_file: Path, events: int) -> None:
             "url": server.url, "token_file": str(token_file), "sync_interval_s": 3600, "heartbeat_s": 10,
             "timeout_s": 10}}
         app = App(Config(validate(values, "bench"), "bench"))
-        up = Upstream.from_app(app)
+        up = compose.upstream(app)
         up.sync_once()
         texts = ["I-1001", "I-1002", "I-1003", "O-2001", "HELLO-WORLD", demo.PIET_VIP]
 

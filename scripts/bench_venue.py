@@ -13,7 +13,8 @@ App (its own state dir, snapshot, journal) with a started venue link to the brok
 at the same time and rate, one more gate process without [venue] (the single-gate reference: it shares
 the machine's load, so the difference is what the link costs a gate, chiefly taking the other gates'
 events into its store and counts). Each scan's time is Gate.handle's (parse, decide, journal commit,
-counts, outputs). Prints per gate p50/p99, the reference and the difference.
+counts, outputs). Prints per gate p50/p99, the reference and the difference, and the CPU the gate's link
+threads used per peer event it took in (paho's loop and the pump: they compete with the scan for the GIL).
 `--late-read N` (no broker): what one scan's zone read costs when a peer's event arrived out of time order
 and the gate's union counts hold N zone events (VenueCounts replays the zone then).
 """
@@ -41,6 +42,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import paho.mqtt.client as mqtt  # noqa: E402
 from bench_core import machine, percentile  # noqa: E402
 
+from kiosk import compose  # noqa: E402
 from kiosk.access import AccessRules  # noqa: E402
 from kiosk.app import App  # noqa: E402
 from kiosk.config import load_file  # noqa: E402
@@ -50,7 +52,6 @@ from kiosk.venue.link import VenueLink  # noqa: E402
 from kiosk.venue.settings import VenueSettings  # noqa: E402
 from kiosk.venue.store import PeerStore  # noqa: E402
 from kiosk.venue.union import VenueCounts  # noqa: E402
-from kiosk.venue.wiring import start_link  # noqa: E402
 
 
 def free_port() -> int:
@@ -202,6 +203,21 @@ def catch_up_run(port: int, folder: Path, events: int) -> tuple[float, float]:
 REFERENCE = "alone"  # the gate without [venue]
 
 
+def link_cpu_s() -> float:
+    """CPU seconds this process's venue link threads (paho's network loop, the pump) have used so far, from
+    /proc (Linux): what taking in the other gates' events costs beside the scans."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for thread in threading.enumerate():
+        if thread.name == "venue-link" or thread.name.startswith("paho-mqtt-client"):
+            try:
+                fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return total
+
+
 def gate_worker(gate: str, port: int, folder: Path, gates: int, seconds: float, rate: float) -> int:
     """One gate process: says `ready` once its link is up, scans at `rate` per second for `seconds` after the
     parent's `go`, then prints the handle times (ms) and how many peer events its store took, as one JSON line."""
@@ -214,7 +230,7 @@ def gate_worker(gate: str, port: int, folder: Path, gates: int, seconds: float, 
     (folder / "kiosk.toml").write_text("\n".join(lines) + "\n")
     app = App(load_file(folder / "kiosk.toml"), simulate=True)
     gate_ = app.gate
-    link = start_link(app) if port else None
+    link = compose.venue_link(app)  # None without a broker: the gate alone
     if link is not None and not link.connected.wait(60):
         raise SystemExit(f"gate {gate}: the link did not connect")
     print("ready", flush=True)
@@ -232,15 +248,17 @@ def gate_worker(gate: str, port: int, folder: Path, gates: int, seconds: float, 
         for part, values in parts.items():
             values.append(decision.timings[part])
         verdicts[decision.verdict.value] = verdicts.get(decision.verdict.value, 0) + 1
-    peers = 0
+    peers, link_cpu = 0, 0.0
     if link is not None:  # let the other gates' last events arrive (up to 30 s), to report what the link carried
         expected = (gates - 1) * int(seconds * rate)
         deadline = time.monotonic() + 30
         while (peers := app.venue_store.count()) < expected and time.monotonic() < deadline:
             time.sleep(0.1)
+        link_cpu = link_cpu_s()
         link.stop()
     app.close()
-    print(json.dumps({"times": times, "cpu_ms": cpu, **parts, "verdicts": verdicts, "peer_events": peers}), flush=True)
+    print(json.dumps({"times": times, "cpu_ms": cpu, **parts, "verdicts": verdicts, "peer_events": peers,
+                      "link_cpu_s": link_cpu}), flush=True)
     return 0
 
 
@@ -278,14 +296,15 @@ def fleet_table(results: dict[str, dict], gates: int, seconds: float, rate: floa
     ref = results[REFERENCE]["times"]
     r50, r99 = percentile(ref, 50), percentile(ref, 99)
     rows = [f"{'gate':<6} {'scans':>6} {'p50':>7} {'p99':>7} {'p50-ref':>8} {'p99-ref':>8} {'cpu99':>6} "
-            f"{'decide99':>8} {'journal99':>9} {'peer events':>12}  verdicts"]
+            f"{'decide99':>8} {'journal99':>9} {'peer events':>12} {'link us/event':>13}  verdicts"]
     for name, res in results.items():
         t = res["times"]
         p50, p99 = percentile(t, 50), percentile(t, 99)
         rows.append(f"{name:<6} {len(t):>6} {p50:>7.2f} {p99:>7.2f} {p50 - r50:>+8.2f} {p99 - r99:>+8.2f} "
                     f"{percentile(res['cpu_ms'], 99):>6.2f} {percentile(res['decide_ms'], 99):>8.2f} "
                     f"{percentile(res['journal_ms'], 99):>9.2f} "
-                    f"{res['peer_events']:>12}  {res['verdicts']}")
+                    f"{res['peer_events']:>12} {res['link_cpu_s'] * 1e6 / max(1, res['peer_events']):>13.0f}  "
+                    f"{res['verdicts']}")
     worst = max(percentile(res["times"], 99) - r99 for name, res in results.items() if name != REFERENCE)
     expected = (gates - 1) * int(seconds * rate)
     rows.append(f"worst gate p99 - single-gate p99: {worst:+.2f} ms (goal <= +2 ms); "

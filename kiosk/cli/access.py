@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import ExitStack
 
 from .common import Commands, load_config, make_app
 
@@ -33,11 +34,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not path.exists():
         raise ConfigError(cfg.source, "state_dir", f"no snapshot at {path}: replay decides against the member "
                           "list; sync or import one, or pass --state-dir")
-    snapshot = SnapshotStore(path)
-    try:
-        verdicts = replay(scans.scans, snapshot=snapshot, policy=policy_of(cfg), gate_id=cfg.gate.id, out=sys.stdout)
-    finally:
-        snapshot.close()
+    from ..counts import punch_cards
+    from ..venue.wiring import read_only_store
+
+    with ExitStack() as stack:
+        snapshot = stack.enter_context(SnapshotStore(path))
+        peers = read_only_store(cfg)  # a gate of a venue: the other gates' events count as they did when it ran
+        if peers is not None:
+            stack.callback(peers.close)
+        verdicts = replay(scans.scans, snapshot=snapshot, policy=policy_of(cfg), gate_id=cfg.gate.id, out=sys.stdout,
+                          peers=peers, punch=punch_cards(path) if peers is not None else frozenset())
     # the table goes to stderr so that stdout stays one JSON event per line, like `kiosk run --events`
     print(summary_table(verdicts), file=sys.stderr)
     if scans.problems:

@@ -6,8 +6,9 @@ import argparse
 import json
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import IO, Any
 
 from .. import config as configuration
 from ..errors import ConfigError
@@ -15,7 +16,7 @@ from .common import Commands, load_config, make_app
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..app import run
+    from ..compose import run
 
     folder = (args.source or "").removeprefix("images:")
     if args.source and args.source.startswith("images:") and not os.path.isdir(folder):
@@ -36,12 +37,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     app = App(load_config(args), readonly=True)  # opens the snapshot read-only, creates nothing
     try:
         at = _parse_since(args.at, "--at") if args.at else app.clock()
-        counts = app.counts
+        counts = app.counts  # with a broker this also opens the peers' store, read-only (app.venue_store)
         if args.at:  # as if at that time: the journal's counts up to then
             from ..counts import Counts, punch_cards
 
-            counts = Counts.rebuild(app.journal_path, app.policy.access, app.policy.tz, punch_cards(app.snapshot_path),
-                                    until=at)
+            punch = punch_cards(app.snapshot_path)
+            if app.config.venue.broker:  # a gate of a venue: with the other gates' events up to then, as it ran
+                from ..venue.union import VenueCounts
+
+                counts = VenueCounts.rebuild(app.journal_path, app.venue_store, app.policy.access, app.policy.tz,
+                                             punch, until=at)
+            else:
+                counts = Counts.rebuild(app.journal_path, app.policy.access, app.policy.tz, punch, until=at)
         recent = counts.recent_admits(at - timedelta(seconds=app.policy.repeat_window_s))
         decision = decide(parse(args.text, app.policy.id_patterns), app.snapshot, app.policy, at, recent, counts)
     finally:
@@ -111,7 +118,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     try:
         found = app.snapshot.find(args.query, limit=args.limit)
         groups = app.snapshot.groups()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for c in found:
             cards = app.snapshot.cards_of(c.id)
             # a snapshot written before the record checks (or by hand) may hold any text: print none of it raw
@@ -201,18 +208,15 @@ def cmd_journal(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"no journal at {path} yet", file=sys.stderr)
         return 1
-    journal = Journal(path, readonly=True)
-    try:
+    with Journal(path, readonly=True) as journal:
         since = _parse_since(args.since) if args.since else None
         events = journal.events(since=since)
         if args.csv:
             try:
-                out = sys.stdout if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8")
-                try:
+                sink: AbstractContextManager[IO[str]] = (
+                    nullcontext(sys.stdout) if args.csv == "-" else open(args.csv, "w", newline="", encoding="utf-8"))
+                with sink as out:  # closing a file flushes it: a full disk fails there, still inside this try
                     n = write_csv(events, out)
-                finally:
-                    if out is not sys.stdout:
-                        out.close()
             except OSError as exc:  # no such directory, no permission, disk full: say so, never "wrote"
                 print(f"kiosk: cannot write {args.csv}: {exc.strerror or exc}", file=sys.stderr)
                 return 2
@@ -224,8 +228,6 @@ def cmd_journal(args: argparse.Namespace) -> int:
             who, raw = safe_text(e["customer_id"] or "-"), safe_text(e["raw"], 256)
             print(f"{e['at']}  {safe_text(e['source']):<8} {safe_text(e['verdict']):<16} {who:<10} "
                   f"{safe_text(e['state']):<8} {raw}")
-    finally:
-        journal.close()
     return 0
 
 
@@ -273,8 +275,9 @@ def register(commands: Commands) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--replace", action="store_true", help="replace the snapshot instead of merging into it")
 
-    p = commands.add("find", cmd_find, 'search the snapshot: an id, a card code, an email, a postcode, "Surname, First", '
-            '"First Surname", or a surname or organisation name (three or more letters find names starting so)')
+    p = commands.add("find", cmd_find, "search the snapshot: an id, a card code, an email, a postcode, "
+            '"Surname, First", "First Surname", or a surname or organisation name (three or more letters find '
+            "names starting so)")
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")

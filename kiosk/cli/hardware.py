@@ -1,6 +1,6 @@
 """Commands for technicians at the cabinet: `kiosk selftest` and `kiosk relay-off`.
 
-Like `kiosk.app`, this imports `hardware/` only inside the commands.
+Both ask the composition root (`kiosk.compose`) for their devices, built as `kiosk run` builds them.
 """
 
 from __future__ import annotations
@@ -11,15 +11,13 @@ from .common import Commands, load_config
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    from hardware import selftest
-
-    from .. import demo
+    from .. import compose
 
     config = load_config(args)
     print(f"self-test of gate {config.gate.id}{' (simulated devices)' if args.simulate else ''}, "
           f"config from {config.source}")
-    checks = selftest.run(config, simulate=args.simulate, timeout_s=args.timeout, demo_scans=demo.SCANS,
-                          progress=lambda text: print(f"  ... {text}", flush=True))
+    checks = compose.selftest(config, simulate=args.simulate, timeout_s=args.timeout,
+                              progress=lambda text: print(f"  ... {text}", flush=True))
     if not checks:
         print("nothing to test: no GPIO pins and no scan sources are configured")
         return 0
@@ -33,24 +31,12 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def cmd_relay_off(args: argparse.Namespace) -> int:
-    from hardware import gpio
+    from .. import compose
 
-
-    config = load_config(args)
-    pin = config.get("gpio.relay.pin")
-    if pin == "":
+    pin = compose.relay_off(load_config(args))
+    if pin is None:
         print("no relay configured (gpio.relay.pin is empty); nothing to switch off")
         return 0
-    from gpiozero import DigitalOutputDevice
-
-    factory = gpio.pin_factory(config.gpio.pin_factory)
-    try:
-        relay = gpio.make_device(config, "relay", lambda: DigitalOutputDevice(
-            pin, active_high=config.get("gpio.relay.active_high"), initial_value=False, pin_factory=factory))
-        relay.off()
-        relay.close()
-    finally:
-        factory.close()
     print(f"relay on pin {pin} is off")
     return 0
 

@@ -25,8 +25,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     key = passes.new_private_key()
     seed = key.private_bytes_raw()
     public = pass_keys.encode_key(passes.public_bytes(key))
-    body = json.dumps({"format": pass_keys.KEY_FORMAT, "key_id": args.key_id, "private_key": base64.b64encode(seed).decode(),
-                       "public_key": public}, indent=1) + "\n"
+    body = json.dumps({"format": pass_keys.KEY_FORMAT, "key_id": args.key_id,
+                       "private_key": base64.b64encode(seed).decode(), "public_key": public}, indent=1) + "\n"
     _create(args.file, body.encode("utf-8"), "FILE")
     if args.rotation_secret:
         _create(args.rotation_secret, base64.b64encode(secrets.token_bytes(32)) + b"\n", "--rotation-secret")
@@ -44,7 +44,8 @@ def _create(path: Path, data: bytes, option: str) -> None:
     try:
         passes.write_private(path, data)
     except FileExistsError:
-        raise ConfigError(str(path), option, "already exists; keygen never overwrites a key, choose another name") from None
+        raise ConfigError(str(path), option,
+                          "already exists; keygen never overwrites a key, choose another name") from None
     except OSError as exc:
         raise ConfigError(str(path), option, f"cannot write it ({exc.strerror})") from None
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
 
 from .. import demo
 from ..credential import parse
-from ..display import PIN, Display, Status, hash_pin
-from ..errors import ConfigError
-from ..i18n import LOCALES, Messages
+from ..display import PIN, Display, Shot, Status, hash_pin
+from ..errors import ConfigError, OutputError
+from ..i18n import LOCALES
 from ..model import Decision, Verdict
 from ..pass_keys import demo_stale_code
 from ..photos import demo_photo, thumbnail
@@ -28,6 +26,7 @@ SCREENS = ("idle", "fault", "staff", "pin", "recent", "reasons", "disabled")
 SHEET = "all"  # every verdict in every language on one contact sheet
 SIZE_RANGE = ((480, 320), (1920, 1080))
 DEMO_PIN = "2468"
+DEMO_T = 1000.0  # the monotonic time the demo screens are shown at
 
 # The demo scan that leads to each verdict (repeat and snapshot_stale need a little more, below).
 _DEMO_SCANS = {Verdict.ADMIT: "I-1002", Verdict.NOT_IN_GROUP: "I-1003", Verdict.INACTIVE: "I-1004",
@@ -68,13 +67,14 @@ def demo_decisions(now: datetime) -> dict[Verdict, Decision]:
     return out
 
 
-def demo_display(screen: str, now: datetime, *, result_s: float = 3, t: float = 1000.0) -> Display:
+def demo_display(screen: str, now: datetime, *, result_s: float = 3, t: float = DEMO_T) -> Display:
     """A Display in the state `screen` names (a verdict or one of SCREENS) at monotonic time `t`,
     driven there through its own API as a user would."""
     display = Display(result_s=result_s, long_press_s=2, pin_hash=hash_pin(DEMO_PIN, iterations=1000)
                       if screen != "disabled" else "")
     display.set_status(Status(online=True, has_snapshot=True, snapshot_age_s=240, cursor="2026-11-22T09:58:04Z#1842",
-                              unreported=0, last_sync=SyncOutcome(at=(now - timedelta(minutes=4)).isoformat(), ok=True)))
+                              unreported=0,
+                              last_sync=SyncOutcome(at=(now - timedelta(minutes=4)).isoformat(), ok=True)))
     decisions = demo_decisions(now)
     for i, verdict in enumerate(reversed(list(decisions))):
         display.show(_replace_at(decisions[verdict], now - timedelta(seconds=40 * (len(decisions) - i))), t - 10)
@@ -85,8 +85,9 @@ def demo_display(screen: str, now: datetime, *, result_s: float = 3, t: float = 
     if screen == "fault":
         display.set_faults({"camera": "camera not responding", "snapshot_stale": "Member list out of date (96 h old)"})
         display.set_status(Status(online=False, has_snapshot=True, snapshot_age_s=96 * 3600, cursor="demo-0",
-                                  unreported=17, last_sync=SyncOutcome(at=(now - timedelta(hours=2)).isoformat(), ok=False,
-                                                                error="connection refused")))
+                                  unreported=17,
+                                  last_sync=SyncOutcome(at=(now - timedelta(hours=2)).isoformat(), ok=False,
+                                                        error="connection refused")))
     if screen in ("staff", "pin", "recent", "reasons", "disabled"):
         display.press(t)
         display.update(t + display.long_press_s)
@@ -122,63 +123,34 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def cmd_screenshot(args: argparse.Namespace) -> int:
+    """Drawn by the screen adapter, asked through the composition root (`kiosk.compose.screenshot`)."""
+    from .. import compose
 
     cfg = load_config(args)
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    import pygame
-
-    from hardware import screen_render
-
     now = datetime.now().astimezone()
-    photos = tempfile.TemporaryDirectory(prefix="kiosk-photos-")
+    with tempfile.TemporaryDirectory(prefix="kiosk-photos-") as photos:
 
-    def shot(screen: str, locale: str) -> pygame.Surface:
-        display = demo_display(screen, now, result_s=float(cfg.screen.result_s))
-        photo = None
-        if args.photo and display.result is not None and display.result.customer_id:
-            photo = Path(photos.name) / f"{display.result.customer_id}.png"
-            photo.write_bytes(thumbnail(demo_photo(display.result.customer_id)))
-        scene = screen_render.Scene(display=display, msg=Messages(locale), gate_name=cfg.gate.name, now=1000.0,
-                                    wall=now, selected_groups=("Members",), can_sync=True,
-                                    diagonal_in=float(cfg.screen.diagonal_in), photo=str(photo) if photo else None)
-        return screen_render.render(scene, args.size).surface
+        def shot(screen: str, locale: str) -> Shot:
+            display = demo_display(screen, now, result_s=float(cfg.screen.result_s))
+            photo = None
+            if args.photo and display.result is not None and display.result.customer_id:
+                photo = Path(photos) / f"{display.result.customer_id}.png"
+                photo.write_bytes(thumbnail(demo_photo(display.result.customer_id)))
+            return Shot(f"{screen} · {locale}", locale, display, str(photo) if photo else None)
 
-    if args.verdict == SHEET:
-        image, what = contact_sheet(shot, args.size), f"{len(Verdict)} verdicts x {len(LOCALES)} languages"
-    else:
-        image, what = shot(args.verdict, args.locale or cfg.screen.locale), \
-            f"{args.verdict}, {args.locale or cfg.screen.locale}"
-    photos.cleanup()
-    out = Path(args.out)
-    try:
-        pygame.image.save(image, str(out))
-    except (pygame.error, OSError) as exc:
-        raise ConfigError("--out", "out", f"cannot write {out} ({exc})") from None
-    print(f"wrote {out} ({image.get_width()}x{image.get_height()}, {what})")
+        if args.verdict == SHEET:  # two verdicts a row, each in every language
+            shots, columns = [shot(v.value, locale) for v in Verdict for locale in LOCALES], 2 * len(LOCALES)
+            what = f"{len(Verdict)} verdicts x {len(LOCALES)} languages"
+        else:
+            locale = args.locale or cfg.screen.locale
+            shots, columns, what = [shot(args.verdict, locale)], 1, f"{args.verdict}, {locale}"
+        try:
+            width, height = compose.screenshot(cfg, shots, args.size, args.out, wall=now, now=DEMO_T,
+                                               groups=("Members",), columns=columns)
+        except OutputError as exc:
+            raise ConfigError("--out", "out", str(exc)) from None
+    print(f"wrote {args.out} ({width}x{height}, {what})")
     return 0
-
-
-def contact_sheet(shot: Callable, size: tuple[int, int], per_row: int = 2):
-    """Every verdict in every language, half size, labelled: two verdicts (EN, NL each) a row."""
-    import pygame
-
-    from hardware.screen_render import fonts
-
-    tile = (size[0] // 2, size[1] // 2)
-    label_h, gap = max(18, tile[1] // 10), 6
-    verdicts = [v.value for v in Verdict]
-    columns = per_row * len(LOCALES)
-    rows = (len(verdicts) + per_row - 1) // per_row
-    sheet = pygame.Surface((columns * (tile[0] + gap) + gap, rows * (tile[1] + label_h + gap) + gap))
-    sheet.fill((40, 40, 40))
-    font = fonts().get(int(label_h * 0.7), True)
-    for i, verdict in enumerate(verdicts):
-        for j, locale in enumerate(LOCALES):
-            column = (i % per_row) * len(LOCALES) + j
-            x, y = gap + column * (tile[0] + gap), gap + (i // per_row) * (tile[1] + label_h + gap)
-            sheet.blit(font.render(f"{verdict} · {locale}", True, (235, 235, 235)), (x, y))
-            sheet.blit(pygame.transform.smoothscale(shot(verdict, locale), tile), (x, y + label_h))
-    return sheet
 
 
 def cmd_hash_pin(args: argparse.Namespace) -> int:

@@ -50,13 +50,13 @@ class ProgressBar:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from ..upstream import Upstream
+    from .. import compose
     from ..upstream.sync import accept_pending
 
     app = make_app(args)
     report: dict[str, Any] = {}
     try:
-        upstream = Upstream.from_app(app)
+        upstream = compose.upstream(app)
         try:
             if args.accept_shrink:
                 accepted = accept_pending(app.snapshot_path)
@@ -207,7 +207,8 @@ def register(commands: Commands) -> None:
                    help="gzip level for clients that accept it; 0 = never compress")
     p.add_argument("--pass-key", type=Path, metavar="FILE", help="issue member passes (POST admin/pass, pages at "
                    "/pass/<token>) with this `kiosk pass keygen` key")
-    p.add_argument("--rotation-secret", type=Path, metavar="FILE", help="the venue rotation secret, for rotating passes")
+    p.add_argument("--rotation-secret", type=Path, metavar="FILE",
+                   help="the venue rotation secret, for rotating passes")
     p.add_argument("--snapshot-files", type=Path, metavar="DIR",
                    help="where full snapshots are built as files for kiosks that take them (default: next to --db)")
     p.add_argument("--no-snapshot-files", action="store_true", help="serve full snapshots as NDJSON only")

@@ -8,9 +8,12 @@ delays a scan (scans are decided on the main thread from the snapshot already he
 - "upstream-report": uploads pending journal events as soon as a scan is journalled (and on a
   timer, for passage updates), and sends a heartbeat every `upstream.heartbeat_s`.
 
-What happened last goes to `app.state["last_sync"]` / `["last_upload"]`; what is wrong now
-to `app.faults` ("upstream": unreachable or refusing; "token": the upstream refused the token;
+What happened last goes to `state["last_sync"]` / `["last_upload"]`; what is wrong now
+to `faults` ("upstream": unreachable or refusing; "token": the upstream refused the token;
 "snapshot_pending": a sync that would drop too many customers was held back).
+
+It is built from `UpstreamSettings` and the narrow `UpstreamPorts` (the composition root,
+`kiosk.compose.upstream`, fills them), never from the whole App.
 """
 
 from __future__ import annotations
@@ -20,19 +23,22 @@ import random
 import sys
 import threading
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from .. import __version__
 from ..errors import KioskError
 from ..journal import Journal, iso
+from ..ports import Clock, Faults, KeyValues, Output
 from ..rules import snapshot_age
+from ..snapshot import SnapshotStore
 from ..state import SyncOutcome, UploadOutcome
 from .client import ClientSettings, UpstreamClient, UpstreamError, read_token, url_warnings
 from .limits import SyncLimits
 from .sync import Progress, SnapshotHeldBack, SyncResult, SyncStopped, discard_pending, sync_snapshot
 from .uploader import UploadResult, upload_round
 
-__all__ = ["Upstream", "SyncResult", "UploadResult"]
+__all__ = ["Upstream", "UpstreamPorts", "UpstreamSettings", "SyncResult", "UploadResult"]
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +52,59 @@ def backoff_delay(failures: int, base_s: float, cap_s: float, rng: random.Random
     return delay / 2 + rng.uniform(0, delay / 2)
 
 
+@dataclass(frozen=True)
+class UpstreamSettings:
+    """The [upstream] section, checked once: the client's settings, the timers and the sync's limits."""
+
+    client: ClientSettings
+    sync_interval_s: float
+    heartbeat_s: float
+    retry_max_s: float
+    limits: SyncLimits
+
+    @classmethod
+    def from_config(cls, config: Any) -> "UpstreamSettings":
+        """Raises ConfigError (file, key, fix) on an empty url or token_file."""
+        up = config.upstream
+        return cls(client=ClientSettings.from_config(config), sync_interval_s=float(up.sync_interval_s),
+                   heartbeat_s=float(up.heartbeat_s), retry_max_s=float(up.retry_max_s),
+                   limits=SyncLimits.from_config(up))
+
+
+@dataclass(frozen=True)
+class UpstreamPorts:
+    """What the upstream link may touch of the running kiosk, and nothing more."""
+
+    snapshot: SnapshotStore  # the live snapshot: a sync replaces its file, then reloads it
+    journal: Journal  # the reporter's own connection (closed by `stop`), never the gate's
+    state: KeyValues  # where last_sync / last_upload are kept
+    faults: Faults
+    clock: Clock
+    held: Callable[[], int]  # decisions the gate's journal holds in memory, not yet written
+    synced: Callable[[], None]  # after a sync applied: the snapshot's staleness is looked at again
+    watch_decisions: Callable[[Output], None]  # adds an output to the gate (the reporter wakes on each scan)
+    started: float  # time.monotonic() when the kiosk started, for the heartbeat's uptime
+
+
 class Upstream:
-    def __init__(self, app: Any, settings: ClientSettings, *, sync_interval_s: float, heartbeat_s: float,
-                 retry_max_s: float, limits: SyncLimits, rng: random.Random | None = None):
-        self.app = app
-        self.settings = settings
-        self.limits = limits
-        self.sync_interval_s = sync_interval_s
-        self.heartbeat_s = heartbeat_s
-        self.retry_max_s = max(retry_max_s, sync_interval_s)
-        self.retry_base_s = min(5.0, sync_interval_s)
+    def __init__(self, settings: UpstreamSettings, ports: UpstreamPorts, *, rng: random.Random | None = None):
+        self.settings = settings.client
+        self.ports = ports
+        self.limits = settings.limits
+        self.sync_interval_s = settings.sync_interval_s
+        self.heartbeat_s = settings.heartbeat_s
+        self.retry_max_s = max(settings.retry_max_s, settings.sync_interval_s)
+        self.retry_base_s = min(5.0, settings.sync_interval_s)
         self.rng = rng or random.Random()
-        read_token(settings.token_file, settings.config_file)  # refuse to start on a bad token file
-        for warning in url_warnings(settings.url):
+        read_token(self.settings.token_file, self.settings.config_file)  # refuse to start on a bad token file
+        for warning in url_warnings(self.settings.url):
             log.warning("%s", warning)
         # The reporter's own connection to the journal: WAL readers never block the gate, and its
         # acknowledgements go to the acknowledgements file, so a scan being journalled never waits for
         # them, on the journal's lock or on SQLite's. Only setting a bad event aside writes the journal.
-        j = app.config.journal
-        self._journal = Journal(app.journal.path, keep_days=j.keep_days, max_events=j.max_events, sync=j.sync)
-        self._sync_client = UpstreamClient(settings)
-        self._report_client = UpstreamClient(settings)
+        self._journal = ports.journal
+        self._sync_client = UpstreamClient(self.settings)
+        self._report_client = UpstreamClient(self.settings)
         self._stop = threading.Event()
         self._sync_wanted = threading.Event()
         self._upload_wanted = threading.Event()
@@ -76,22 +114,14 @@ class Upstream:
         self.sync_failures = 0
         self.report_failures = 0
 
-    @classmethod
-    def from_app(cls, app: Any) -> "Upstream":
-        """Build from the app's config; raises ConfigError on a missing/unsafe token file or a bad CA file."""
-        up = app.config.upstream
-        return cls(app, ClientSettings.from_config(app.config), sync_interval_s=float(up.sync_interval_s),
-                   heartbeat_s=float(up.heartbeat_s), retry_max_s=float(up.retry_max_s),
-                   limits=SyncLimits.from_config(up))
-
     # -- one round each (the threads and `kiosk sync` use these) -------------------------
     def sync_once(self, progress: Progress | None = None, accept_shrink: bool = False) -> SyncResult:
         """One snapshot sync; records the outcome in state and faults. Raises SyncError on failure.
 
         `accept_shrink` lets an answer through that drops more customers than upstream.max_shrink allows.
         """
-        app = self.app
-        now = app.clock()
+        p = self.ports
+        now = p.clock()
 
         def watch(done: int, expected: int | None) -> bool:
             if progress is not None:
@@ -99,7 +129,7 @@ class Upstream:
             return self._stop.is_set()
 
         try:
-            result = sync_snapshot(self._sync_client, app.snapshot_path, app.snapshot.meta(), now, watch,
+            result = sync_snapshot(self._sync_client, p.snapshot.path, p.snapshot.meta(), now, watch,
                                    limits=self.limits, accept_shrink=accept_shrink)
         except SyncStopped:
             raise  # shutting down: not a failure worth a fault or a status entry
@@ -107,21 +137,21 @@ class Upstream:
             self.sync_failures += 1
             if isinstance(exc, SnapshotHeldBack):
                 log.warning("sync: %s", exc)
-                app.faults.set("snapshot_pending", "New member list held back: it drops many members")
+                p.faults.set("snapshot_pending", "New member list held back: it drops many members")
             else:
                 self._failed("sync", exc)
-            before = SyncOutcome.from_json(app.state.get("last_sync"))
-            app.state["last_sync"] = SyncOutcome(
-                at=iso(now), ok=False, cursor=app.snapshot.meta().get("cursor", ""), error=str(exc),
+            before = SyncOutcome.from_json(p.state.get("last_sync"))
+            p.state["last_sync"] = SyncOutcome(
+                at=iso(now), ok=False, cursor=p.snapshot.meta().get("cursor", ""), error=str(exc),
                 failures=self.sync_failures, last_ok_at=before.last_ok_at if before else None).to_json()
             raise
         self.sync_failures = 0
-        discard_pending(app.snapshot_path)
-        app.faults.clear("snapshot_pending")
-        app.snapshot.reload()
+        discard_pending(p.snapshot.path)
+        p.faults.clear("snapshot_pending")
+        p.snapshot.reload()
         self._succeeded("sync")
-        app.watch_staleness()
-        app.state["last_sync"] = SyncOutcome(at=iso(now), ok=True, kind=result.kind, cursor=result.cursor,
+        p.synced()
+        p.state["last_sync"] = SyncOutcome(at=iso(now), ok=True, kind=result.kind, cursor=result.cursor,
                                              changed=result.changed(), bytes=result.bytes,
                                              seconds=round(result.seconds, 2), last_ok_at=iso(now)).to_json()
         log.info("sync: %s", result.summary())
@@ -130,20 +160,20 @@ class Upstream:
     def upload_once(self, pause_s: float = 0.0, after: int = 0) -> UploadResult:
         """Report every pending event past journal position `after` (until the upstream holds some back).
         Raises SyncError on failure."""
-        app = self.app
+        p = self.ports
         try:
-            result = upload_round(self._report_client, self._journal, app.clock, stop=self._stop, pause_s=pause_s,
+            result = upload_round(self._report_client, self._journal, p.clock, stop=self._stop, pause_s=pause_s,
                                   after=after)
         except KioskError as exc:
             self.report_failures += 1
             self._failed("report", exc)
-            app.state["last_upload"] = UploadOutcome(at=iso(app.clock()), ok=False, error=str(exc),
+            p.state["last_upload"] = UploadOutcome(at=iso(p.clock()), ok=False, error=str(exc),
                                                      failures=self.report_failures).to_json()
             raise
         self.report_failures = 0
         self._succeeded("report")
         if result.requests:
-            app.state["last_upload"] = UploadOutcome(at=iso(app.clock()), ok=True, accepted=result.accepted,
+            p.state["last_upload"] = UploadOutcome(at=iso(p.clock()), ok=True, accepted=result.accepted,
                                                      isolated=len(result.isolated)).to_json()
             log.info("upload: %s", result.summary())
         return result
@@ -152,26 +182,26 @@ class Upstream:
         self._report_client.heartbeat(self.heartbeat_payload())
 
     def heartbeat_payload(self) -> dict[str, Any]:
-        app = self.app
-        meta = app.snapshot.meta()
-        age = snapshot_age(meta, app.clock())
+        p = self.ports
+        meta = p.snapshot.meta()
+        age = snapshot_age(meta, p.clock())
         return {"device": self.settings.device, "version": __version__, "cursor": meta.get("cursor", ""),
                 "snapshot_age_s": None if age is None else round(age.total_seconds()),
                 # held: decided while the journal could not be written, still to be written and reported
-                "queue": self._journal.counts()["pending"] + app.journal.held, "uptime_s": round(time.monotonic() - app.started),
-                "last_scan_at": self._journal.last_at(), "faults": sorted(app.faults.active())}
+                "queue": self._journal.counts()["pending"] + p.held(), "uptime_s": round(time.monotonic() - p.started),
+                "last_scan_at": self._journal.last_at(), "faults": sorted(p.faults.active())}
 
     # -- faults --------------------------------------------------------------------------
     def _failed(self, channel: str, exc: KioskError) -> None:
         log.warning("upstream %s failed: %s", channel, exc)
         if isinstance(exc, UpstreamError) and exc.status == 401:
-            self.app.faults.set("token", "Upstream refused the kiosk's token: renew it")
+            self.ports.faults.set("token", "Upstream refused the kiosk's token: renew it")
             self._set_problem(channel, None)
         else:
             self._set_problem(channel, f"{'sync' if channel == 'sync' else 'reporting'}: {exc}")
 
     def _succeeded(self, channel: str) -> None:
-        self.app.faults.clear("token")
+        self.ports.faults.clear("token")
         self._set_problem(channel, None)
 
     def _set_problem(self, channel: str, problem: str | None) -> None:
@@ -182,9 +212,9 @@ class Upstream:
                 self._problems[channel] = problem
             text = "; ".join(self._problems[c] for c in sorted(self._problems))
         if text:
-            self.app.faults.set("upstream", "Upstream " + text)
+            self.ports.faults.set("upstream", "Upstream " + text)
         else:
-            self.app.faults.clear("upstream")
+            self.ports.faults.clear("upstream")
 
     # -- background ----------------------------------------------------------------------
     def start(self) -> None:
@@ -192,7 +222,7 @@ class Upstream:
         # 5 ms GIL switch interval every SQLite call of a scan on the main thread could wait that
         # long to get the GIL back. 0.5 ms keeps scan latency flat while we work.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
-        self.app.gate.add_output(_WakeOnScan(self._upload_wanted))
+        self.ports.watch_decisions(_WakeOnScan(self._upload_wanted))
         for name, target in (("upstream-sync", self._sync_loop), ("upstream-report", self._report_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()

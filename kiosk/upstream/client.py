@@ -138,7 +138,7 @@ def describe(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return f"the upstream timed out ({type(exc).__name__})"
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
-        return f"the upstream closed the connection mid-answer ({exc or type(exc).__name__})"
+        return f"the upstream closed the connection mid-answer ({str(exc) or type(exc).__name__})"
     if isinstance(exc, httpx.DecodingError):
         return f"the upstream's answer could not be decoded ({exc})"
     return f"talking to the upstream failed ({type(exc).__name__}: {exc})"

@@ -13,7 +13,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
+from typing import IO, Callable
 
 GATES = ("front", "side")
 PLAN = [("front", "I-1001"), ("side", "I-1002"), ("front", "O-2001"), ("side", "O-2001")]
@@ -25,13 +27,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait(condition, timeout: float = 60.0) -> bool:
+def _wait(condition: Callable[[], object], timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
     return True
+
+
+def _logged(path: Path, text: bytes) -> bool:
+    return text in path.read_bytes()
+
+
+def _holds(path: Path, sql: str, rows: int) -> bool:
+    return len(_rows(path, sql)) >= rows
+
+
+def stdin(proc: subprocess.Popen) -> IO[bytes]:
+    """A gate's stdin (each is started with stdin=PIPE)."""
+    assert proc.stdin is not None
+    return proc.stdin
 
 
 def _rows(path: Path, sql: str) -> list[tuple]:
@@ -72,18 +88,18 @@ def main(folder: str) -> int:
                 stderr=open(root / gate / "kiosk.log", "wb"))
         print(f"Mosquitto on 127.0.0.1:{port}; gates {' and '.join(GATES)} lead into the lounge (capacity 2)")
         for gate in GATES:
-            if not _wait(lambda: b"venue link connected" in (root / gate / "kiosk.log").read_bytes()):
+            if not _wait(partial(_logged, root / gate / "kiosk.log", b"venue link connected")):
                 print(f"demo --venue: gate {gate} did not connect; see {root / gate / 'kiosk.log'}")
                 return 1
         for gate, text in PLAN:
             other = next(g for g in GATES if g != gate)
             # a gate decides on what it has heard: wait until the other gate's admits have arrived
             theirs = len(_rows(root / other / "state" / "journal.sqlite", "SELECT id FROM events"))
-            _wait(lambda: len(_rows(root / gate / "state" / "venue.sqlite", "SELECT id FROM peer_events")) >= theirs)
+            _wait(partial(_holds, root / gate / "state" / "venue.sqlite", "SELECT id FROM peer_events", theirs))
             mine = len(_rows(root / gate / "state" / "journal.sqlite", "SELECT id FROM events"))
-            gates[gate].stdin.write(f"{text}\n".encode())
-            gates[gate].stdin.flush()
-            _wait(lambda: len(_rows(root / gate / "state" / "journal.sqlite", "SELECT id FROM events")) > mine)
+            stdin(gates[gate]).write(f"{text}\n".encode())
+            stdin(gates[gate]).flush()
+            _wait(partial(_holds, root / gate / "state" / "journal.sqlite", "SELECT id FROM events", mine + 1))
             verdict, reason = _rows(root / gate / "state" / "journal.sqlite",
                                     "SELECT verdict, reason FROM events ORDER BY seq DESC LIMIT 1")[0]
             print(f"{gate:>6}: {text:<8} -> {verdict:<8} {reason}")
@@ -99,7 +115,7 @@ def main(folder: str) -> int:
         return 0
     finally:
         for proc in gates.values():
-            proc.stdin.close()
+            stdin(proc).close()
         for proc in gates.values():
             proc.wait(timeout=60)
         broker.terminate()

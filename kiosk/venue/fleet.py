@@ -70,8 +70,7 @@ def collect(settings: VenueSettings, *, wait_s: float = 3.0, quiet_s: float = 0.
         while time.monotonic() < deadline and time.monotonic() - last[0] < quiet_s:
             time.sleep(0.05)  # retained messages come right after the subscription; stop once they stop
     finally:
-        client.disconnect()
-        client.loop_stop()
+        messages.disconnect(client)
     return gates
 
 

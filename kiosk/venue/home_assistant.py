@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Iterator
+from typing import Any, Iterator
 
+from ..counts import OCCUPANCY_SET
+from ..model import Verdict
 from . import messages
 from .settings import VenueSettings
 
 PREFIX = "homeassistant"
+# What the event topic carries: every verdict, staff corrections of the count, and the door alarms
+# (hardware/gpio_inputs.py journals them). Home Assistant drops an event whose type is not listed.
+EVENT_TYPES = [v.value for v in Verdict] + [OCCUPANCY_SET, "door_forced", "door_held_open"]
 
 
 def _node(settings: VenueSettings) -> str:
@@ -32,11 +37,11 @@ def discovery(settings: VenueSettings) -> Iterator[tuple[str, bytes]]:
     available = {"availability_topic": status, "availability_template": "{{ value_json.state }}",
                  "payload_available": "online", "payload_not_available": "offline"}
     zone = json.dumps(settings.zone)
-    parts = {
+    parts: dict[tuple[str, str], dict[str, Any]] = {
         ("sensor", "last_verdict"): {"name": "Last verdict", "state_topic": event,
                                      "value_template": "{{ value_json.verdict }}", "icon": "mdi:badge-account"},
         ("sensor", "occupancy"): {"name": "Occupancy", "state_topic": beat, "state_class": "measurement",
-                                  "value_template": "{{ value_json.occupancy[%s] }}" % zone,
+                                  "value_template": f"{{{{ value_json.occupancy[{zone}] }}}}",
                                   "icon": "mdi:account-group"},
         ("sensor", "snapshot_age"): {"name": "Member list age", "state_topic": beat, "device_class": "duration",
                                      "unit_of_measurement": "s", "value_template": "{{ value_json.snapshot_age_s }}"},
@@ -46,9 +51,7 @@ def discovery(settings: VenueSettings) -> Iterator[tuple[str, bytes]]:
                                       "value_template": "{{ value_json.state }}", "payload_on": "online",
                                       "payload_off": "offline"},
         ("event", "scan"): {"name": "Scan", "state_topic": event,
-                            "event_types": ["admit", "not_in_group", "not_recognised", "inactive", "expired",
-                                            "card_revoked", "card_unassigned", "repeat", "outside_hours",
-                                            "limit_reached", "full", "already_inside", "code_expired"],
+                            "event_types": EVENT_TYPES,
                             "value_template": "{{ {'event_type': value_json.verdict} | to_json }}"},
     }
     if settings.remote_open:

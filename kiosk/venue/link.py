@@ -8,6 +8,12 @@ our per-peer cursors (kiosk.venue.store): both ways catch up, and duplicates are
 
 Threads: paho's network loop only queues what arrives and what was acknowledged; one pump thread
 reads the journal, writes the store and publishes, so no SQLite work runs in paho's callbacks.
+The gate's thread only sets an event (`wake`). Everything else the link does competes with the
+gate's decisions for the GIL and the CPU, so the pump takes peers' messages in batches (every
+_TAKE_IN_EVERY_S, one store transaction each), reads the journal's newest row only when the gate
+journalled something (or every _POLL_S, for what other paths journal), and looks at the peers'
+cursors at most every _ASK_EVERY_S: with 10 gates scanning, a gate takes in ~200 peer messages a
+second, and a step per message cost more than the messages themselves.
 """
 
 from __future__ import annotations
@@ -22,12 +28,12 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, MutableMapping
+from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 
 from ..journal import iso
-from ..ports import Faults
+from ..ports import Faults, KeyValues
 from ..text import safe_text
 from . import messages
 from .settings import VenueSettings, topic_level_problem
@@ -36,6 +42,9 @@ from .store import PeerStore
 log = logging.getLogger(__name__)
 
 WATERMARK = "venue_published_seq"
+# the faults' names: the screen shows them in its language (kiosk.display.fault_text, kiosk.i18n fault.venue_*)
+DOWN_FAULT = "venue"
+AUTH_FAULT = "venue_auth"
 _BATCH = 200  # journal rows read per outbox step; also the most publishes awaiting an acknowledgement
 _REPLAY = 1000  # rows sent per `want`; the asker asks again while it is still behind
 _ASK_AGAIN_S = 3.0  # a want that brought nothing is asked again after this long
@@ -45,11 +54,19 @@ MAX_GATES = 256  # gates of one venue this kiosk keeps track of; names past it a
 _DOWN_FAULT_BEATS = 2  # the link counts as down (a fault) after this many heartbeats without a connection
 _PASSAGE_LOOK_S = 0.5  # how often the journal is asked for passages of published admits
 _BEAT_SOON_S = 1.0  # after a decision, the fleet's view follows within a second, but not once per scan
+_TAKE_IN_EVERY_S = 0.02  # peers' messages are taken in at most this often: one batch, one transaction
+_TAKE_IN_NOW = 500  # ... or at once when this many are waiting (a catch-up)
+_POLL_S = 0.25  # the journal's newest row is read this often without a wake (alarms, `kiosk occupancy set`)
+_ASK_EVERY_S = 0.1  # the peers' cursors are compared with their heartbeats at most this often
+# The watermark is written to the state file at most this often (and at stop): each write is a synced commit,
+# which with one per acknowledged batch (10 a second at a busy gate) stalled the gate's own journal writes
+# behind the disk. After a crash the events of those seconds are published again; peers drop them by id.
+_SAVE_WATERMARK_S = 5.0
 
 
 class VenueLink:
     def __init__(self, settings: VenueSettings, *, journal_path: str | Path, store: PeerStore,
-                 state: MutableMapping[str, Any], status: Callable[[], dict[str, Any]], clock: Callable[[], datetime],
+                 state: KeyValues, status: Callable[[], dict[str, Any]], clock: Callable[[], datetime],
                  on_peer_events: Callable[[list[dict[str, Any]]], None] | None = None,
                  on_remote_open: Callable[[str], None] | None = None, faults: Faults | None = None):
         self.settings = settings
@@ -66,15 +83,17 @@ class VenueLink:
         self.connected = threading.Event()
         self.rejected: collections.Counter[str] = collections.Counter()
         self._logged: set[tuple[str, str]] = set()
-        self._inbox: "queue.SimpleQueue[tuple[str, bytes]]" = queue.SimpleQueue()
+        self._inbox: "queue.SimpleQueue[tuple[str, messages.Payload]]" = queue.SimpleQueue()
         self._acks: "queue.SimpleQueue[int]" = queue.SimpleQueue()
         self._wake = threading.Event()
+        self._journalled = True  # the gate journalled since the pump last read the journal's newest row
+        self._next_poll = self._next_take_in = self._next_ask = self._next_save = 0.0
         self._stop = threading.Event()
         self._session = 0  # bumped by every (re)connect and disconnect: the pump restarts its outbox from the watermark
         self._pump_session = -1
         self._order: collections.deque[tuple[int, int]] = collections.deque()  # (mid, seq) awaiting PUBACK
         self._acked: set[int] = set()
-        self.watermark = int(state.get(WATERMARK, 0))
+        self.watermark = self._saved = int(state.get(WATERMARK, 0))
         self._sent = self.watermark
         self._journal_top = 0  # the journal's newest row as the pump last read it
         self._peer_last: dict[str, int] = {}  # peer gate -> last_seq its heartbeat announced
@@ -122,6 +141,7 @@ class VenueLink:
     def stop(self, timeout_s: float = 5.0) -> None:
         """Publish what is journalled and not yet published (while the broker answers), say offline, disconnect."""
         deadline = time.monotonic() + timeout_s
+        self._journalled = True  # read the journal's newest row once more, whatever journalled it
         while self.connected.is_set() and time.monotonic() < deadline:
             self._wake.set()
             time.sleep(0.05)  # a pump step reads the journal's newest row
@@ -138,8 +158,7 @@ class VenueLink:
                 info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
             except (RuntimeError, ValueError):
                 pass  # the connection went meanwhile: the broker sends our last will instead
-        self.client.disconnect()
-        self.client.loop_stop()
+        messages.disconnect(self.client)
         self._save_watermark()
         if self._db is not None:
             self._db.close()
@@ -147,6 +166,7 @@ class VenueLink:
     def wake(self) -> None:
         """Something was journalled: publish it now rather than at the next poll, and the heartbeat soon."""
         self._beat_soon = True
+        self._journalled = True
         self._wake.set()
 
     # -- paho's thread: only queue ----------------------------------------------------------------
@@ -156,7 +176,7 @@ class VenueLink:
                 self._refused = str(reason)
                 log.warning("venue broker %s refused the connection: %s", self.settings.url, reason)
             if self.faults is not None:
-                self.faults.set("venue", f"Venue broker refused this gate ({reason}): check venue.username and "
+                self.faults.set(AUTH_FAULT, f"Venue broker refused this gate ({reason}): check venue.username and "
                                          "venue.password_file")
             return
         self._refused = ""
@@ -178,7 +198,8 @@ class VenueLink:
         self._next_beat = 0.0
         self.connected.set()
         if self.faults is not None:
-            self.faults.clear("venue")
+            self.faults.clear(DOWN_FAULT)
+            self.faults.clear(AUTH_FAULT)
         log.info("venue link connected to %s", self.settings.url)
         self._wake.set()
 
@@ -192,8 +213,11 @@ class VenueLink:
         self._wake.set()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        first = self._inbox.empty()
         self._inbox.put((message.topic, message.payload))
-        self._wake.set()
+        # before the batch is due the pump is already waiting for that moment (_pump_wait_s): no wake-up per message
+        if (first and time.monotonic() >= self._next_take_in) or self._inbox.qsize() >= _TAKE_IN_NOW:
+            self._wake.set()
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: Any, _props: Any) -> None:
         self._acks.put(mid)
@@ -202,25 +226,39 @@ class VenueLink:
     # -- the pump thread ---------------------------------------------------------------------------
     def _pump(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(0.25)
+            woken = self._wake.wait(self._pump_wait_s())
             self._wake.clear()
+            if not woken and self._inbox.empty() and time.monotonic() < self._next_poll:
+                continue  # the batch that might have gathered did not: nothing to do yet
             try:
                 self._step()
             except Exception:  # the link must outlive one bad step; the next poll tries again
                 log.exception("venue link step failed")
                 time.sleep(1)
 
-    def _step(self) -> None:
-        self._take_in()
-        self._take_acks()
+    def _pump_wait_s(self) -> float:
+        """Until the next batch of peers' messages is due (messages arriving before then do not wake the pump),
+        at once when one is waiting, else the poll interval; a wake (a decision, an acknowledgement) ends it."""
         now = time.monotonic()
+        if now < self._next_take_in:
+            return self._next_take_in - now
+        return 0.0 if not self._inbox.empty() else _POLL_S
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_take_in or self._inbox.qsize() >= _TAKE_IN_NOW:
+            self._next_take_in = now + _TAKE_IN_EVERY_S
+            self._take_in()
+        self._take_acks()
+        if self.watermark != self._saved and now >= self._next_save:  # acknowledged while the last save was recent
+            self._save_watermark()
         if now >= self._next_purge:
             self._next_purge = now + 3600
             self.store.purge(self.clock())
         if not self.connected.is_set():
             if self.faults is not None and now - self._down_since >= _DOWN_FAULT_BEATS * self.settings.heartbeat_s \
                     and not self._refused:
-                self.faults.set("venue", f"Venue link to {self.settings.url} down: this gate counts only what it "
+                self.faults.set(DOWN_FAULT, f"Venue link to {self.settings.url} down: this gate counts only what it "
                                          "saw itself until it is back")
             return
         if self._pump_session != self._session:  # a new connection: what was in flight may be lost
@@ -228,14 +266,19 @@ class VenueLink:
             self._order.clear()
             self._acked.clear()
             self._sent = self.watermark
-        self._publish_outbox()
+        if self._journalled or now >= self._next_poll or self._journal_top > self._sent:  # the last read left some
+            self._journalled = False
+            self._next_poll = now + _POLL_S
+            self._publish_outbox()
         self._publish_passages(now)
         if now >= self._next_beat or (self._beat_soon and now >= self._last_beat + _BEAT_SOON_S):
             self._beat_soon = False
             self._last_beat = now
             self._next_beat = now + self.settings.heartbeat_s
             self.publish_heartbeat()
-        self._ask_peers(now)
+        if now >= self._next_ask:
+            self._next_ask = now + _ASK_EVERY_S
+            self._ask_peers(now)
         self._answer_want(now)
 
     # outbox
@@ -309,7 +352,7 @@ class VenueLink:
             self._sent = self._publish_rows(self._rows(self._sent, room), self._sent, track=True)
 
     def _take_acks(self) -> None:
-        moved = False
+        """Move the watermark over the rows the broker acknowledged in order (the step saves it now and then)."""
         while True:
             try:
                 self._acked.add(self._acks.get_nowait())
@@ -318,13 +361,13 @@ class VenueLink:
         while self._order and self._order[0][0] in self._acked:
             mid, seq = self._order.popleft()
             self._acked.discard(mid)
-            self.watermark, moved = seq, True
-        if moved:
-            self._save_watermark()
+            self.watermark = seq
 
     def _save_watermark(self) -> None:
+        self._next_save = time.monotonic() + _SAVE_WATERMARK_S
         if int(self.state.get(WATERMARK, 0)) != self.watermark:
             self.state[WATERMARK] = self.watermark
+        self._saved = self.watermark
 
     # heartbeat
     def publish_heartbeat(self) -> None:
@@ -400,7 +443,7 @@ class VenueLink:
         if new and self.on_peer_events is not None:
             self.on_peer_events(new)
 
-    def _remote_open(self, gate: str, payload: bytes) -> None:
+    def _remote_open(self, gate: str, payload: messages.Payload) -> None:
         if gate != self.settings.gate or self.on_remote_open is None:
             return  # not ours, or not allowed here: venue.remote_open = false
         by = messages.parse_open(payload)

@@ -11,6 +11,8 @@ import re
 from datetime import datetime
 from typing import Any
 
+import paho.mqtt.client as mqtt
+
 VERSION = 1
 MAX_MESSAGE_BYTES = 4096  # an event is ~300 bytes; a heartbeat with a few faults well under 2 KiB
 DIRECTIONS = ("in", "out", "none")
@@ -23,6 +25,16 @@ class BadMessage(ValueError):
     def __init__(self, kind: str, detail: str):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
+
+
+def disconnect(client: mqtt.Client) -> None:
+    """Disconnect and stop paho's network thread. After a disconnect that thread ends by itself and clears
+    paho's handle on it, which can fall between loop_stop's check and its join (paho 2.x): then it has ended."""
+    client.disconnect()
+    try:
+        client.loop_stop()
+    except AttributeError:
+        pass
 
 
 def root(venue: str) -> str:
@@ -53,7 +65,10 @@ def event_payload(row: dict[str, Any], *, prev: int, zone: str, direction: str) 
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _load(payload: bytes) -> dict[str, Any]:
+Payload = bytes | bytearray  # what paho hands over
+
+
+def _load(payload: Payload) -> dict[str, Any]:
     if len(payload) > MAX_MESSAGE_BYTES:
         raise BadMessage("oversized", f"{len(payload)} bytes, more than {MAX_MESSAGE_BYTES}")
     try:
@@ -67,13 +82,15 @@ def _load(payload: bytes) -> dict[str, Any]:
     return body
 
 
-def _text(body: dict[str, Any], key: str, limit: int, *, optional: bool = False) -> str | None:
+def _text(body: dict[str, Any], key: str, limit: int) -> str:
     value = body.get(key)
-    if value is None and optional:
-        return None
     if not isinstance(value, str) or not value or len(value) > limit or not value.isprintable():
         raise BadMessage("malformed", f"{key} must be printable text of 1 to {limit} characters")
     return value
+
+
+def _maybe_text(body: dict[str, Any], key: str, limit: int) -> str | None:
+    return None if body.get(key) is None else _text(body, key, limit)
 
 
 def _count(body: dict[str, Any], key: str) -> int:
@@ -83,10 +100,8 @@ def _count(body: dict[str, Any], key: str) -> int:
     return value
 
 
-def _time(body: dict[str, Any], key: str, *, optional: bool = False) -> str | None:
-    text = _text(body, key, 40, optional=optional)
-    if text is None:
-        return None
+def _time(body: dict[str, Any], key: str) -> str:
+    text = _text(body, key, 40)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -96,56 +111,60 @@ def _time(body: dict[str, Any], key: str, *, optional: bool = False) -> str | No
     return text
 
 
-def parse_event(payload: bytes, gate: str) -> dict[str, Any]:
+def _maybe_time(body: dict[str, Any], key: str) -> str | None:
+    return None if body.get(key) is None else _time(body, key)
+
+
+def parse_event(payload: Payload, gate: str) -> dict[str, Any]:
     """A peer's event, checked; raises BadMessage. `gate` is the topic's gate: a peer speaks only for itself."""
     body = _load(payload)
-    event = {
-        "id": _text(body, "id", 64), "seq": _count(body, "seq"), "prev": _count(body, "prev"),
-        "gate": _text(body, "gate", 64), "zone": _text(body, "zone", 64), "dir": body.get("dir"),
-        "at": _time(body, "at"), "verdict": _text(body, "verdict", 40), "source": _text(body, "source", 40),
-        "customer": _text(body, "customer", 200, optional=True), "card": _text(body, "card", 500, optional=True),
-        "passed": body.get("passed"), "value": _text(body, "value", 20, optional=True),
-    }
-    if event["gate"] != gate:
+    event_id, seq, prev = _text(body, "id", 64), _count(body, "seq"), _count(body, "prev")
+    sender, zone, direction, at = _text(body, "gate", 64), _text(body, "zone", 64), body.get("dir"), _time(body, "at")
+    verdict, source, passed = _text(body, "verdict", 40), _text(body, "source", 40), body.get("passed")
+    if sender != gate:
         raise BadMessage("malformed", "the event's gate is not the topic's gate")
-    if event["prev"] >= event["seq"]:
+    if prev >= seq:
         raise BadMessage("malformed", "prev must be below seq")
-    if event["dir"] not in DIRECTIONS:
+    if direction not in DIRECTIONS:
         raise BadMessage("malformed", f"dir must be one of {', '.join(DIRECTIONS)}")
-    if not _CODE.fullmatch(event["verdict"]) or not _CODE.fullmatch(event["source"]):
+    if not _CODE.fullmatch(verdict) or not _CODE.fullmatch(source):
         raise BadMessage("malformed", "verdict and source must be lower-case codes")
-    if event["passed"] not in (None, True, False):
+    if passed not in (None, True, False):
         raise BadMessage("malformed", "passed must be true, false or null")
-    return event
+    return {"id": event_id, "seq": seq, "prev": prev, "gate": sender, "zone": zone, "dir": direction, "at": at,
+            "verdict": verdict, "source": source, "customer": _maybe_text(body, "customer", 200),
+            "card": _maybe_text(body, "card", 500), "passed": passed, "value": _maybe_text(body, "value", 20)}
 
 
-def parse_heartbeat(payload: bytes, gate: str) -> dict[str, Any]:
+def parse_heartbeat(payload: Payload, gate: str) -> dict[str, Any]:
     """A peer's retained heartbeat: only the fields the fleet view shows, each bounded."""
     body = _load(payload)
     faults = body.get("faults") or {}
     occupancy = body.get("occupancy") or {}
     if not isinstance(faults, dict) or len(faults) > 20 or not isinstance(occupancy, dict) or len(occupancy) > 20:
         raise BadMessage("malformed", "faults and occupancy must be small objects")
-    beat = {
+    shown_faults: dict[str, str] = {}
+    shown_occupancy: dict[str, int] = {}
+    beat: dict[str, Any] = {
         "gate": gate, "online": body.get("online") is True, "at": _time(body, "at"),
         "zone": _text(body, "zone", 64), "dir": body.get("dir") if body.get("dir") in DIRECTIONS else "none",
         "snapshot_age_s": body.get("snapshot_age_s") if isinstance(body.get("snapshot_age_s"), int) else None,
         "unreported": _count(body, "unreported"), "last_seq": _count(body, "last_seq"),
-        "last_scan_at": _time(body, "last_scan_at", optional=True),
-        "faults": {}, "occupancy": {},
+        "last_scan_at": _maybe_time(body, "last_scan_at"),
+        "faults": shown_faults, "occupancy": shown_occupancy,
     }
     for name, text in faults.items():
         if not isinstance(name, str) or not isinstance(text, str):
             raise BadMessage("malformed", "faults must map names to texts")
-        beat["faults"][name[:40]] = text[:200]
+        shown_faults[name[:40]] = text[:200]
     for zone, inside in occupancy.items():
         if not isinstance(zone, str) or not isinstance(inside, int) or isinstance(inside, bool) or inside < 0:
             raise BadMessage("malformed", "occupancy must map zones to whole numbers")
-        beat["occupancy"][zone[:64]] = inside
+        shown_occupancy[zone[:64]] = inside
     return beat
 
 
-def parse_status(payload: bytes) -> bool:
+def parse_status(payload: Payload) -> bool:
     """The retained online/offline status (also the last will): True when online."""
     body = _load(payload)
     if body.get("state") not in ("online", "offline"):
@@ -158,7 +177,7 @@ def status_payload(online: bool, at: str) -> bytes:
                       separators=(",", ":")).encode()
 
 
-def parse_want(payload: bytes) -> tuple[str, int]:
+def parse_want(payload: Payload) -> tuple[str, int]:
     """A peer asks for our events after its cursor: (peer gate, cursor)."""
     body = _load(payload)
     return _text(body, "from", 64), _count(body, "after")
@@ -168,7 +187,7 @@ def want_payload(gate: str, after: int) -> bytes:
     return json.dumps({"v": VERSION, "from": gate, "after": after}, separators=(",", ":")).encode()
 
 
-def parse_open(payload: bytes) -> str:
+def parse_open(payload: Payload) -> str:
     """A remote "open once": who asked (shown in the journal's reason)."""
     body = _load(payload)
     return _text(body, "by", 64)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # kiosk.config imports this module's checks
+    from ..config import Config
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
@@ -55,7 +59,7 @@ class VenueSettings:
     passage_wait_s: float = 60.0  # how long after an admit its passage may still be journalled (passage.timeout_s)
 
     @classmethod
-    def from_config(cls, config) -> "VenueSettings | None":
+    def from_config(cls, config: "Config") -> "VenueSettings | None":
         """None when no broker is configured (the kiosk works alone, as it always did)."""
         v = config.venue
         if not v.broker:

@@ -103,6 +103,10 @@ class VenueCounts:
         with self._lock:
             return self.entries_counts.recent_admits(since)
 
+    def period_start(self, moment: datetime) -> datetime:
+        """The daily reset at or before `moment`: where the zone's count starts from empty."""
+        return datetime.fromtimestamp(self.zone_counts._period_of(moment.timestamp())[0], timezone.utc)
+
     # -- this gate's decisions (the gate's thread, after the journal write) ------------------------
     def record(self, *, at: datetime, verdict: str, source: str, customer_id: str | None, credential: str = "",
                punch: bool = False, raw: str = "", event_id: str = "") -> None:
@@ -193,7 +197,8 @@ class VenueCounts:
         if t >= zone._period[1]:
             undo = None
         else:
-            undo = (zone._period, zone._occupancy, customer_id, zone._inside.get(customer_id))
+            undo = (zone._period, zone._occupancy, customer_id,
+                    None if customer_id is None else zone._inside.get(customer_id))
         zone.rules = self._by_dir[direction]
         zone._apply(t, verdict, source, customer_id, None, raw)
         return undo
@@ -215,37 +220,41 @@ class VenueCounts:
     # -- building ------------------------------------------------------------------------------------
     @classmethod
     def rebuild(cls, journal_path: str | Path, store: PeerStore | None, rules: AccessRules, tz: tzinfo | None,
-                punch: frozenset[str] | set[str] = frozenset(), since: datetime | None = None) -> "VenueCounts":
+                punch: frozenset[str] | set[str] = frozenset(), since: datetime | None = None,
+                until: datetime | None = None) -> "VenueCounts":
         """From this gate's journal and the peers' store: entries over `since` (kiosk.counts.history_since),
-        the zone replayed over the current period. No store (a read-only look before any peer was heard): the
+        the zone replayed over the current period; `until`: only events at or before it (`kiosk check --at`:
+        the counts the running gate held then). No store (a read-only look before any peer was heard): the
         journal alone."""
         counts = cls(rules, tz, punch)
         own = rules.direction
         # this gate's entries in Counts' own lean rebuild (an `out` gate's admits are exits: no entries)
         counts.entries_counts = Counts.rebuild(journal_path, counts._by_dir["out" if own == "out" else "none"], tz,
-                                               punch, since=since)
+                                               punch, since=since, until=until)
         counts.entries_counts.rules = counts._by_dir["none"]
         counts._seq = counts.entries_counts._seq
-        peers = store.count_rows(since=since) if store is not None else []
+        peers = store.count_rows(since=since, until=until) if store is not None else []
         for at, verdict, source, customer_id, credential, value, _zone, direction, _gate in peers:
             if verdict == "admit" and direction != "out" and source != "exit_button":
                 counts.entries_counts._apply(_t(at), verdict, source, customer_id,
                                              credential if credential in counts.punch else None, value or "")
         counts.peer_events = len(peers)
         # the zone: this gate's and the zone's peers' events of the newest period, in time order
-        counts._rebuild_zone(Path(journal_path), store)
+        counts._rebuild_zone(Path(journal_path), store, until)
         return counts
 
-    def _rebuild_zone(self, journal_path: Path, store: PeerStore | None) -> None:
+    def _rebuild_zone(self, journal_path: Path, store: PeerStore | None, until: datetime | None) -> None:
         """The zone: this gate's and the zone's peers' events of the newest period (since its reset), in time order."""
-        peers_newest = store.newest(self.zone) if store is not None else None
+        peers_newest = store.newest(self.zone, until) if store is not None else None
+        bound, bounds = ("", ()) if until is None else (" AND at <= ?", (iso(until),))
         own: list[ZoneEvent] = []
         db = None
         try:
             own_newest = None
             if journal_path.exists():
                 db = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True)
-                own_newest = db.execute("SELECT max(at) FROM events WHERE verdict IN (?, ?)", _COUNTED).fetchone()[0]
+                own_newest = db.execute("SELECT max(at) FROM events WHERE verdict IN (?, ?)" + bound,
+                                        (*_COUNTED, *bounds)).fetchone()[0]
             newest = max(filter(None, (own_newest, peers_newest)), default=None)
             if newest is None:
                 return
@@ -254,13 +263,13 @@ class VenueCounts:
                 own = [(_t(at), eid, verdict, source, customer, raw, self.rules.direction)
                        for at, eid, verdict, source, customer, raw in db.execute(
                            "SELECT at, id, verdict, source, customer_id, raw FROM events INDEXED BY events_at"
-                           " WHERE at >= ? AND verdict IN (?, ?)", (iso(start), *_COUNTED))]
+                           " WHERE at >= ? AND verdict IN (?, ?)" + bound, (iso(start), *_COUNTED, *bounds))]
         except sqlite3.Error as exc:
             raise JournalError(f"{journal_path}: cannot read the journal to count who is inside ({exc})") from exc
         finally:
             if db is not None:
                 db.close()
-        rows = store.zone_rows(self.zone, start, _COUNTED) if store is not None else []
+        rows = store.zone_rows(self.zone, start, _COUNTED, until) if store is not None else []
         peers = [(_t(at), eid, verdict, source, customer, value or "", direction)
                  for at, eid, verdict, source, customer, value, direction in rows]
         for event in sorted(own + peers):

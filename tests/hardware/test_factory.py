@@ -7,12 +7,17 @@ import importlib.util
 import pytest
 from hwutil import drain, make_config, wait_for
 
-from hardware.camera import Camera
-from hardware.factory import make_sources
+from hardware.camera import CameraSource
 from hardware.serial_scanner import SerialScanner
-from kiosk import demo
+from kiosk import compose, demo
 from kiosk.errors import CameraError, ConfigError
 from kiosk.model import Verdict
+
+
+def make_sources(config, faults, *, names, simulate, demo_scans):
+    """The sources `kiosk run` builds for `names`, from the composition root's readers."""
+    made = compose.readers(config, names, simulate=simulate, demo_scans=demo_scans)
+    return [make(faults) for make in made.values() if make is not None]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("picamera2") is not None, reason="picamera2 is installed here")
@@ -23,7 +28,7 @@ def test_picamera2_backend_never_falls_back_to_the_simulation(faults):
 
 def test_simulate_is_a_logged_fallback_and_the_demo_stream_reaches_the_gate(faults, gate, caplog):
     (camera,) = make_sources(make_config(), faults, names=["camera"], simulate=True, demo_scans=demo.SCANS)
-    assert isinstance(camera, Camera)
+    assert isinstance(camera, CameraSource)
     assert any(r.levelname == "WARNING" and "simulated" in r.getMessage() for r in caplog.records)
     camera.start(gate.submit)
     try:
@@ -39,7 +44,7 @@ def test_simulate_is_a_logged_fallback_and_the_demo_stream_reaches_the_gate(faul
 def test_simulated_backend_chosen_by_config_needs_no_flag(faults, caplog):
     config = make_config({"camera": {"backend": "simulated"}})
     (camera,) = make_sources(config, faults, names=["camera"], simulate=False, demo_scans=demo.SCANS)
-    assert isinstance(camera, Camera)
+    assert isinstance(camera, CameraSource)
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 

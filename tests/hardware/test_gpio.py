@@ -17,7 +17,7 @@ import pytest
 from hwutil import drain, make_config, wait_for
 
 from hardware import gpio
-from hardware.factory import make_outputs
+from kiosk import compose
 from kiosk.errors import ConfigError, OutputError
 from kiosk.gate import utc_now
 from kiosk.model import Decision, Verdict
@@ -46,8 +46,8 @@ def boards():
         board.close()
 
 
-def board_for(boards, config, gate=None, faults=None):
-    (board,) = make_outputs(config, faults or Faults(), gate, simulate=False)
+def board_for(boards, gate, config, faults=None):
+    (board,) = compose.gpio_outputs(config, faults or Faults(), gate, simulate=False)
     boards.append(board)
     return board
 
@@ -78,8 +78,8 @@ def on_periods(states):
     return periods, since is not None
 
 
-def test_relay_is_created_off_and_pulses_once_on_admit(boards):
-    board = board_for(boards, gpio_config())
+def test_relay_is_created_off_and_pulses_once_on_admit(boards, gate):
+    board = board_for(boards, gate, gpio_config())
     relay = pin(board, 24)
     assert relay.state is False and [s.state for s in relay.states] == [False]
     board.act(decision())
@@ -90,15 +90,15 @@ def test_relay_is_created_off_and_pulses_once_on_admit(boards):
 
 
 @pytest.mark.parametrize("verdict", [Verdict.REPEAT, Verdict.NOT_IN_GROUP, Verdict.EXPIRED, Verdict.NOT_RECOGNISED])
-def test_no_relay_pulse_on_repeat_or_denial(boards, verdict):
-    board = board_for(boards, gpio_config())
+def test_no_relay_pulse_on_repeat_or_denial(boards, verdict, gate):
+    board = board_for(boards, gate, gpio_config())
     board.act(decision(verdict))
     wait_for(lambda: went_on(pin(board, 27)))  # red instead
     assert [s.state for s in pin(board, 24).states] == [False]
 
 
-def test_active_low_relay_board(boards):
-    board = board_for(boards, gpio_config(gpio_extra={"relay": {"active_high": False}}))
+def test_active_low_relay_board(boards, gate):
+    board = board_for(boards, gate, gpio_config(gpio_extra={"relay": {"active_high": False}}))
     relay = pin(board, 24)
     assert relay.state is True  # off is the high level on an active-low board
     board.act(decision())
@@ -106,8 +106,8 @@ def test_active_low_relay_board(boards):
     wait_for(lambda: relay.state is True)
 
 
-def test_relay_never_stays_on_under_a_burst_of_admits(boards):
-    board = board_for(boards, gpio_config(pulse_ms=50))
+def test_relay_never_stays_on_under_a_burst_of_admits(boards, gate):
+    board = board_for(boards, gate, gpio_config(pulse_ms=50))
     relay = pin(board, 24)
     for i in range(30):  # admits faster than the pulse: each restarts it, none may leave it on
         board.act(decision(event_id=str(i)))
@@ -119,8 +119,8 @@ def test_relay_never_stays_on_under_a_burst_of_admits(boards):
     assert periods and not still_on
 
 
-def test_close_during_a_pulse_switches_the_relay_off_at_once(boards):
-    board = board_for(boards, gpio_config(pulse_ms=LONG_PULSE_S * 1000))
+def test_close_during_a_pulse_switches_the_relay_off_at_once(boards, gate):
+    board = board_for(boards, gate, gpio_config(pulse_ms=LONG_PULSE_S * 1000))
     relay = pin(board, 24)
     board.act(decision())
     wait_for(lambda: relay.state is True)
@@ -132,8 +132,8 @@ def test_close_during_a_pulse_switches_the_relay_off_at_once(boards):
     assert relay.state is False
 
 
-def test_admit_shows_green_and_beeps_once_denial_red_and_two_beeps(boards):
-    board = board_for(boards, gpio_config())
+def test_admit_shows_green_and_beeps_once_denial_red_and_two_beeps(boards, gate):
+    board = board_for(boards, gate, gpio_config())
     green, red, buzzer = pin(board, 17), pin(board, 27), pin(board, 23)
     board.act(decision(Verdict.ADMIT))
     wait_for(lambda: went_on(green))
@@ -152,17 +152,17 @@ def test_admit_shows_green_and_beeps_once_denial_red_and_two_beeps(boards):
     assert len(on_periods(buzzer.states)[0]) == 2
 
 
-def test_a_new_verdict_replaces_the_light_of_the_previous_one(boards):
-    board = board_for(boards, gpio_config(signals={**FAST, "admit_light_s": 5, "deny_light_s": 5}))
+def test_a_new_verdict_replaces_the_light_of_the_previous_one(boards, gate):
+    board = board_for(boards, gate, gpio_config(signals={**FAST, "admit_light_s": 5, "deny_light_s": 5}))
     board.act(decision(Verdict.ADMIT))
     board.act(decision(Verdict.EXPIRED))
     wait_for(lambda: pin(board, 27).state is True)  # 5 s lights: still on when looked at, however loaded
     assert pin(board, 17).state is False
 
 
-def test_faults_blink_amber_until_cleared(boards):
+def test_faults_blink_amber_until_cleared(boards, gate):
     faults = Faults()
-    board = board_for(boards, gpio_config(), faults=faults)
+    board = board_for(boards, gate, gpio_config(), faults=faults)
     amber = pin(board, 22)
     assert amber.state is False
     faults.set("camera", "Camera not working")
@@ -178,11 +178,12 @@ def test_faults_blink_amber_until_cleared(boards):
     assert len(amber.states) == count
 
 
-def test_rgb_led_shows_amber_as_red_and_green_and_resumes_it_after_a_verdict(boards):
+def test_rgb_led_shows_amber_as_red_and_green_and_resumes_it_after_a_verdict(boards, gate):
     faults = Faults()
     pins = {"green": 17, "red": 27, "relay": 24}
     # a 1 s verdict: long enough that the checks below see it still showing, however loaded the machine
-    board = board_for(boards, gpio_config(pins, lights="rgb", signals={**FAST, "admit_light_s": 1}), faults=faults)
+    config = gpio_config(pins, lights="rgb", signals={**FAST, "admit_light_s": 1})
+    board = board_for(boards, gate, config, faults=faults)
     green, red = pin(board, 17), pin(board, 27)
     faults.set("snapshot_stale", "Member list out of date")
     wait_for(lambda: len(red.states) >= 5)
@@ -199,19 +200,19 @@ def test_rgb_led_shows_amber_as_red_and_green_and_resumes_it_after_a_verdict(boa
     assert green.state is False and red.state is False
 
 
-def test_only_configured_pins_are_created(boards):
-    board = board_for(boards, gpio_config({"relay": 24}))
+def test_only_configured_pins_are_created(boards, gate):
+    board = board_for(boards, gate, gpio_config({"relay": 24}))
     assert board.lights is None and board.buzzer is None and board.inputs == []
     assert {info.name for info in board.factory.pins} == {"GPIO24"}
 
 
-def test_no_pins_no_board(faults):
-    assert make_outputs(make_config({"gpio": {"pin_factory": "mock"}}), faults, None, simulate=False) == []
+def test_no_pins_no_board(faults, gate):
+    assert compose.gpio_outputs(make_config({"gpio": {"pin_factory": "mock"}}), faults, gate, simulate=False) == []
 
 
 def test_simulate_uses_mockfactory_and_the_simulated_wiring(boards, caplog, gate, faults):
     config = make_config()  # pin_factory "lgpio", nothing fitted
-    (board,) = make_outputs(config, faults, gate, simulate=True)
+    (board,) = compose.gpio_outputs(config, faults, gate, simulate=True)
     boards.append(board)
     assert type(board.factory).__name__ == "MockFactory"
     assert {info.name for info in board.factory.pins} == {f"GPIO{n}" for n in gpio.SIMULATED_PINS.values()}
@@ -221,9 +222,9 @@ def test_simulate_uses_mockfactory_and_the_simulated_wiring(boards, caplog, gate
 
 @pytest.mark.parametrize("pins, key", [({"green": 99}, "gpio.green.pin"), ({"green": 17, "red": 17}, "gpio.red.pin"),
                                        ({"relay": "GPIO_NOPE"}, "gpio.relay.pin")])
-def test_bad_pins_are_config_errors(faults, pins, key):
+def test_bad_pins_are_config_errors(faults, gate, pins, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        make_outputs(gpio_config(pins), faults, None, simulate=False)
+        compose.gpio_outputs(gpio_config(pins), faults, gate, simulate=False)
 
 
 def test_pin_factory_by_name():
@@ -241,7 +242,7 @@ def test_missing_lgpio_says_how_to_get_it():
 # -- inputs ------------------------------------------------------------------------------
 
 def test_exit_button_is_a_journalled_admit_that_pulses_the_relay(boards, gate, journal):
-    board = board_for(boards, gpio_config({"relay": 24, "exit_button": 5}), gate=gate)
+    board = board_for(boards, gate, gpio_config({"relay": 24, "exit_button": 5}))
     gate.add_output(board)
     button = pin(board, 5)
     button.drive_low()  # pressed: contact to ground against the pull-up
@@ -254,7 +255,7 @@ def test_exit_button_is_a_journalled_admit_that_pulses_the_relay(boards, gate, j
 
 def door_board(boards, gate, faults, **door):
     config = gpio_config({"relay": 24, "door": 6}, pulse_ms=50, door={"held_open_s": 0.1, "grace_s": 0.05, **door})
-    board = board_for(boards, config, gate=gate, faults=faults)
+    board = board_for(boards, gate, config, faults=faults)
     gate.add_output(board)
     door = pin(board, 6)
     door.drive_low()  # shut: the contact closes against the pull-up
@@ -293,7 +294,7 @@ def test_door_opened_after_the_grace_period_is_forced(boards, gate, journal, fau
 
 def test_passage_within_the_timeout_is_passed_else_not(boards, gate, journal):
     config = gpio_config({"relay": 24, "passage": 13}, passage={"timeout_s": 0.15})
-    board = board_for(boards, config, gate=gate)
+    board = board_for(boards, gate, config)
     gate.add_output(board)
     first = gate.handle(Scan(raw="I-1001", source="camera"))
     second = gate.handle(Scan(raw="O-2001", source="camera"))
@@ -314,7 +315,8 @@ def test_passage_within_the_timeout_is_passed_else_not(boards, gate, journal):
 # -- the relay when things go wrong ------------------------------------------------------
 
 def test_sigterm_during_a_pulse_leaves_the_relay_off(state_dir):
-    from kiosk.app import App, run
+    from kiosk.app import App
+    from kiosk.compose import run
 
     config = make_config({"state_dir": str(state_dir), "gate": {"sources": ["serial"]},
                           "serial": {"url": "loop://"}, "screen": {"enabled": "off"},
@@ -343,7 +345,8 @@ def test_sigterm_during_a_pulse_leaves_the_relay_off(state_dir):
 
 
 def test_relay_is_off_when_the_loop_dies(state_dir, monkeypatch):
-    from kiosk.app import App, run
+    from kiosk.app import App
+    from kiosk.compose import run
 
     config = make_config({"state_dir": str(state_dir), "gate": {"sources": ["serial"]},
                           "serial": {"url": "loop://"}, "gpio": {"pin_factory": "mock", "relay": {"pin": 24}},

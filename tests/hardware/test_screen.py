@@ -11,7 +11,8 @@ import time  # noqa: E402
 import pygame  # noqa: E402
 import pytest  # noqa: E402
 
-from hardware.screen import Screen, open_screen  # noqa: E402
+from hardware.screen import Screen  # noqa: E402
+from kiosk import compose  # noqa: E402
 from kiosk.app import App  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
 from kiosk.display import IDLE, PIN, REASONS, RECENT, RESULT, STAFF, hash_pin  # noqa: E402
@@ -48,10 +49,10 @@ def app(tmp_path, clock):
 
 @pytest.fixture
 def screen(app):
-    s = open_screen(app, required=True)
+    s = compose.open_screen(app, required=True)
     assert isinstance(s, Screen)
     s.monotonic = Ticker()
-    app.gate.add_output(s)  # as kiosk.app.run does
+    app.gate.add_output(s)  # as kiosk.compose.run does
     pygame.event.clear()
     s.tick()
     yield s
@@ -153,7 +154,7 @@ def test_touch_opens_the_staff_panel_and_admits_manually_with_a_reason(app, scre
 
 def test_mouse_clicks_drive_the_panel_and_sync_now_calls_the_upstream(app, screen):
     calls = []
-    app.sync_now = lambda: calls.append("sync")
+    app.sync.connect(lambda: calls.append("sync"))
     long_press(screen, press=mouse)
     enter_pin(screen, PIN_CODE, tap=mouse)
     assert screen.display.view(screen.monotonic()) == STAFF
@@ -196,7 +197,7 @@ def test_closing_the_window_stops_the_loop(screen):
 
 def test_without_a_pin_hash_the_panel_says_it_is_disabled(tmp_path, clock):
     app = make_app(tmp_path, clock, pin=False, locale="nl", size=(480, 320))
-    screen = open_screen(app, required=True)
+    screen = compose.open_screen(app, required=True)
     try:
         screen.monotonic = Ticker()
         step(screen)
@@ -212,7 +213,7 @@ def test_recent_scans_are_seeded_from_the_journal(tmp_path, clock):
     app = make_app(tmp_path, clock)
     app.gate.handle(Scan("I-1001", "stdin"))
     app.gate.handle(Scan("HELLO-WORLD", "stdin"))
-    screen = open_screen(app, required=True)
+    screen = compose.open_screen(app, required=True)
     try:
         assert [(r.name, r.verdict) for r in screen.display.recent] == [("", "not_recognised"),
                                                                         ("Jane Smith", "admit")]
@@ -224,10 +225,10 @@ def test_recent_scans_are_seeded_from_the_journal(tmp_path, clock):
 def test_no_display_means_no_screen_or_a_clear_error(app, monkeypatch, caplog):
     monkeypatch.setenv("SDL_VIDEODRIVER", "no-such-driver")
     with caplog.at_level(logging.WARNING, logger="hardware.screen"):
-        assert open_screen(app, required=False) is None
+        assert compose.open_screen(app, required=False) is None
     assert "running without the screen" in caplog.text
     with pytest.raises(OutputError, match='screen.enabled = "on" but the screen cannot open'):
-        open_screen(app, required=True)
+        compose.open_screen(app, required=True)
 
 
 def test_the_members_photo_appears_beside_the_name_when_show_photo_is_on(tmp_path, clock):
@@ -254,7 +255,7 @@ def test_the_members_photo_appears_beside_the_name_when_show_photo_is_on(tmp_pat
               "screen": {"size": [800, 480], "fullscreen": False, "show_photo": True},
               "upstream": {"url": ref.url, "token_file": str(token), "sync_interval_s": 3600}}
     app = App(Config(validate(values, "test.toml"), "test.toml"), simulate=True, clock=clock)
-    screen = open_screen(app, required=True)
+    screen = compose.open_screen(app, required=True)
     screen.monotonic = Ticker()
     app.gate.add_output(screen)
     try:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from hwutil import make_config
 
-from hardware.screen import is_no_display, open_screen
+from hardware.screen import is_no_display
+from kiosk import compose
 from kiosk.app import App
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,9 +29,9 @@ def test_auto_with_the_dummy_driver_runs_without_the_screen_and_on_still_draws(t
     app = App(make_config({"state_dir": str(tmp_path / "state"), "screen": {"size": [320, 240]}}))
     try:
         with caplog.at_level(logging.WARNING, logger="hardware.screen"):
-            assert open_screen(app, required=False) is None
+            assert compose.open_screen(app, required=False) is None
         assert "no display (SDL chose its 'dummy' driver" in caplog.text
-        screen = open_screen(app, required=True)  # "on": draw anyway (screenshots, tests)
+        screen = compose.open_screen(app, required=True)  # "on": draw anyway (screenshots, tests)
         assert screen is not None
         screen.close()
     finally:

@@ -9,7 +9,8 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 import pytest  # noqa: E402
 
-from hardware.screen import Screen, open_screen  # noqa: E402
+from hardware.screen import Screen  # noqa: E402
+from kiosk import compose  # noqa: E402
 from kiosk.app import App  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
 from kiosk.counts import OCCUPANCY_SET  # noqa: E402
@@ -35,7 +36,7 @@ def app(tmp_path, clock):
 
 @pytest.fixture
 def screen(app):
-    s = open_screen(app, required=True)
+    s = compose.open_screen(app, required=True)
     assert isinstance(s, Screen)
     s.monotonic = Ticker()
     app.gate.add_output(s)

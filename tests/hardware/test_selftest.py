@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from hwutil import make_config
 
-from hardware import selftest
-from kiosk import demo
+from kiosk import compose
 from kiosk.cli import main
 
 
@@ -36,13 +35,13 @@ def test_selftest_reports_a_missing_scanner_and_exits_non_zero(tmp_path, capsys)
 
 def test_selftest_echoes_a_code_through_loop_serial():
     config = make_config({"gate": {"sources": ["serial"]}, "serial": {"url": "loop://"}})
-    (check,) = selftest.run(config, simulate=False, timeout_s=2, demo_scans=demo.SCANS)
+    (check,) = compose.selftest(config, simulate=False, timeout_s=2)
     assert check.ok and "read 'SELFTEST'" in check.detail
 
 
 def test_selftest_fails_a_relay_pin_that_cannot_be_used():
     config = make_config({"gate": {"sources": []}, "gpio": {"pin_factory": "mock", "relay": {"pin": 99}}})
-    (check,) = selftest.run(config, simulate=False, timeout_s=1, demo_scans=[])
+    (check,) = compose.selftest(config, simulate=False, timeout_s=1)
     assert check.device == "relay" and not check.ok and "gpio.relay.pin" in check.detail
 
 

@@ -368,7 +368,8 @@ def test_rule_verdicts_in_the_screens_languages(store):
     d = check("I-1", store, limit, local(2026, 11, 20, 12),
               counted(limit.access, (local(2026, 11, 2), "I-1"), (local(2026, 11, 3), "I-1")))
     text = describe(d, en, tz=AMS)
-    assert (text.tone, text.title, text.reason) == (LATER, "Limit reached", "2 of 2 entries used; again from 1 Dec 00:00")
+    assert (text.tone, text.title, text.reason) == \
+        (LATER, "Limit reached", "2 of 2 entries used; again from 1 Dec 00:00")
     assert text.instruction == "At 1 Dec 00:00"  # the member comes back then (issue 16)
     assert describe(d, nl, tz=AMS).reason == "2 van 2 keer gebruikt; weer vanaf 1 dec 00:00"
     gap = policy(min_interval_s=3600)

@@ -6,22 +6,24 @@ import time
 
 import pytest
 
-from hardware.factory import make_outputs
+from kiosk import compose
 from kiosk.config import Config, validate
-from kiosk.gate import utc_now
+from kiosk.gate import Gate, utc_now
 from kiosk.model import Decision, Verdict
 from kiosk.ports import Faults
+from kiosk.rules import Policy
 
 RULE_VERDICTS = [Verdict.OUTSIDE_HOURS, Verdict.LIMIT_REACHED, Verdict.FULL, Verdict.ALREADY_INSIDE]
 
 
 @pytest.fixture
-def board():
+def board(snapshot, journal, clock):
     config = Config(validate({"gpio": {"pin_factory": "mock", "green": {"pin": 17}, "red": {"pin": 27},
                                        "buzzer": {"pin": 23}, "relay": {"pin": 24}},
                               "relay": {"pulse_ms": 100},
                               "signals": {"deny_light_s": 30, "beep_s": 0.02, "deny_beeps": 2}}, "t.toml"), "t.toml")
-    (made,) = make_outputs(config, Faults(), None, simulate=False)
+    gate = Gate(gate_id="t", snapshot=snapshot, journal=journal, policy=Policy(), clock=clock)
+    (made,) = compose.gpio_outputs(config, Faults(), gate, simulate=False)
     yield made
     made.close()
 

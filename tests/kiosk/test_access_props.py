@@ -85,7 +85,7 @@ def test_with_anti_passback_nobody_is_inside_twice(snapshot, sequence):
     gate, journal, trail = run(snapshot, rules, sequence)
     try:
         per_day = Counter()
-        for moment, decision, inside, occupancy in trail:
+        for moment, decision, inside, _occupancy in trail:
             if decision.admitted:
                 per_day[(decision.customer_id, (moment - timedelta(hours=4)).date())] += 1
                 assert decision.customer_id in inside

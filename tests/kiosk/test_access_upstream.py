@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import demo
+from kiosk import compose, demo
 from kiosk.app import App
 from kiosk.config import Config, validate
 from kiosk.ports import Scan
 from kiosk.upstream.reference import RefStore, RefUpstream
-from kiosk.upstream import Upstream
 
 TOKEN = "t0ken-for-access-tests"
 PUNCH = "PUNCH-0042"
@@ -35,7 +34,7 @@ def kiosk(tmp_path: Path):
                               "gate": {"repeat_window_s": 30},  # back-to-back scans on a loaded machine
                               "rules": {"capacity": 2}}, "test.toml"), "test.toml")
     app = App(config)
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         yield app, up, server
     finally:

@@ -281,6 +281,9 @@ def test_a_path_that_cannot_be_used_is_one_line_not_a_traceback(state, tmp_path)
     assert kiosk("run", "--source", "stdin", "--headless", "--state-dir", str(state), input="I-1001\n").returncode == 0
     done = kiosk("journal", "--csv", "/nonexistent/x.csv", "--state-dir", str(state))
     assert (done.returncode, done.stderr) == (2, "kiosk: cannot write /nonexistent/x.csv: No such file or directory\n")
+    done = kiosk("journal", "--csv", "/dev/full", "--state-dir", str(state))  # the write fails when it is flushed
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "kiosk: cannot write /dev/full: No space left on device\n"
     done = kiosk("run", "--source", f"images:{tmp_path / 'nowhere'}", "--headless", "--state-dir", str(state))
     assert done.returncode == 2
     assert done.stderr.splitlines() == [f"kiosk: config error: --source: images:DIR: {tmp_path / 'nowhere'} "

@@ -35,7 +35,7 @@ def test_screenshot_writes_the_screen_as_a_png(tmp_path, capsys, verdict, size, 
 @pytest.mark.parametrize("args", [["--size", "320x200"], ["--size", "big"], ["--verdict", "nope"]])
 def test_screenshot_refuses_bad_arguments(tmp_path, capsys, args):
     base = {"--verdict": "admit", "--size": "800x480"}
-    base.update(dict(zip(args[::2], args[1::2])))
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
     with pytest.raises(SystemExit) as exc:
         main(["screenshot", *[x for kv in base.items() for x in kv], "--out", str(tmp_path / "x.png")])
     assert exc.value.code == 2

@@ -12,6 +12,8 @@ from kiosk.display import (BANG, CLOCK, CROSS, DISABLED, EXIT, EXIT_BUTTON, GO, 
                            pin_hash_problem, verify_pin)
 from kiosk.i18n import LOCALES, Messages
 from kiosk.model import Decision, Verdict
+from kiosk.state import SyncOutcome
+from kiosk.status import JournalStatus, KioskStatus, SnapshotStatus
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
 FAST_HASH = hash_pin("2468", iterations=1000)
@@ -154,14 +156,17 @@ def test_faults_are_translated_when_known():
     assert fault_text("printer_jam", "Printer jammed", nl) == "Printer jammed"
 
 
-def test_status_is_read_from_the_apps_status():
-    app_status = {"snapshot": {"cursor": "c-9", "age_s": 120, "customers": 6}, "journal": {"unreported": 4},
-                  "last_sync": {"at": "2026-11-22T09:58:00Z", "ok": True}, "faults": {}}
-    s = Status.from_app_status(app_status, upstream=True)
+def test_status_is_read_from_the_kiosks_typed_status():
+    status = KioskStatus(gate="g", device="d", snapshot=SnapshotStatus(cursor="c-9", age_s=120, customers=6),
+                         journal=JournalStatus(pending=3, held=1),
+                         last_sync=SyncOutcome(at="2026-11-22T09:58:00Z", ok=True))
+    s = Status.from_status(status, upstream=True)
     assert (s.online, s.has_snapshot, s.snapshot_age_s, s.cursor, s.unreported) == (True, True, 120, "c-9", 4)
-    assert Status.from_app_status({**app_status, "faults": {"upstream": "down"}}, upstream=True).online is False
-    assert Status.from_app_status(app_status, upstream=False).online is None
-    assert Status.from_app_status({"snapshot": {}, "journal": {}}, upstream=True).online is False
+    assert Status.from_status(replace(status, faults={"upstream": "down"}), upstream=True).online is False
+    assert Status.from_status(status, upstream=False).online is None
+    empty = KioskStatus(gate="g", device="d", snapshot=SnapshotStatus(), journal=JournalStatus())
+    nothing = Status.from_status(empty, upstream=True)
+    assert nothing.online is False and not nothing.has_snapshot
 
 
 # -- the state machine -------------------------------------------------------------------

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from hardware import screen_render  # noqa: E402
-from hardware.screen import Screen  # noqa: E402
+from hardware.screen import Screen, ScreenSettings  # noqa: E402
 from kiosk.display import Display  # noqa: E402
 from kiosk.errors import ImportRejected  # noqa: E402
 from kiosk.gate import Gate  # noqa: E402
@@ -306,13 +306,15 @@ def test_a_60000_character_name_with_nul_and_escapes_renders_with_bounded_text(m
 
 
 def test_a_screen_that_cannot_draw_is_a_fault_logged_once_and_the_gate_keeps_deciding(tmp_path, clock, monkeypatch, caplog):
+    from kiosk import compose
     from kiosk.app import App
     from kiosk.config import Config, validate
 
     app = App(Config(validate({"state_dir": str(tmp_path / "state"), "screen": {"size": [480, 320], "fullscreen": False}},
                               "t.toml"), "t.toml"), simulate=True, clock=clock)
     pygame.display.init()
-    screen = Screen(app, pygame.display.set_mode((480, 320)))
+    settings = ScreenSettings.from_config(app.config)
+    screen = Screen(settings, compose.screen_ports(app, settings), pygame.display.set_mode((480, 320)))
     app.gate.add_output(screen)
     calls = []
 

@@ -18,7 +18,7 @@ from kiosk.app import App
 from kiosk.config import Config, validate
 from kiosk.outputs import EventPrinter
 from kiosk.ports import Scan
-from kiosk.upstream import Upstream
+from kiosk import compose
 from refserver import TOKEN, ref  # noqa: F401 (ref: the fixture)
 from waits import wait_for
 
@@ -45,7 +45,7 @@ def test_every_printed_decision_is_journalled_and_uploaded_once_across_a_held_wr
     stop = threading.Event()
     loop = threading.Thread(target=app.gate.run_loop, args=(stop,), kwargs={"tick_s": 0.01})
     loop.start()
-    upstream = Upstream.from_app(app)
+    upstream = compose.upstream(app)
     other = sqlite3.connect(app.journal_path, isolation_level=None)
     try:
         scans = ["I-1001", "I-1003", "HELLO", "I-1002", "nope"]

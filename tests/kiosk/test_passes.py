@@ -489,8 +489,8 @@ def upstream_app(tmp_path: Path, server):
 
 
 def test_keys_and_revocations_sync_from_the_reference_upstream_and_are_retracted_in_a_delta(tmp_path):
+    from kiosk import compose
     from kiosk.upstream.reference import RefStore, RefUpstream
-    from kiosk.upstream import Upstream
 
     groups = [{"type": "group", "id": "members", "name": "Members"}]
     store = RefStore(tmp_path / "upstream.sqlite")
@@ -498,7 +498,7 @@ def test_keys_and_revocations_sync_from_the_reference_upstream_and_are_retracted
                    {"type": "pass_revocation", "customer_id": "I-KS22-363P", "serial": 9}])
     server = RefUpstream(store, "t0ken").start()
     app = upstream_app(tmp_path, server)
-    upstream = Upstream.from_app(app)
+    upstream = compose.upstream(app)
     try:
         assert upstream.sync_once().kind == "full"
         good, revoked = issue(serial=1, key=NEW, key_id=2), issue(serial=9, key=NEW, key_id=2)

@@ -213,7 +213,8 @@ os.kill(os.getpid(), signal.SIGKILL)
     assert counts.inside(at(11)) == before == ["I-1001", "I-1002", "O-2001"]
     assert counts.occupancy(at(11)) == 3
     assert counts.punch_uses("PUNCH-7", None) == 1
-    assert counts.last_entry("O-2001") == datetime(2026, 11, 28, 10, 2, tzinfo=AMS)  # the Gate read the clock once at start
+    # the Gate read the clock once at start
+    assert counts.last_entry("O-2001") == datetime(2026, 11, 28, 10, 2, tzinfo=AMS)
 
 
 def test_a_restarted_gate_remembers_the_repeat_window(state, tmp_path):
@@ -403,3 +404,14 @@ def test_replay_refuses_a_file_bigger_than_a_day(state, tmp_path, capsys, monkey
     assert main(["replay", str(tmp_path / "big.tsv"), "--state-dir", str(state)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "big.tsv" in captured.err and "replay a day's scans at a time" in captured.err
+
+
+def test_replay_skips_a_staff_occupancy_row_that_is_not_a_correction(state, tmp_path, capsys):
+    """A hostile or hand-edited export: the staff panel's source on an admit row. It used to end the replay with
+    an AttributeError (the gate decides nothing for that source); it is not a scan, like an alarm row."""
+    export = tmp_path / "day.csv"
+    export.write_text("id,at,gate,source,raw,credential,verdict,customer_id,groups,cursor,reason\n"
+                      f"x,{at(10).isoformat()},g,staff_occupancy,5,,admit,,,,\n"
+                      f"y,{at(10, 1).isoformat()},g,camera,I-1001,I-1001,admit,I-1001,,,\n")
+    assert main(["replay", str(export), "--config", config(tmp_path, "k.toml", ""), "--state-dir", str(state)]) == 0
+    assert [e["verdict"] for e in events_of(capsys.readouterr().out)] == ["admit"]

@@ -37,7 +37,8 @@ def test_full_load_replaces_everything_and_swaps_the_file(tmp_path):
         assert store.customer("i-1").last_name == "I-1"
         assert store.card("C-1").customer_id == "I-1"
         inode = path.stat().st_ino
-        result = load_records(path, [GROUP, customer("I-3")], {"cursor": "c-2", "synced_at": "2026-11-23T10:00:00+00:00"})
+        result = load_records(path, [GROUP, customer("I-3")],
+                              {"cursor": "c-2", "synced_at": "2026-11-23T10:00:00+00:00"})
         assert (result.groups, result.customers, result.cards) == (1, 1, 0)
         assert path.stat().st_ino != inode  # a new file, swapped in
         assert store.customer("I-1") is None

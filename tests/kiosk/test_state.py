@@ -45,6 +45,19 @@ def test_a_file_written_by_sqlitedict_with_json_reads_the_same(tmp_path):
         state.close()
 
 
+def test_a_state_file_reads_in_sqlitedict_with_json(tmp_path):
+    """The documented format: a technician (or a tool) opens the state file with sqlitedict and JSON."""
+    with State(tmp_path / "state.sqlite") as state:
+        state["last_sync"] = SyncOutcome(at="t", ok=True, kind="full", changed=2).to_json()
+        state["volume"] = 3
+    reader = SqliteDict(str(tmp_path / "state.sqlite"), tablename="state", flag="r", decode=json.loads)
+    try:
+        assert dict(reader) == {"last_sync": SyncOutcome(at="t", ok=True, kind="full", changed=2).to_json(),
+                                "volume": 3}
+    finally:
+        reader.close()
+
+
 def test_a_write_that_cannot_be_made_raises_at_once_and_leaves_no_transaction(state, tmp_path):
     state["counter"] = 1
     other = sqlite3.connect(tmp_path / "state.sqlite", isolation_level=None)

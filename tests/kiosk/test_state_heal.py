@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import demo
+from kiosk import compose, demo
 from kiosk.app import App
 from kiosk.cli import main
 from kiosk.config import Config, validate
 from kiosk.model import Decision
 from kiosk.ports import Scan
 from kiosk.upstream.reference import RefStore, RefUpstream
-from kiosk.upstream import Upstream
 from waits import wait_for
 
 TOKEN = "t0ken-for-tests"
@@ -67,8 +66,7 @@ def test_a_damaged_snapshot_is_moved_aside_the_gate_keeps_deciding_and_a_sync_br
     app = App(make_config(state, url=ref.url, token_file=str(token), sync_interval_s=3600, retry_max_s=1))
     raised: list[str] = []
     app.faults.subscribe(lambda name, message: raised.append(name) if message else None)
-    upstream = Upstream.from_app(app)
-    app.sync_now = upstream.request_sync  # as `kiosk run` wires it
+    upstream = compose.upstream(app)  # connects the app's "sync now", as `kiosk run` does
     try:
         decision = app.gate.handle(Scan("I-1001", "stdin"))  # decided, not a crash
         assert decision.verdict.value == "not_recognised"

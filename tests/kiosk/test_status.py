@@ -36,8 +36,8 @@ def tree(path: Path) -> list[str]:
 def test_the_staff_panel_shows_why_the_last_sync_failed():
     # what the upstream thread stores after a failed sync, through the status the screen reads
     stored = SyncOutcome(at="2026-11-22T09:55:00.000Z", ok=False, error="HTTP 401: token refused", failures=2)
-    status = Status.from_app_status({"snapshot": {}, "journal": {}, "faults": {}, "last_sync": stored.to_json()},
-                                    upstream=True)
+    status = Status.from_status(KioskStatus(gate="g", device="d", snapshot=SnapshotStatus(), journal=JournalStatus(),
+                                            last_sync=SyncOutcome.from_json(stored.to_json())), upstream=True)
     wall = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
     text = last_sync_text(status.last_sync, Messages("en"), wall)
     assert text == "failed, 5 min ago: HTTP 401: token refused"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,6 +147,42 @@ def test_raspberry_pi_packages_only_with_the_raspberry_pi_archive(root: Path):
     out = provision("--root", root, "--skip-venv", "--dry-run").stdout
     assert "no Raspberry Pi archive" not in out
     assert "libfribidi0 python3-picamera2 python3-lgpio python3-gpiozero" in out
+
+
+def pins(lines: str) -> dict[str, str]:
+    """NAME==VERSION lines as {normalised name: version}."""
+    found = {}
+    for line in lines.splitlines():
+        name, sep, version = line.strip().partition("==")
+        if sep and not name.startswith("#"):
+            found[re.sub(r"[-_.]+", "-", name.lower())] = version
+    return found
+
+
+APT_VERSIONS = """
+import importlib.metadata as md
+for name in ("numpy", "pygame", "gpiozero"):
+    try:
+        dist = md.distribution(name)
+    except md.PackageNotFoundError:
+        continue
+    if str(dist.locate_file("")).startswith("/usr/lib/python3/"):
+        print(f"{name}=={dist.version}")
+"""
+
+
+@pytest.mark.parametrize("python", [sys.executable, "/usr/bin/python3"])
+def test_the_venv_gets_the_checkouts_pins_and_apts_numpy_pygame_gpiozero_where_apt_has_them(root: Path, python):
+    if not Path(python).exists():
+        pytest.skip(f"no {python}")
+    out = provision("--root", root, "--dry-run", "--python", python).stdout
+    listed = pins("\n".join(line for line in out.splitlines() if line.startswith("    ")))
+    repo = pins((REPO / "constraints.txt").read_text())
+    floors = pins((REPO / "constraints-oldest.txt").read_text())
+    apt = pins(subprocess.run([python, "-c", APT_VERSIONS], capture_output=True, text=True, check=True).stdout)
+    kept = {name: version for name, version in apt.items()
+            if tuple(map(int, re.findall(r"\d+", version)[:3])) >= tuple(map(int, re.findall(r"\d+", floors[name])))}
+    assert listed == {**repo, **kept}
 
 
 def test_bad_options_are_refused_with_a_clear_line(root: Path):

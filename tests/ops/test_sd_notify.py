@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from kiosk import config as configuration
-from kiosk.app import App, run
+from kiosk.app import App
+from kiosk.compose import run
 from kiosk.notify import TEST_ONLY_STOP_WATCHDOG, Notifier
 
 

@@ -10,7 +10,8 @@ from typing import Callable
 import pytest
 
 from kiosk import demo
-from kiosk.upstream import Upstream, backoff_delay
+from kiosk.upstream import backoff_delay
+from kiosk import compose
 
 from .conftest import verdict
 
@@ -24,7 +25,7 @@ def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
 
 
 def test_threads_sync_report_and_heartbeat(app, ref):
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     up.start()
     try:
         wait_for(lambda: (app.state.get("last_sync") or {}).get("ok"))
@@ -41,7 +42,7 @@ def test_threads_sync_report_and_heartbeat(app, ref):
 
 def test_request_sync_fetches_at_once(make_app, ref):
     app = make_app(sync_interval_s=3600)
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     up.start()
     try:
         wait_for(lambda: app.snapshot.cursor == ref.store.cursor())
@@ -58,7 +59,7 @@ def test_request_sync_fetches_at_once(make_app, ref):
 @pytest.mark.parametrize("mode", ["full", "delta"])
 def test_scans_are_decided_from_the_held_snapshot_while_a_sync_is_mid_stream(make_app, ref, mode):
     app = make_app(timeout_s=5, sync_interval_s=3600)
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     if mode == "delta":
         up.sync_once()
     else:
@@ -89,7 +90,7 @@ def test_scans_are_decided_from_the_held_snapshot_while_a_sync_is_mid_stream(mak
 def test_failures_back_off_and_show_in_status(make_app, ref):
     app = make_app(sync_interval_s=0.1, retry_max_s=0.4)
     ref.inject("503", "snapshot", times=-1)
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     up.start()
     try:
         # the state is written after the counter and the fault: wait on what is asserted last

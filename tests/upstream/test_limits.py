@@ -22,7 +22,7 @@ from kiosk import demo
 from kiosk.display import fault_text
 from kiosk.errors import SyncError
 from kiosk.i18n import Messages
-from kiosk.upstream import Upstream
+from kiosk import compose
 from kiosk.upstream.limits import SyncDeadline, SyncTooLarge, decoded
 from kiosk.upstream.sync import SnapshotHeldBack, pending_path
 
@@ -95,7 +95,7 @@ def seeded(make_app, url: str, **upstream):
     app = make_app(url=url, **upstream)
     demo.seed(app.snapshot_path, app.clock())
     app.snapshot.reload()
-    return app, Upstream.from_app(app)
+    return app, compose.upstream(app)
 
 
 def assert_kept(app, cursor: str = "demo-1") -> None:
@@ -253,7 +253,7 @@ def test_a_later_full_snapshot_that_keeps_the_customers_replaces_the_held_back_o
 
 def test_a_held_back_snapshot_left_over_is_discarded_when_a_sync_succeeds_without_it(make_app, ref):
     app = make_app()
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         up.sync_once()
         shutil.copy(app.snapshot_path, pending_path(app.snapshot_path))  # held back by an earlier sync
@@ -265,7 +265,7 @@ def test_a_held_back_snapshot_left_over_is_discarded_when_a_sync_succeeds_withou
 
 def test_a_delta_that_drops_most_customers_is_not_applied_unless_accepted(make_app, ref):
     app = make_app()
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         up.sync_once()
         held = app.snapshot.cursor

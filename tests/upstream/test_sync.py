@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import demo
+from kiosk import compose, demo
 from kiosk.errors import ConfigError, SyncError
 from kiosk.upstream.reference import RefStore, RefUpstream
-from kiosk.upstream import Upstream
 from kiosk.upstream.sync import MAX_LINE, SnapshotRejected, _LineTooLong, iter_lines
 
 from .conftest import TOKEN, verdict, write_token
@@ -22,7 +21,7 @@ from .conftest import TOKEN, verdict, write_token
 
 @pytest.fixture
 def upstream(app):
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     yield up
     up.stop()
 
@@ -83,7 +82,7 @@ def test_unchanged_upstream_answers_304_and_the_snapshot_counts_as_fresh(app, up
 def test_a_snapshot_from_elsewhere_is_replaced_by_a_full_one(make_app, ref):
     app = make_app()
     demo.seed(app.snapshot_path, app.clock())  # held snapshot came from the demo, not this upstream
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         assert up.sync_once().kind == "full"
         assert "since=" not in ref.last_paths["snapshot"]
@@ -98,7 +97,7 @@ def test_plain_and_gzip_answers_give_the_same_snapshot(tmp_path, make_app, token
     store.replace(demo.records(date.today()))
     server = RefUpstream(store, TOKEN, gzip_level=gzip_level).start()
     app = make_app(f"k{gzip_level}", url=server.url)
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         assert up.sync_once().changed()["customers"] == 6
         assert verdict(app, "O-2001") == "admit"
@@ -175,7 +174,7 @@ def test_an_expired_token_raises_the_token_fault_until_a_request_succeeds(app, u
 def test_a_wrong_token_is_refused(make_app, ref, tmp_path):
     app = make_app()
     write_token(Path(app.config.upstream.token_file), "not-the-token")
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         with pytest.raises(SyncError, match="refused the token"):
             up.sync_once()
@@ -190,7 +189,7 @@ def test_a_wrong_token_is_refused(make_app, ref, tmp_path):
 def test_upstream_down(make_app, ref):
     ref.stop()
     app = make_app(url=ref.url)  # nothing listens there any more
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         with pytest.raises(SyncError, match="cannot reach the upstream"):
             up.sync_once()
@@ -205,7 +204,7 @@ def test_a_token_file_others_can_read_is_refused(make_app, token_file, mode):
     app = make_app()
     os.chmod(token_file, mode)
     with pytest.raises(ConfigError) as refused:
-        Upstream.from_app(app)
+        compose.upstream(app)
     assert refused.value.key == "upstream.token_file" and "chmod 600" in str(refused.value)
 
 
@@ -213,7 +212,7 @@ def test_a_missing_token_file_is_refused(make_app, token_file):
     app = make_app()
     token_file.unlink()
     with pytest.raises(ConfigError, match="does not exist"):
-        Upstream.from_app(app)
+        compose.upstream(app)
 
 
 def test_iter_lines_splits_across_chunks_and_refuses_long_lines():
@@ -251,12 +250,12 @@ def test_tls_with_a_private_ca(tmp_path, make_app, certs):
     server = RefUpstream(store, TOKEN, ssl_context=context).start()
     try:
         assert server.url.startswith("https://")
-        untrusting = Upstream.from_app(make_app("plain", url=server.url))
+        untrusting = compose.upstream(make_app("plain", url=server.url))
         with pytest.raises(SyncError, match="certificate"):
             untrusting.sync_once()
         untrusting.stop()
         app = make_app("ca", url=server.url, ca_file=str(certs / "ca.pem"))
-        trusting = Upstream.from_app(app)
+        trusting = compose.upstream(app)
         assert trusting.sync_once().kind == "full"
         trusting.stop()
         assert verdict(app, "I-1001") == "admit"

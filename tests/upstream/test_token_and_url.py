@@ -14,7 +14,7 @@ from kiosk import doctor
 from kiosk.app import App
 from kiosk.config import redact_url
 from kiosk.errors import ConfigError
-from kiosk.upstream import Upstream
+from kiosk import compose
 
 from .conftest import TOKEN, kiosk_config, verdict, write_token
 
@@ -41,7 +41,7 @@ def test_a_token_file_with_a_bom_or_trailing_whitespace_is_read_as_the_token(app
     token_file.write_bytes(text.encode("utf-8"))
     token_file.chmod(0o600)
     app = app_with(ref.url, token_file)
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         assert up.sync_once().kind == "full"  # the reference upstream compares the token exactly
         assert ref.last_headers["snapshot"]["Authorization"] == f"Bearer {TOKEN}"
@@ -56,7 +56,7 @@ def test_a_token_that_cannot_travel_in_a_header_is_a_config_error(app_with, ref,
     token_file = write_token(tmp_path / "token-bad", token)
     app = app_with(ref.url, token_file)
     with pytest.raises(ConfigError, match=f"upstream.token_file: .*token-bad holds a character .*{re.escape(where)}"):
-        Upstream.from_app(app)
+        compose.upstream(app)
     assert doctor.check_token(str(token_file), "https://hub.example.org").status == doctor.FAIL
 
 
@@ -91,7 +91,7 @@ def test_redact_url(url, masked):
 
 def test_credentials_in_the_url_never_replace_the_bearer_token(make_app, ref):
     app = make_app(url=ref.url.replace("http://", "http://someone:secret@"))
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         up.sync_once()
     finally:
@@ -112,7 +112,7 @@ def test_risky_upstream_urls_are_warned_about_at_start_and_by_doctor(tmp_path, t
     app = App(config)
     try:
         with caplog.at_level(logging.WARNING, logger="kiosk.upstream"):
-            Upstream.from_app(app).stop()  # builds the clients, connects to nothing
+            compose.upstream(app).stop()  # builds the clients, connects to nothing
     finally:
         app.close()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

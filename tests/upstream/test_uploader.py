@@ -6,17 +6,17 @@ from collections import Counter
 
 import pytest
 
+from kiosk import compose
 from kiosk.errors import SyncError
 from kiosk.ports import Scan
 from kiosk.upstream.reference import RefUpstream
-from kiosk.upstream import Upstream
 
 from .conftest import TOKEN, verdict
 
 
 @pytest.fixture
 def upstream(app):
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     up.sync_once()
     yield up
     up.stop()
@@ -135,7 +135,7 @@ def test_a_refusing_upstream_loses_nothing_and_isolates_nothing(app, upstream, r
 
 def test_a_wrong_url_is_an_upstream_fault_not_a_reason_to_set_events_aside(make_app, ref):
     app = make_app(url=ref.url + "/nothing-here")
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         scan_many(app, 4)
         with pytest.raises(SyncError, match="404"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -100,3 +101,35 @@ def test_a_passage_journalled_after_the_admit_reaches_the_peers(broker, tmp_path
         journal.close()
         a.stop()
         b.stop()
+
+
+class CountingState(dict):
+    """The link's state, counting writes (each is a synced commit of the state file in a running kiosk)."""
+
+    writes = 0
+
+    def __setitem__(self, key, value) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+def test_the_watermark_is_written_now_and_then_not_per_acknowledgement(broker, tmp_path: Path):
+    state = CountingState()
+    a = make_link(broker, tmp_path, "a", state)
+    journal = Journal(tmp_path / "a-journal.sqlite")
+    try:
+        wait_for(a.connected.is_set, "a on the broker")
+        started = time.monotonic()
+        for k in range(60):  # one decision at a time, each acknowledged before the next: 60 acknowledgements
+            journal.append(at=now(), gate="a", source="camera", raw="x", credential="x", verdict="admit",
+                           customer_id=f"C-{k}", groups=(), cursor="")
+            a.wake()
+            wait_for(lambda k=k: a.watermark == k + 1, f"the broker's acknowledgement of row {k + 1}")
+        seconds = time.monotonic() - started
+        assert state.writes <= 2 + seconds / venue_link._SAVE_WATERMARK_S
+        # no further acknowledgement comes: the last one is saved all the same, without a stop
+        wait_for(lambda: state.get("venue_published_seq") == 60, "the last watermark saved while idle")
+    finally:
+        journal.close()
+        a.stop()
+    assert state["venue_published_seq"] == 60  # stop writes the last one

@@ -125,6 +125,42 @@ def test_the_cursor_stops_at_a_gap_and_moves_once_it_is_filled(tmp_path: Path):
     assert store.cursors() == {"front": 6}
 
 
+def test_a_gap_held_across_a_restart_is_filled_from_the_file(tmp_path: Path):
+    """The cursors are kept in memory too: a store opened again still knows the rows held above a gap."""
+    all_ = events(6)
+    first = PeerStore(tmp_path / "s.sqlite")
+    first.add(all_[:2] + all_[3:], NOW)
+    first.close()
+    again = PeerStore(tmp_path / "s.sqlite")
+    assert again.cursors() == {"front": 2}
+    again.add([all_[2]], NOW)
+    assert again.cursors() == {"front": 6}
+    assert PeerStore(tmp_path / "s.sqlite", readonly=True).cursors() == {"front": 6}
+
+
+def test_an_event_and_its_passage_in_one_batch_are_one_event_that_passed(tmp_path: Path):
+    store = PeerStore(tmp_path / "s.sqlite")
+    admit = messages.parse_event(encode(body(1)), "front")
+    passed = messages.parse_event(encode(body(1, passed=True)), "front")
+    assert [e["passed"] for e in store.add([admit, passed], NOW)] == [True]
+    assert store.count() == 1 and store.cursors() == {"front": 1}
+    store.add([messages.parse_event(encode(body(1, passed=False)), "front")], NOW)  # a passage is set once
+    assert store.db.execute("SELECT passed FROM peer_events").fetchone() == (1,)
+
+
+def test_old_rows_sent_again_after_a_purge_are_not_new_again(tmp_path: Path):
+    """Another gate's `want` makes a peer publish its old rows to every gate: one we held and purged (past
+    max_events) must not be counted a second time, nor move the cursor back."""
+    store = PeerStore(tmp_path / "s.sqlite")
+    all_ = events(6)
+    store.add(all_, NOW)
+    store.db.execute("DELETE FROM peer_events WHERE seq <= 3")  # purged
+    assert store.add(all_[:3], NOW) == []  # a want's answer to someone else
+    assert store.count() == 3 and store.cursors() == {"front": 6}
+    store.add([messages.parse_event(encode(body(7, id="front-7")), "front")], NOW)
+    assert store.cursors() == {"front": 7}
+
+
 def test_rows_a_peer_purged_leave_no_gap(tmp_path: Path):
     """prev names the publisher's previous row: rows it no longer has are not waited for."""
     store = PeerStore(tmp_path / "s.sqlite")

@@ -257,7 +257,6 @@ def filed(tmp_path):
 
 @pytest.fixture
 def kiosk(tmp_path, filed, token_file):
-    from kiosk import compose
     from kiosk.app import App
 
     from .conftest import kiosk_config
@@ -291,7 +290,6 @@ def test_sync_takes_the_file_and_decides_from_it(kiosk, filed):
 
 
 def test_an_upstream_without_files_still_syncs_through_ndjson(tmp_path, token_file):
-    from kiosk import compose
     from kiosk.app import App
     from kiosk.upstream.reference import RefStore, RefUpstream
 

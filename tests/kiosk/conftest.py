@@ -1,3 +1,3 @@
-"""Fixtures for tests/kiosk beyond the generic ones in tests/conftest.py."""
+"""The reference upstream on 127.0.0.1 (refserver.py) as the fixture `ref` for every test in this folder."""
 
-from refserver import ref  # noqa: F401 -- the reference upstream, a fixture found by its name
+from refserver import ref as ref  # a re-export: pytest finds fixtures in conftest

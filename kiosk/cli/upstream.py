@@ -53,9 +53,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from .. import compose
     from ..upstream.sync import accept_pending
 
-    app = make_app(args)
     report: dict[str, Any] = {}
-    try:
+    with make_app(args) as app:
         upstream = compose.upstream(app)
         try:
             if args.accept_shrink:
@@ -92,8 +91,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 print(text)
         finally:
             upstream.stop()
-    finally:
-        app.close()
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     return 0 if report["sync"]["ok"] and report["upload"]["ok"] else 1

@@ -38,9 +38,10 @@ def state(tmp_path: Path) -> Path:
 
 def test_check_every_verdict_as_json(state):
     # all at once: each is its own process, reading the same snapshot
-    children = [subprocess.Popen([sys.executable, "-m", "kiosk.cli", "check", text, "--json", "--state-dir", str(state)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for text in demo.SCANS]
-    for child, text, verdict in zip(children, demo.SCANS, CHECK_VERDICTS):
+    children = [subprocess.Popen([sys.executable, "-m", "kiosk.cli", "check", text, "--json", "--state-dir",
+                                  str(state)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for text in demo.SCANS]
+    for child, text, verdict in zip(children, demo.SCANS, CHECK_VERDICTS, strict=True):
         out, err = child.communicate(timeout=60)
         assert child.returncode == (0 if verdict == "admit" else 1), (text, err)
         event = json.loads(out)

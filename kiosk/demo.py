@@ -92,9 +92,12 @@ def rule_cases(now: datetime) -> dict[Verdict, tuple[str, AccessRules, Counts]]:
     full = AccessRules(capacity=2)
     inside = AccessRules(passback=True)
     counts = {name: Counts(rules) for name, rules in (("full", full), ("inside", inside))}
-    counts["full"].record(at=now - timedelta(minutes=5), verdict=OCCUPANCY_SET, source="staff", customer_id=None,
-                          raw="2")
-    counts["inside"].record(at=now - timedelta(minutes=20), verdict="admit", source="camera", customer_id="I-1001")
+    # the zone's count starts again at midnight (UTC here): shortly after it, the events are of today too
+    today = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    counts["full"].record(at=max(now - timedelta(minutes=5), today), verdict=OCCUPANCY_SET, source="staff",
+                          customer_id=None, raw="2")
+    counts["inside"].record(at=max(now - timedelta(minutes=20), today), verdict="admit", source="camera",
+                            customer_id="I-1001")
     return {Verdict.OUTSIDE_HOURS: ("I-1006", hours, Counts(hours)),
             Verdict.LIMIT_REACHED: (PUNCH_CARD, AccessRules(), Counts(AccessRules())),
             Verdict.FULL: ("O-2001", full, counts["full"]),

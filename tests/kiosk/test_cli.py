@@ -39,8 +39,8 @@ def state(tmp_path: Path) -> Path:
 
 def test_check_every_verdict_as_json(state):
     # all at once: each is its own process, reading the same snapshot
-    children = [subprocess.Popen([sys.executable, "-m", "kiosk.cli", "check", text, "--json", "--state-dir",
-                                  str(state)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "kiosk.cli", "check", "--json", "--state-dir", str(state)]
+    children = [subprocess.Popen([*command, text], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for text in demo.SCANS]
     for child, text, verdict in zip(children, demo.SCANS, CHECK_VERDICTS, strict=True):
         out, err = child.communicate(timeout=60)

@@ -114,3 +114,15 @@ def test_screenshot_with_a_stand_in_photo_draws_it_beside_the_name(tmp_path):
     a, b = pygame.image.load(str(plain)), pygame.image.load(str(photo))
     right = [(x, y) for x in range(700, 790, 5) for y in range(250, 400, 5)]  # where the photo stands
     assert sum(a.get_at(p) != b.get_at(p) for p in right) > len(right) * 0.8
+
+
+@pytest.mark.parametrize("hour, minute", [(0, 0), (0, 3), (0, 13), (23, 59)])
+def test_the_demo_yields_every_verdict_also_just_after_midnight(hour, minute):
+    # the zone's count starts again at midnight: the demo's "inside" and "full" events must be of today then too
+    from datetime import datetime, timezone
+
+    from kiosk.cli.screen import demo_decisions
+    from kiosk.model import Verdict
+
+    decisions = demo_decisions(datetime(2026, 11, 29, hour, minute, tzinfo=timezone.utc))
+    assert {d.verdict for d in decisions.values()} == set(Verdict)

@@ -214,8 +214,8 @@ def test_hostile_ndjson_records_are_refused_with_their_line_or_sync_and_scan_cle
         token = Path(tmp) / "token"
         token.write_text("t0ken\n")
         token.chmod(0o600)
-        client = UpstreamClient(ClientSettings(url=f"http://127.0.0.1:{upstream.server_address[1]}", token_file=str(token),
-                                               ca_file="", timeout_s=5, device="test"))
+        client = UpstreamClient(ClientSettings(url=f"http://127.0.0.1:{upstream.server_address[1]}",
+                                               token_file=str(token), ca_file="", timeout_s=5, device="test"))
         snapshot = Path(tmp) / "snapshot.sqlite"
         first_bad = next((i for i, r in enumerate(records) if bad_customer(*r)), None)
         try:
@@ -305,13 +305,14 @@ def test_a_60000_character_name_with_nul_and_escapes_renders_with_bounded_text(m
     assert len(seen) == len(at_cap) and sum(map(len, seen)) == sum(map(len, at_cap))
 
 
-def test_a_screen_that_cannot_draw_is_a_fault_logged_once_and_the_gate_keeps_deciding(tmp_path, clock, monkeypatch, caplog):
+def test_a_screen_that_cannot_draw_is_a_fault_logged_once_and_the_gate_keeps_deciding(tmp_path, clock, monkeypatch,
+                                                                                      caplog):
     from kiosk import compose
     from kiosk.app import App
     from kiosk.config import Config, validate
 
-    app = App(Config(validate({"state_dir": str(tmp_path / "state"), "screen": {"size": [480, 320], "fullscreen": False}},
-                              "t.toml"), "t.toml"), simulate=True, clock=clock)
+    values = {"state_dir": str(tmp_path / "state"), "screen": {"size": [480, 320], "fullscreen": False}}
+    app = App(Config(validate(values, "t.toml"), "t.toml"), simulate=True, clock=clock)
     pygame.display.init()
     settings = ScreenSettings.from_config(app.config)
     screen = Screen(settings, compose.screen_ports(app, settings), pygame.display.set_mode((480, 320)))

@@ -19,7 +19,7 @@ from kiosk.config import Config, validate
 from kiosk.outputs import EventPrinter
 from kiosk.ports import Scan
 from kiosk import compose
-from refserver import TOKEN, ref  # noqa: F401 (ref: the fixture)
+from refserver import TOKEN
 from waits import wait_for
 
 

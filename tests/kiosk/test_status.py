@@ -17,7 +17,6 @@ from kiosk.display import Status, last_sync_text
 from kiosk.i18n import Messages
 from kiosk.state import SyncOutcome
 from kiosk.status import STATUS_FILE, JournalStatus, KioskStatus, SnapshotStatus, publish
-from refserver import TOKEN, ref  # noqa: F401 (ref: the fixture)
 from waits import wait_for
 
 

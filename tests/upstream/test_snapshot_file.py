@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import demo, snapshot_file
+from kiosk import compose, demo, snapshot_file
 from kiosk.credential import parse
 from kiosk.rules import Policy, decide
 from kiosk.snapshot import SnapshotStore
@@ -258,12 +258,11 @@ def filed(tmp_path):
 @pytest.fixture
 def kiosk(tmp_path, filed, token_file):
     from kiosk.app import App
-    from kiosk.upstream import Upstream
 
     from .conftest import kiosk_config
 
     app = App(kiosk_config(tmp_path / "kiosk", filed.url, token_file))
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     yield app, up
     up.stop()
     app.close()
@@ -292,7 +291,6 @@ def test_sync_takes_the_file_and_decides_from_it(kiosk, filed):
 
 def test_an_upstream_without_files_still_syncs_through_ndjson(tmp_path, token_file):
     from kiosk.app import App
-    from kiosk.upstream import Upstream
     from kiosk.upstream.reference import RefStore, RefUpstream
 
     from .conftest import TOKEN, kiosk_config, verdict
@@ -301,7 +299,7 @@ def test_an_upstream_without_files_still_syncs_through_ndjson(tmp_path, token_fi
     store.replace(demo.records(date.today()))
     server = RefUpstream(store, TOKEN).start()  # no snapshot_files: it ignores the kiosk's offer
     app = App(kiosk_config(tmp_path / "k", server.url, token_file))
-    up = Upstream.from_app(app)
+    up = compose.upstream(app)
     try:
         assert up.sync_once().kind == "full" and verdict(app, "I-1001") == "admit"
         assert "snapshot_file" not in server.requests

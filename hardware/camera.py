@@ -112,10 +112,7 @@ class CameraSettings:
 
     @classmethod
     def from_config(cls, config: Config) -> "CameraSettings":
-        return cls._from_section(config.camera)
-
-    @classmethod
-    def _from_section(cls, c: Any) -> "CameraSettings":
+        c = config.camera
         main_w, main_h = c.main_size
         lores_w, lores_h = c.lores_size
         return cls(backend=c.backend, main_size=(int(main_w), int(main_h)), lores_size=(int(lores_w), int(lores_h)),
@@ -281,12 +278,3 @@ def _stop_and_close(cam: Any) -> None:
         except Exception as exc:  # a camera that went away may fail to stop; it is closed either way
             log.debug("camera %s failed: %s", call.__name__, exc)
 
-
-class Camera(CameraSource):
-    """Transitional (issue 10): the old constructor, until the composition root (hardware/factory.py)
-    builds CameraSettings; then this goes."""
-
-    def __init__(self, section: Any, decoder: FrameDecoder, faults: Faults, *, open_camera: Callable[[], Any],
-                 af_modes: Callable[[], Any] | None = None):
-        super().__init__(CameraSettings._from_section(section), faults, open_camera=open_camera, af_modes=af_modes,
-                         decoder=decoder)

@@ -1,6 +1,6 @@
 """A stand-in for Picamera2 that films demo codes, for `--simulate` and the camera's tests.
 
-It implements only the calls `hardware.camera.Camera` makes, and renders real QR codes into
+It implements only the calls `hardware.camera.CameraSource` makes, and renders real QR codes into
 YUV420 frames, so the real zxing-cpp decoder reads them: each code is held up for `show_s`,
 then the scene is empty for `blank_s`, cycling through the codes.
 """

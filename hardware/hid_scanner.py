@@ -100,10 +100,7 @@ class HidSettings:
 
     @classmethod
     def from_config(cls, config: Config) -> "HidSettings":
-        return cls._from_section(config.hid, config.source)
-
-    @classmethod
-    def _from_section(cls, section: Any, source: str) -> "HidSettings":
+        section, source = config.hid, config.source
         if not section.device:
             raise ConfigError(source, "hid.device", "is empty; name the scanner's event device, e.g. "
                               "/dev/input/by-id/usb-...-event-kbd (see `ls /dev/input/by-id`)")
@@ -131,6 +128,14 @@ class HidScanner:
     def connected(self) -> threading.Event:
         """Set while the device is open (and grabbed)."""
         return self._loop.connected
+
+    @property
+    def device(self) -> str:  # what `kiosk selftest` names
+        return self.settings.device
+
+    @property
+    def grab(self) -> bool:
+        return self.settings.grab
 
     def start(self, submit: Submit) -> None:
         self._submit = submit
@@ -174,21 +179,6 @@ class HidScanner:
         dev, self._dev = self._dev, None
         if dev is not None:
             _close_quietly(dev)
-
-    # -- transitional (issue 10): the old construction and attributes, until the composition root
-    # (hardware/factory.py, hardware/selftest.py) builds HidSettings; then these go. The reconnect
-    # delay comes from the [hid] section; `serial` is no longer read.
-    @classmethod
-    def from_config(cls, hid: Any, serial: Any, faults: Faults, *, source: str = "") -> "HidScanner":
-        return cls(HidSettings._from_section(hid, source), faults)
-
-    @property
-    def device(self) -> str:
-        return self.settings.device
-
-    @property
-    def grab(self) -> bool:
-        return self.settings.grab
 
 
 def _close_quietly(dev: Any) -> None:

@@ -82,13 +82,10 @@ class SerialSettings:
     @classmethod
     def from_config(cls, config: Config, *, url: str | None = None) -> "SerialSettings":
         """`url` replaces serial.url (`--simulate` reads loop://)."""
-        return cls._from_section(config.serial, config.source, url)
-
-    @classmethod
-    def _from_section(cls, section: Any, source: str, url: str | None) -> "SerialSettings":
+        section = config.serial
         url = url or section.url
         if not url:
-            raise ConfigError(source, "serial.url",
+            raise ConfigError(config.source, "serial.url",
                               "is empty; name the scanner's port, e.g. /dev/serial/by-id/...")
         return cls(url=url, baudrate=int(section.baudrate), terminator=terminator_bytes(section.terminator),
                    prefix=section.prefix.encode("utf-8"), suffix=section.suffix.encode("utf-8"),
@@ -116,6 +113,14 @@ class SerialScanner:
     def connected(self) -> threading.Event:
         """Set while the port is open."""
         return self._loop.connected
+
+    @property
+    def url(self) -> str:  # what `kiosk selftest` names and, on loop://, writes a test code to
+        return self.settings.url
+
+    @property
+    def terminator(self) -> bytes:
+        return self.settings.terminator
 
     def start(self, submit: Submit) -> None:
         self._submit = submit
@@ -161,17 +166,3 @@ class SerialScanner:
                 port.close()
             except (serial.SerialException, OSError) as exc:
                 log.debug("closing %s: %s", self.settings.url, exc)
-
-    # -- transitional (issue 10): the old construction and attributes, until the composition root
-    # (hardware/factory.py, hardware/selftest.py) builds SerialSettings; then these go.
-    @classmethod
-    def from_config(cls, section: Any, faults: Faults, *, url: str | None = None, source: str = "") -> "SerialScanner":
-        return cls(SerialSettings._from_section(section, source, url), faults)
-
-    @property
-    def url(self) -> str:
-        return self.settings.url
-
-    @property
-    def terminator(self) -> bytes:
-        return self.settings.terminator

@@ -32,7 +32,7 @@ def test_simulate_is_a_logged_fallback_and_the_demo_stream_reaches_the_gate(faul
     assert any(r.levelname == "WARNING" and "simulated" in r.getMessage() for r in caplog.records)
     camera.start(gate.submit)
     try:
-        (first,) = drain(gate, 1, timeout=5)
+        (first,) = drain(gate, 1)
         wait_for(lambda: camera.stats.captured >= 10)
     finally:
         camera.stop()

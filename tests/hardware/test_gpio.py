@@ -326,11 +326,11 @@ def test_sigterm_during_a_pulse_leaves_the_relay_off(state_dir):
     relay_pins = []
 
     def admit_then_sigterm():
-        wait_for(lambda: app.gate.outputs, timeout=5)
+        wait_for(lambda: app.gate.outputs)
         board = app.gate.outputs[0]
         relay_pins.append(board.factory.pin(24))
         app.gate.submit(Scan(raw="I-1001", source="serial"))
-        wait_for(lambda: board.relay.is_on, timeout=5)
+        wait_for(lambda: board.relay.is_on)
         os.kill(os.getpid(), signal.SIGTERM)
 
     helper = threading.Thread(target=admit_then_sigterm, daemon=True)

@@ -57,8 +57,7 @@ def cmd_occupancy(args: argparse.Namespace) -> int:
     if args.action == "set" and args.count is None:
         print("kiosk occupancy: usage: kiosk occupancy set N (the number of people inside)", file=sys.stderr)
         return 2
-    app = make_app(args)
-    try:
+    with make_app(args) as app:
         now = app.clock()
         if args.action == "set":
             event_id = app.gate.set_occupancy(args.count, source=CLI_SOURCE)
@@ -73,8 +72,6 @@ def cmd_occupancy(args: argparse.Namespace) -> int:
             cap = app.policy.access.capacity
             print(f"zone {app.policy.access.zone}: {app.counts.occupancy(now)} inside"
                   + (f" of {cap}" if cap else "") + (f" ({', '.join(inside)})" if inside else ""))
-    finally:
-        app.close()
     return 0
 
 

@@ -21,11 +21,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     folder = (args.source or "").removeprefix("images:")
     if args.source and args.source.startswith("images:") and not os.path.isdir(folder):
         raise ConfigError("--source", "images:DIR", f"{folder} is not a folder of images")
-    app = make_app(args, simulate=args.simulate)
-    try:
+    with make_app(args, simulate=args.simulate) as app:
         return run(app, source=args.source, headless=args.headless, events=args.events, limit=args.limit)
-    finally:
-        app.close()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -34,8 +31,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from ..rules import decide
     from ..text import has_unsafe, safe_text
 
-    app = App(load_config(args), readonly=True)  # opens the snapshot read-only, creates nothing
-    try:
+    with App(load_config(args), readonly=True) as app:  # opens the snapshot read-only, creates nothing
         at = _parse_since(args.at, "--at") if args.at else app.clock()
         counts = app.counts  # with a broker this also opens the peers' store, read-only (app.venue_store)
         if args.at:  # as if at that time: the journal's counts up to then
@@ -51,8 +47,6 @@ def cmd_check(args: argparse.Namespace) -> int:
                 counts = Counts.rebuild(app.journal_path, app.policy.access, app.policy.tz, punch, until=at)
         recent = counts.recent_admits(at - timedelta(seconds=app.policy.repeat_window_s))
         decision = decide(parse(args.text, app.policy.id_patterns), app.snapshot, app.policy, at, recent, counts)
-    finally:
-        app.close()
     if args.json:
         from ..outputs import event_of
 
@@ -101,11 +95,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from ..importer import import_files
 
-    app = make_app(args)
-    try:
+    with make_app(args) as app:
         summary = import_files(app.snapshot_path, args.files, replace=args.replace, now=app.clock())
-    finally:
-        app.close()
     print(summary)
     return 0
 
@@ -114,8 +105,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     from ..app import App
     from ..text import safe_text
 
-    app = App(load_config(args), readonly=True)  # a search creates nothing and moves nothing aside
-    try:
+    with App(load_config(args), readonly=True) as app:  # a search creates nothing and moves nothing aside
         found = app.snapshot.find(args.query, limit=args.limit)
         groups = app.snapshot.groups()
         rows: list[dict[str, Any]] = []
@@ -128,8 +118,6 @@ def cmd_find(args: argparse.Namespace) -> int:
                          "valid_until": c.valid_until.isoformat() if c.valid_until else None,
                          "cards": [{"code": safe_text(k.code, 256), "type": safe_text(k.card_type),
                                     "revoked": k.revoked} for k in cards]})
-    finally:
-        app.close()
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
     elif not rows:
@@ -151,15 +139,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ..status import STALE_S, read_published
     from ..text import safe_text
 
-    app = App(load_config(args), readonly=True)
-    app.snapshot.report = True  # a damaged snapshot is a fault to show, with everything else status knows
-    try:
+    with App(load_config(args), readonly=True) as app:
+        app.snapshot.report = True  # a damaged snapshot is a fault to show, with everything else status knows
         app.watch_staleness()
         status = app.live_status()
         isolated = app.journal.isolated()[:20] if app.journal_path.exists() and "journal" not in status.faults else []
         published = read_published(app.state_dir, app.clock())
-    finally:
-        app.close()
     if published is not None and published.fresh:
         live = published.status
         # Faults, the held queue and the last outcomes are the running kiosk's; counts come from the files.

@@ -129,13 +129,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     except passes.PassError as exc:
         print(f"not a valid pass: {exc}", file=sys.stderr)
         return 2
-    app = App(load_config(args), readonly=True)  # a look, like `kiosk check`: opens read-only, creates nothing
-    try:
+    # a look, like `kiosk check`: opens read-only, creates nothing
+    with App(load_config(args), readonly=True) as app:
         key = {**app.snapshot.pass_keys(), **app.policy.passes.keys}.get(p.key_id)
         decision = decide(parse(text, app.policy.id_patterns), app.snapshot, app.policy, app.clock())
         rotation = app.policy.passes.describe().split("; ")[-1]
-    finally:
-        app.close()
     signature = "unknown key" if key is None else ("valid" if passes.verify(p, key) else "BAD")
     if args.json:
         print(json.dumps({**_fields(p), "signature": signature, "verdict": decision.verdict.value,

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -48,24 +49,30 @@ class ProgressBar:
             self.out.write("\n")
             self.out.flush()
 
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.finish()  # the next line starts on its own, also after a failed sync
+
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from .. import compose
     from ..upstream.sync import accept_pending
 
-    app = make_app(args)
     report: dict[str, Any] = {}
-    try:
+    with make_app(args) as app, ExitStack() as running:
         upstream = compose.upstream(app)
-        try:
-            if args.accept_shrink:
-                accepted = accept_pending(app.snapshot_path)
-                report["accepted_pending"] = accepted
-                if accepted:
-                    app.snapshot.reload()
-                if not args.json:
-                    print("applied the held-back snapshot" if accepted else "no held-back snapshot to apply")
-            bar = ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+        running.callback(upstream.stop)  # its threads end before the App closes the files they use
+        if args.accept_shrink:
+            accepted = accept_pending(app.snapshot_path)
+            report["accepted_pending"] = accepted
+            if accepted:
+                app.snapshot.reload()
+            if not args.json:
+                print("applied the held-back snapshot" if accepted else "no held-back snapshot to apply")
+        bar = ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+        with bar or nullcontext():
             try:
                 result = upstream.sync_once(bar, accept_shrink=args.accept_shrink)
                 report["sync"] = {"ok": True, "kind": result.kind, "cursor": result.cursor,
@@ -74,26 +81,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
             except KioskError as exc:
                 report["sync"] = {"ok": False, "error": str(exc)}
                 text = f"sync failed: {exc}; keeping the snapshot held (cursor {app.snapshot.cursor or '-'})"
-            finally:
-                if bar is not None:
-                    bar.finish()
-            if not args.json:
-                print(text)
-            try:
-                sent = upstream.upload_once()
-                pending = app.journal.counts()["pending"]
-                report["upload"] = {"ok": True, "accepted": sent.accepted, "isolated": sent.isolated,
-                                    "pending": pending}
-                text = f"upload: {sent.summary()}; {pending} still to report"
-            except KioskError as exc:
-                report["upload"] = {"ok": False, "error": str(exc), "pending": app.journal.counts()["pending"]}
-                text = f"upload failed: {exc}; {report['upload']['pending']} scans kept to report later"
-            if not args.json:
-                print(text)
-        finally:
-            upstream.stop()
-    finally:
-        app.close()
+        if not args.json:
+            print(text)
+        try:
+            sent = upstream.upload_once()
+            pending = app.journal.counts()["pending"]
+            report["upload"] = {"ok": True, "accepted": sent.accepted, "isolated": sent.isolated,
+                                "pending": pending}
+            text = f"upload: {sent.summary()}; {pending} still to report"
+        except KioskError as exc:
+            report["upload"] = {"ok": False, "error": str(exc), "pending": app.journal.counts()["pending"]}
+            text = f"upload failed: {exc}; {report['upload']['pending']} scans kept to report later"
+        if not args.json:
+            print(text)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     return 0 if report["sync"]["ok"] and report["upload"]["ok"] else 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import json
 import socket
@@ -289,3 +290,16 @@ def test_a_path_that_cannot_be_used_is_one_line_not_a_traceback(state, tmp_path)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [f"kiosk: config error: --source: images:DIR: {tmp_path / 'nowhere'} "
                                         "is not a folder of images"]
+
+
+def test_the_sync_progress_line_is_ended_also_when_the_sync_fails():
+    from kiosk.cli.upstream import ProgressBar
+    from kiosk.errors import KioskError
+
+    out = io.StringIO()
+    with pytest.raises(KioskError):
+        with ProgressBar(out) as progress:
+            progress(5, 10)
+            raise KioskError("the upstream refused")
+    assert out.getvalue().startswith("\rsnapshot [") and "5/10 records" in out.getvalue()
+    assert out.getvalue().endswith("\n")  # what is printed next starts on a line of its own

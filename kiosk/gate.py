@@ -31,6 +31,7 @@ Clock = Callable[[], datetime]
 MANUAL_SOURCES = frozenset({"staff", "exit_button", "remote"})  # remote: the venue link's "open once"
 # the staff panel's count correction, queued like a scan so it lands between decisions: raw "+1", "-1" or "0"
 OCCUPANCY_SOURCE = "staff_occupancy"
+FORGET_AT = 1000  # the repeat memory's size before its first pass over old admits
 
 
 class GateCounts(CountsView, Protocol):
@@ -60,6 +61,7 @@ class Gate:
         self.faults = faults or Faults()
         self.scans: "queue.Queue[Scan]" = queue.Queue(maxsize=1000)
         self._recent_admits: dict[str, datetime] = {}
+        self._forget_at = FORGET_AT  # the size of the repeat memory at which old admits are dropped
         self.decided = 0
         self.dropped = 0  # scans from live sources dropped because the queue was full
         self.stopped = threading.Event()  # the loop has ended: nobody takes scans any more
@@ -178,10 +180,17 @@ class Gate:
         self._recent_admits[repeat_key(decision)] = decision.at
         if decision.code_key:  # a rotating pass's code admits once while it is acceptable
             self._recent_admits[decision.code_key] = decision.at
-        if len(self._recent_admits) > 1000:
-            keep_s = max(self.policy.repeat_window_s, self.policy.passes.code_lifetime_s)
-            horizon = decision.at - timedelta(seconds=keep_s)
-            self._recent_admits = {k: t for k, t in self._recent_admits.items() if t >= horizon}
+        if len(self._recent_admits) > self._forget_at:
+            self._forget_old_admits(decision.at)
+
+    def _forget_old_admits(self, now: datetime) -> None:
+        """Drop the admits older than any window that reads them. The next pass waits until the memory has
+        doubled, so a window that holds many admits (a rush, or a journal of them read at start) costs O(1)
+        per admit, not a pass over all of them each time."""
+        keep_s = max(self.policy.repeat_window_s, self.policy.passes.code_lifetime_s)
+        horizon = now - timedelta(seconds=keep_s)
+        self._recent_admits = {k: t for k, t in self._recent_admits.items() if t >= horizon}
+        self._forget_at = max(FORGET_AT, 2 * len(self._recent_admits))
 
     def watch_journal(self) -> None:
         """Raise or clear the journal fault from what the journal says about itself."""

@@ -164,6 +164,21 @@ def test_repeat_memory_stays_bounded(gate, clock):
     assert "I-1099" in gate._recent_admits
 
 
+def test_a_rush_of_admits_within_the_window_is_not_walked_on_every_admit(gate, clock, monkeypatch):
+    # 5,000 admits inside the repeat window (a rush, or a journal full of them read at start): each is still
+    # remembered, and the memory is walked for old admits a few times, not once per admit after the 1,000th
+    passes = []
+    forget = gate._forget_old_admits
+    monkeypatch.setattr(gate, "_forget_old_admits", lambda now: (passes.append(now), forget(now)))
+    for i in range(5000):
+        gate._remember_admit(Decision(Verdict.ADMIT, at=clock(), customer_id=f"I-{i}"))
+    assert len(gate._recent_admits) == 5000 and len(passes) <= 4
+    clock.advance(3600)  # all of them now older than any window: the next pass drops them
+    for i in range(5000, 10_000):
+        gate._remember_admit(Decision(Verdict.ADMIT, at=clock(), customer_id=f"I-{i}"))
+    assert set(gate._recent_admits) == {f"I-{i}" for i in range(5000, 10_000)}
+
+
 @pytest.mark.parametrize("source", sorted(MANUAL_SOURCES))
 def test_manual_admits(gate, journal, recorder, source):
     decision = gate.handle(Scan(raw="ignored", source=source, note="Visitor with staff"))

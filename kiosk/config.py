@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .urls import url_problem
 
 SYSTEM_CONFIG = "/etc/kiosk/kiosk.toml"
 BUILTIN = "<built-in defaults>"
@@ -102,14 +102,7 @@ def _sources(v: Any) -> str | None:
 def _http_url(v: str) -> str | None:
     if not v:
         return None
-    try:
-        parts = urlsplit(v)
-        host, _ = parts.hostname, parts.port  # .port raises ValueError when it is not a number
-    except ValueError as exc:
-        return f"is not a URL ({exc})"
-    if parts.scheme not in ("http", "https") or not host:
-        return 'must be an http(s) URL with a host, e.g. "https://hub.example.org/kiosk/v1"'
-    return None
+    return url_problem(v, ("http", "https"), 'must be an http(s) URL with a host, e.g. "https://hub.example.org/kiosk/v1"')[0]
 
 
 def _pin(v: Any) -> str | None:

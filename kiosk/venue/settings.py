@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+from ..urls import url_problem
 
 if TYPE_CHECKING:  # kiosk.config imports this module's checks
     from ..config import Config
@@ -17,13 +18,10 @@ DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 def mqtt_url_problem(url: str) -> str | None:
     if not url:
         return None
-    try:
-        parts = urlsplit(url)
-        host, _ = parts.hostname, parts.port  # .port raises ValueError when it is not a number
-    except ValueError as exc:
-        return f"is not a URL ({exc})"
-    if parts.scheme not in DEFAULT_PORTS or not host:
-        return 'must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT], e.g. "mqtts://broker.lan:8883"'
+    problem, parts = url_problem(url, DEFAULT_PORTS,
+                                 'must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT], e.g. "mqtts://broker.lan:8883"')
+    if problem is not None or parts is None:
+        return problem
     if parts.username or parts.password:
         return "must not hold a user or password: use venue.username and venue.password_file"
     if parts.path not in ("", "/") or parts.query:

@@ -23,6 +23,7 @@ from .config import Config
 from .display import Shot
 from .errors import ConfigError, KioskError
 from .gate import Gate
+from .journal import WalKeeper
 from .ports import Faults, Output, ScanSource
 from .status import PUBLISH_S, STATUS_FILE
 
@@ -269,11 +270,14 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     sources: list[ScanSource] = []
     devices: list[Output] = []
+    keeper = None
     screen = None
     link = None
     venue = None
     try:
         wanted = build_sources(app, source)  # first: a bad --source is refused before any device moves
+        keeper = WalKeeper(app.journal)  # the journal's checkpoints off the scan path
+        keeper.start()
         devices = gpio_outputs(app.config, app.faults, app.gate, simulate=app.simulate)
         for device in devices:
             app.gate.add_output(device)
@@ -333,6 +337,8 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             link.stop()
         if venue is not None:
             venue.stop()
+        if keeper is not None:
+            keeper.stop()
         for output in devices + ([screen] if screen is not None else []):
             try:
                 output.close()

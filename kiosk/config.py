@@ -272,6 +272,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_snapshot_mb": Key(1024, NUM, _positive),
         "max_records": Key(5_000_000, INT, _positive),
         "max_shrink": Key(0.5, NUM, _between(0, 1)),
+        # "process": scans are reported by a child process of `kiosk run` (kiosk/upstream/reporter.py), free of
+        # the scans' interpreter lock; "thread": by a thread of `kiosk run` itself (one process less).
+        "reporter": Key("process", STR, _one_of("process", "thread")),
     },
     "passes": {  # signed member passes (kiosk/passes.py, docs/passes.md)
         "keys": Key([], LIST, _pass_keys, item=str),
@@ -334,6 +337,17 @@ class Config:
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return {s: dict(v) for s, v in self._values.items()}
+
+    def as_data(self) -> dict[str, Any]:
+        """The effective values as `validate` takes them (nested tables): to hand to a child process."""
+        data: dict[str, Any] = dict(self._values[""])
+        for section, keys in self._values.items():
+            if section:
+                table = data
+                for part in section.split("."):
+                    table = table.setdefault(part, {})
+                table.update(keys)
+        return data
 
     def with_overrides(self, **top: Any) -> "Config":
         values = self.as_dict()

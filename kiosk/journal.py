@@ -99,6 +99,13 @@ def new_event_id() -> str:
 HOLD_MAX = 10_000  # decisions kept in memory while the journal cannot be written
 RETRY_S = 1.0  # how often a held journal tries to write again
 BUSY_MS = 1000  # how long a write waits for another connection's lock before the decision is held
+# SQLite folds the WAL into the file in the commit that takes it past 1,000 pages: the connection that
+# commits pays for copying the pages and syncing the file, ~6 ms on a VM's disk and far more on an SD card.
+# While a `WalKeeper` checkpoints on its own thread the gate's connection only does so past this many pages
+# (10 MiB of 1 KiB pages), a backstop should the keeper be stuck: the WAL never grows without bound.
+KEEPER_BACKSTOP_PAGES = 10_000
+KEEPER_S = 1.0  # how often the keeper looks
+KEEPER_WRITES = 100  # the gate's commits between two checkpoints (a scan writes ~6 WAL pages)
 
 
 class Journal:
@@ -131,6 +138,8 @@ class Journal:
         self.problem: str | None = None  # why the journal cannot be written right now
         self.moved_aside: Path | None = None  # where a damaged journal went
         self._ident: tuple[int, int] | None = None  # the file's (inode, device) while open for writing
+        self._autocheckpoint: int | None = None  # pages; None: SQLite's default (see `WalKeeper`)
+        self.writes = 0  # transactions this connection committed (the WalKeeper counts them)
         try:
             self._connect()
         except sqlite3.Error as exc:
@@ -193,6 +202,8 @@ class Journal:
                 self.db.execute("PRAGMA page_size=1024")
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
+                if self._autocheckpoint is not None:
+                    self.db.execute(f"PRAGMA wal_autocheckpoint={int(self._autocheckpoint)}")
                 self.db.executescript(_SCHEMA)
                 self._attach_acks()
             except sqlite3.Error:
@@ -255,6 +266,34 @@ class Journal:
                 from again
         self._counts = None
 
+    def autocheckpoint(self, pages: int | None) -> None:
+        """Past how many WAL pages this connection's own commit checkpoints (None: SQLite's default, 1,000)."""
+        with self._lock:
+            self._autocheckpoint = pages
+            if not self.readonly:
+                self.db.execute(f"PRAGMA wal_autocheckpoint={1000 if pages is None else int(pages)}")
+
+    def restart_wal(self, keeper: sqlite3.Connection) -> bool:
+        """The WalKeeper's one small write on its own connection `keeper`, after it folded the whole WAL: the
+        commit that starts the WAL afresh syncs its header, and this way it is not a scan's. Under this
+        journal's lock, so the counts it keeps are not thought changed by another process (that write moves
+        `data_version`). False when someone else held the write lock (tried again after the next fold)."""
+        with self._lock:
+            if self.readonly or self._reopen:
+                return False
+            ours = self.db.execute("PRAGMA main.data_version").fetchone()[0] == self._data_version
+            try:
+                # The smallest write there is, the header's user_version flipping between 0 and 1: nothing reads it.
+                flipped = 1 - (keeper.execute("PRAGMA user_version").fetchone()[0] & 1)
+                keeper.execute(f"PRAGMA user_version={flipped}")
+            except sqlite3.OperationalError as exc:
+                if not is_passing(exc):
+                    raise
+                return False
+            if ours:
+                self._data_version = self.db.execute("PRAGMA main.data_version").fetchone()[0]
+            return True
+
     def close(self) -> None:
         with self._lock:
             if self._held or self._held_passed:
@@ -285,6 +324,7 @@ class Journal:
             yield self.db
             if begin:
                 self.db.execute("COMMIT")
+            self.writes += 1
         except sqlite3.Error as exc:
             self._rollback()
             if is_corrupt(exc) and not self.readonly:
@@ -595,6 +635,108 @@ class Journal:
             rows = self.db.execute("SELECT id, at, verdict, state_note FROM events WHERE state = 'isolated' "
                                    "ORDER BY seq").fetchall()
         return [{"id": r[0], "at": r[1], "verdict": r[2], "note": r[3]} for r in rows]
+
+
+class WalKeeper:
+    """Folds the journal's WAL into the file on a thread of its own, so no scan pays for it.
+
+    Left to SQLite, the commit that takes the WAL past 1,000 pages copies them into the file and syncs it,
+    and the next commit, starting the WAL afresh, syncs its header: about one scan in 150 waited ~6 ms on
+    the development VM (`./scripts/bench drain` had taken it for the drain's cost, BENCHMARKS.md). Here,
+    once the gate has made `every_writes` commits, the keeper's own connection runs a PASSIVE checkpoint
+    (never blocking the gate's writes; SQLite runs it without the GIL) and, if that folded the whole WAL,
+    makes the one small write that starts the WAL afresh, so that sync is the keeper's too (`Journal.
+    restart_wal`). The gate's connection keeps a backstop (`KEEPER_BACKSTOP_PAGES`) should the keeper be
+    stuck, and SQLite's default comes back when it stops. A failure is logged once per run of failures.
+    """
+
+    def __init__(self, journal: Journal, *, interval_s: float = KEEPER_S, every_writes: int = KEEPER_WRITES,
+                 backstop_pages: int = KEEPER_BACKSTOP_PAGES):
+        self.journal = journal
+        self.interval_s = interval_s
+        self.every_writes = every_writes
+        self.backstop_pages = backstop_pages
+        self.failures = 0  # in a row
+        self._db: sqlite3.Connection | None = None
+        self._ident: tuple[int, int] | None = None
+        self._writes = -every_writes  # the journal's write count at the last checkpoint: the first cycle runs
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.journal.autocheckpoint(self.backstop_pages)
+        self.cycle()  # the WAL as the last run left it: folded, and started afresh here rather than by a scan
+        self._thread = threading.Thread(target=self._loop, name="journal-wal", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        self._writes = -self.every_writes
+        self.cycle()  # what the last scans wrote, so the next start finds a short WAL
+        self._close()
+        self.journal.autocheckpoint(None)
+
+    def __enter__(self) -> "WalKeeper":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.cycle()
+
+    def cycle(self) -> bool:
+        """Checkpoint if the gate has written `every_writes` times since the last; False when that failed."""
+        writes = self.journal.writes
+        if writes - self._writes < self.every_writes:
+            return True
+        try:
+            db = self._connection()
+            if db is None:
+                return True
+            busy, frames, folded = db.execute("PRAGMA main.wal_checkpoint(PASSIVE)").fetchone()
+            self._writes = writes
+            if busy == 0 and frames == folded:  # all folded (or the WAL is empty): the next commit restarts it
+                self.journal.restart_wal(db)
+        except sqlite3.Error as exc:
+            self._close()  # a file moved aside or replaced: the next try opens the one at the path
+            self.failures += 1
+            if self.failures == 1:
+                log.warning("%s: checkpointing the journal failed (%s); tried again every %.0f s, and past %d "
+                            "pages the gate's own commits checkpoint", self.journal.path, exc, self.interval_s,
+                            self.backstop_pages)
+            return False
+        if self.failures:
+            log.info("%s: checkpointing the journal works again", self.journal.path)
+            self.failures = 0
+        return True
+
+    def _connection(self) -> sqlite3.Connection | None:
+        ident = _ident(self.journal.path)
+        if self._db is not None and ident == self._ident:
+            return self._db
+        self._close()
+        if ident is None:  # no journal file (yet): nothing to fold
+            return None
+        # mode=rw never creates the file; busy_timeout 0: a write the gate (or another process) holds the lock
+        # for is skipped, never waited for.
+        db = sqlite3.connect(f"file:{self.journal.path}?mode=rw", uri=True, check_same_thread=False,
+                             isolation_level=None, timeout=0)
+        # The restart's sync is the same as the gate's commits would do (the WAL header is synced either way).
+        db.execute(f"PRAGMA synchronous={'FULL' if self.journal.sync == 'full' else 'NORMAL'}")
+        self._db, self._ident = db, ident
+        return db
+
+    def _close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
 
 
 def _ident(path: Path) -> tuple[int, int] | None:

@@ -3,10 +3,11 @@
 
 The reference upstream runs in its own process on 127.0.0.1. Per run: a kiosk with a fresh
 journal holding `--events` pending events decides a scan every 100 ms through `Gate.handle`
-(journal append + decide + outputs), first with nothing draining (the floor, side by side in
-the same run), then while the backlog is reported: by the kiosk's own uploader thread
-(`Upstream.start`, `--drain thread`), or by `kiosk sync` in a process of its own (`--drain process`),
-which acknowledges into the same journal's acknowledgements file.
+(journal append + decide + outputs), with nothing draining (the floor, side by side in the same
+run: `--scans` before the drain and as many after it), and while the backlog is reported, as `kiosk run`
+reports it (`Upstream.start`): by its reporter process (`--drain process`, upstream.reporter's default) or
+its reporter thread (`--drain thread`); or by `kiosk sync` run beside it (`--drain sync`). Each
+acknowledges into the journal's acknowledgements file.
 Prints both p99s, the difference and the ratio, per run and min/median/max over `--runs`.
 
     ./scripts/bench drain [--events N] [--runs N] [--scans N] [--drain thread|process]
@@ -36,6 +37,7 @@ from bench_sync import KIOSK, TOKEN, Server, write_config  # noqa: E402
 from kiosk import compose, demo  # noqa: E402
 from kiosk.app import App  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
+from kiosk.journal import WalKeeper  # noqa: E402
 from kiosk.ports import Scan  # noqa: E402
 from kiosk.upstream.reference import RefStore  # noqa: E402
 
@@ -78,12 +80,14 @@ def one_run(work: Path, server: Server, token_file: Path, events: int, scans: in
     shutil.rmtree(state, ignore_errors=True)
     values = {"state_dir": str(state), "device_id": "bench", "upstream": {
         "url": server.url, "token_file": str(token_file), "sync_interval_s": 3600, "heartbeat_s": 10,
-        "timeout_s": 10}}
+        "timeout_s": 10, "reporter": "thread" if drain == "sync" else drain}}
     app = App(Config(validate(values, "bench"), "bench"))
     up = compose.upstream(app)
+    keeper = WalKeeper(app.journal)  # as `kiosk run` has (compose.run): the journal's checkpoints off the scans
     try:
         up.sync_once()
         backlog(app, events)
+        keeper.start()
         scan_every_100ms(app, threading.Event(), [], 10)  # warm-up: first reads of pages and code
         idle: list[tuple[float, float]] = []
         scan_every_100ms(app, threading.Event(), idle, scans)
@@ -91,7 +95,7 @@ def one_run(work: Path, server: Server, token_file: Path, events: int, scans: in
         during: list[tuple[float, float]] = []
         scanner = threading.Thread(target=scan_every_100ms, args=(app, stop, during))
         started = time.monotonic()
-        if drain == "thread":
+        if drain != "sync":
             up.start()
             scanner.start()
             while app.journal.counts()["pending"] > 0:
@@ -105,8 +109,16 @@ def one_run(work: Path, server: Server, token_file: Path, events: int, scans: in
         drained = time.monotonic() - started
         stop.set()
         scanner.join()
+        # The floor again after the drain: a floor measured only before it would leave out whatever the
+        # gate's own writes cost once they have piled up (as SQLite's own checkpoints did, BENCHMARKS.md).
+        after: list[tuple[float, float]] = []
+        scan_every_100ms(app, threading.Event(), after, scans)
+        print(f"  idle p99 before the drain {p99([s[0] for s in idle]):.2f} ms, after it "
+              f"{p99([s[0] for s in after]):.2f} ms", flush=True)
+        idle += after
     finally:
         up.stop()
+        keeper.stop()
         app.close()
     return idle, during, drained
 
@@ -115,16 +127,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--scans", type=int, default=150, help="idle scans per run (the floor)")
-    parser.add_argument("--drain", choices=["thread", "process"], default="thread",
-                        help="who reports the backlog: the kiosk's uploader thread, or `kiosk sync` in its own process")
+    parser.add_argument("--scans", type=int, default=150,
+                        help="idle scans before the drain and again after it (the floor)")
+    parser.add_argument("--drain", choices=["process", "thread", "sync"], default="process",
+                        help="who reports the backlog: the kiosk's reporter process or thread (upstream.reporter), "
+                             "or `kiosk sync` beside it")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "kiosk-bench-drain")
+    parser.add_argument("--upstream-dir", type=Path, default=None,
+                        help="where the reference upstream keeps its SQLite (default: the workdir); a tmpfs such as "
+                             "/dev/shm keeps its writes off the gate's disk, as a real upstream's are")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     token_file = args.workdir / "token"
     token_file.write_text(TOKEN + "\n")
     os.chmod(token_file, 0o600)
-    db = args.workdir / "upstream.sqlite"
+    upstream_dir = args.upstream_dir or args.workdir
+    upstream_dir.mkdir(parents=True, exist_ok=True)
+    db = upstream_dir / "upstream.sqlite"
     print(f"bench_drain on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}: {args.events:,} events, "
           f"{args.runs} runs, drained by a {args.drain}", flush=True)
     deltas, ratios, idles, durings, journal_idle, journal_during = [], [], [], [], [], []

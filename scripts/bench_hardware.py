@@ -34,7 +34,7 @@ from kiosk import compose, demo  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
 from kiosk.decoder import FrameDecoder  # noqa: E402
 from kiosk.gate import Gate  # noqa: E402
-from kiosk.journal import Journal  # noqa: E402
+from kiosk.journal import Journal, WalKeeper  # noqa: E402
 from kiosk.model import Verdict  # noqa: E402
 from kiosk.ports import Faults  # noqa: E402
 from kiosk.rules import Policy  # noqa: E402
@@ -57,7 +57,8 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def frame_to_relay(frames: int) -> None:
+def frame_to_relay(frames: int) -> float:
+    """One run; prints its table and returns the relay-on p99 in ms."""
     cfg = config()
     with tempfile.TemporaryDirectory() as tmp:
         now = datetime.now(timezone.utc)
@@ -67,6 +68,8 @@ def frame_to_relay(frames: int) -> None:
         faults = Faults()
         gate = Gate(gate_id="bench", snapshot=snapshot, journal=journal, policy=Policy(repeat_window_s=0),
                     faults=faults)
+        keeper = WalKeeper(journal)  # as `kiosk run` has (compose.run): the journal's checkpoints off the scans
+        keeper.start()
         (board,) = compose.gpio_outputs(cfg, faults, gate, simulate=False)
         gate.add_output(board)
         relay = board.factory.pin(24)
@@ -99,6 +102,7 @@ def frame_to_relay(frames: int) -> None:
                 journalled.append(d.timings["journal_ms"])
         finally:
             board.close()
+            keeper.stop()
             journal.close()
             snapshot.close()
     print(f"frame -> verdict + relay on, {frames} frames of {SIZE[0]}x{SIZE[1]} (each a fresh admit):")
@@ -107,7 +111,8 @@ def frame_to_relay(frames: int) -> None:
     for name, values in rows:
         print(f"  {name:<16} median {statistics.median(values):6.2f} ms   p99 {pct(values, 99):6.2f} ms   "
               f"max {max(values):6.2f} ms")
-    print(f"  goal p99 <= 5 ms: {'met' if pct(totals, 99) <= 5 else 'NOT met'}")
+    print(f"  goal p99 <= 4 ms: {'met' if pct(totals, 99) <= 4 else 'NOT met'}", flush=True)
+    return pct(totals, 99)
 
 
 class SceneCamera:
@@ -194,10 +199,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--runs", type=int, default=3, help="frame -> relay runs (the goal is over three)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"python {sys.version.split()[0]} on {sys.platform}, {threading.active_count()} thread(s) at start")
-    frame_to_relay(args.frames)
+    p99s = [frame_to_relay(args.frames) for _ in range(args.runs)]
+    print(f"relay on p99 over {args.runs} runs, min/median/max: {min(p99s):.2f} / {statistics.median(p99s):.2f} / "
+          f"{max(p99s):.2f} ms (goal <= 4 ms in every run: {'met' if max(p99s) <= 4 else 'NOT met'})")
     camera_cpu(args.seconds)
     return 0
 

@@ -18,6 +18,7 @@ It is built from `UpstreamSettings` and the narrow `UpstreamPorts` (the composit
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import sys
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import __version__
-from ..errors import KioskError
+from ..errors import KioskError, SyncError
 from ..journal import Journal, iso
 from ..ports import Clock, Faults, KeyValues, Output
 from ..rules import snapshot_age
@@ -35,8 +36,9 @@ from ..snapshot import SnapshotStore
 from ..state import SyncOutcome, UploadOutcome
 from .client import ClientSettings, UpstreamClient, UpstreamError, read_token, url_warnings
 from .limits import SyncLimits
+from .reporter import ReporterProcess
 from .sync import Progress, SnapshotHeldBack, SyncResult, SyncStopped, discard_pending, sync_snapshot
-from .uploader import UploadResult, upload_round
+from .uploader import UploadResult, summary, upload_round
 
 __all__ = ["Upstream", "UpstreamPorts", "UpstreamSettings", "SyncResult", "UploadResult"]
 
@@ -61,14 +63,18 @@ class UpstreamSettings:
     heartbeat_s: float
     retry_max_s: float
     limits: SyncLimits
+    # upstream.reporter = "process": what the reporter process is started with (JSON of the effective config and
+    # its source); "" to report on a thread of `kiosk run`.
+    reporter_start: str = ""
 
     @classmethod
     def from_config(cls, config: Any) -> "UpstreamSettings":
         """Raises ConfigError (file, key, fix) on an empty url or token_file."""
         up = config.upstream
+        start = json.dumps({"config": config.as_data(), "source": config.source}) if up.reporter == "process" else ""
         return cls(client=ClientSettings.from_config(config), sync_interval_s=float(up.sync_interval_s),
                    heartbeat_s=float(up.heartbeat_s), retry_max_s=float(up.retry_max_s),
-                   limits=SyncLimits.from_config(up))
+                   limits=SyncLimits.from_config(up), reporter_start=start)
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class Upstream:
         self.heartbeat_s = settings.heartbeat_s
         self.retry_max_s = max(settings.retry_max_s, settings.sync_interval_s)
         self.retry_base_s = min(5.0, settings.sync_interval_s)
+        self.reporter_start = settings.reporter_start
         self.rng = rng or random.Random()
         read_token(self.settings.token_file, self.settings.config_file)  # refuse to start on a bad token file
         for warning in url_warnings(self.settings.url):
@@ -109,6 +116,7 @@ class Upstream:
         self._sync_wanted = threading.Event()
         self._upload_wanted = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._reporter: ReporterProcess | None = None  # upstream.reporter = "process": the child that uploads
         self._problems: dict[str, str] = {}  # channel -> what is wrong ("sync", "report")
         self._problems_lock = threading.Lock()
         self.sync_failures = 0
@@ -160,23 +168,44 @@ class Upstream:
     def upload_once(self, pause_s: float = 0.0, after: int = 0) -> UploadResult:
         """Report every pending event past journal position `after` (until the upstream holds some back).
         Raises SyncError on failure."""
-        p = self.ports
         try:
-            result = upload_round(self._report_client, self._journal, p.clock, stop=self._stop, pause_s=pause_s,
-                                  after=after)
+            result = upload_round(self._report_client, self._journal, self.ports.clock, stop=self._stop,
+                                  pause_s=pause_s, after=after)
         except KioskError as exc:
-            self.report_failures += 1
-            self._failed("report", exc)
-            p.state["last_upload"] = UploadOutcome(at=iso(p.clock()), ok=False, error=str(exc),
-                                                     failures=self.report_failures).to_json()
+            self._upload_failed(exc)
             raise
+        self._uploaded(result.accepted, len(result.isolated), result.requests)
+        return result
+
+    def _upload_failed(self, exc: KioskError) -> None:
+        p = self.ports
+        self.report_failures += 1
+        self._failed("report", exc)
+        p.state["last_upload"] = UploadOutcome(at=iso(p.clock()), ok=False, error=str(exc),
+                                                 failures=self.report_failures).to_json()
+
+    def _uploaded(self, accepted: int, isolated: int, requests: int) -> None:
+        p = self.ports
         self.report_failures = 0
         self._succeeded("report")
-        if result.requests:
-            p.state["last_upload"] = UploadOutcome(at=iso(p.clock()), ok=True, accepted=result.accepted,
-                                                     isolated=len(result.isolated)).to_json()
-            log.info("upload: %s", result.summary())
-        return result
+        if requests:
+            p.state["last_upload"] = UploadOutcome(at=iso(p.clock()), ok=True, accepted=accepted,
+                                                     isolated=isolated).to_json()
+            log.info("upload: %s", summary(accepted, isolated))
+
+    def _reported(self, outcome: dict[str, Any]) -> None:
+        """One line from the reporter process (our own child, still checked: a bad line is a failure)."""
+        def count(key: str) -> int:
+            value = outcome.get(key, 0)
+            return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+        if outcome.get("ok") is True:
+            self._uploaded(count("accepted"), count("isolated"), count("requests"))
+            return
+        error = str(outcome.get("error") or "the reporter process failed")[:500]
+        status = outcome.get("status")
+        self._upload_failed(UpstreamError(error, status) if isinstance(status, int) and not isinstance(status, bool)
+                            else SyncError(error))
 
     def heartbeat_once(self) -> None:
         self._report_client.heartbeat(self.heartbeat_payload())
@@ -222,7 +251,13 @@ class Upstream:
         # 5 ms GIL switch interval every SQLite call of a scan on the main thread could wait that
         # long to get the GIL back. 0.5 ms keeps scan latency flat while we work.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
-        self.ports.watch_decisions(_WakeOnScan(self._upload_wanted))
+        if self.reporter_start:
+            hello = {**json.loads(self.reporter_start), "journal": str(self._journal.path), "sync": self._journal.sync}
+            self._reporter = ReporterProcess(hello, self._reported)
+            self._reporter.start()
+            self.ports.watch_decisions(_WakeOnScan(self._reporter.wake))
+        else:
+            self.ports.watch_decisions(_WakeOnScan(self._upload_wanted.set))
         for name, target in (("upstream-sync", self._sync_loop), ("upstream-report", self._report_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -232,6 +267,9 @@ class Upstream:
         self._stop.set()
         self._sync_wanted.set()
         self._upload_wanted.set()
+        if self._reporter is not None:
+            self._reporter.stop(timeout)
+            self._reporter = None
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
@@ -270,7 +308,7 @@ class Upstream:
             now = time.monotonic()
             if now >= next_full:
                 after, next_full = 0, now + poll_s
-            if now >= retry_at and self._journal.pending_after(after, 1)[0]:
+            if self._reporter is None and now >= retry_at and self._journal.pending_after(after, 1)[0]:
                 try:
                     after = self.upload_once(pause_s=PAUSE_BETWEEN_BATCHES_S, after=after).after
                     retry_at = 0.0
@@ -295,13 +333,13 @@ class Upstream:
 
 
 class _WakeOnScan:
-    """A gate output that wakes the reporter when an event was journalled."""
+    """A gate output that wakes the reporter (thread or process) when an event was journalled."""
 
-    def __init__(self, event: threading.Event):
-        self.event = event
+    def __init__(self, wake: Callable[[], None]):
+        self.wake = wake
 
     def act(self, decision: Any) -> None:
-        self.event.set()
+        self.wake()
 
     def close(self) -> None:
         pass

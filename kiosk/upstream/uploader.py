@@ -45,10 +45,14 @@ class UploadResult:
     after: int = 0  # journal position up to which every event was acknowledged or set aside
 
     def summary(self) -> str:
-        text = f"reported {self.accepted} scan{'s' if self.accepted != 1 else ''}"
-        if self.isolated:
-            text += f", set aside {len(self.isolated)} the upstream rejected"
-        return text
+        return summary(self.accepted, len(self.isolated))
+
+
+def summary(accepted: int, isolated: int) -> str:
+    text = f"reported {accepted} scan{'s' if accepted != 1 else ''}"
+    if isolated:
+        text += f", set aside {isolated} the upstream rejected"
+    return text
 
 
 def upload_round(client: UpstreamClient, journal: Journal, now: Callable[[], datetime], *, batch: int = BATCH,
@@ -68,7 +72,6 @@ def upload_round(client: UpstreamClient, journal: Journal, now: Callable[[], dat
         if not events:
             break
         handled = _send(client, journal, events, now, result)
-        checkpoint(journal)
         if handled < len(events):
             log.info("the upstream held back %d of %d events; they are retried later", len(events) - handled,
                      len(events))
@@ -79,16 +82,6 @@ def upload_round(client: UpstreamClient, journal: Journal, now: Callable[[], dat
         if pause_s and stop is not None and stop.wait(pause_s):
             break
     return result
-
-
-def checkpoint(journal: Journal) -> None:
-    """Fold the WALs into the journal and acknowledgements files from this (the reporter's) connection.
-
-    A drain rewrites many pages; left alone, the WAL passes SQLite's auto-checkpoint threshold
-    during the gate's own commit and a scan pays for the fsync. A passive checkpoint never
-    blocks the gate's writes.
-    """
-    journal.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _send(client: UpstreamClient, journal: Journal, events: list[dict], now: Callable[[], datetime],

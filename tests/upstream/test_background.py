@@ -16,7 +16,7 @@ from kiosk import compose
 from .conftest import verdict
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
+def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -84,6 +84,7 @@ def one_run(work: Path, server: Server, token_file: Path, events: int, scans: in
     app = App(Config(validate(values, "bench"), "bench"))
     up = compose.upstream(app)
     keeper = WalKeeper(app.journal)  # as `kiosk run` has (compose.run): the journal's checkpoints off the scans
+    compose.quick_thread_switches()  # and its GIL switch interval
     try:
         up.sync_once()
         backlog(app, events)

@@ -70,6 +70,7 @@ def frame_to_relay(frames: int) -> float:
                     faults=faults)
         keeper = WalKeeper(journal)  # as `kiosk run` has (compose.run): the journal's checkpoints off the scans
         keeper.start()
+        compose.quick_thread_switches()  # and its GIL switch interval
         (board,) = compose.gpio_outputs(cfg, faults, gate, simulate=False)
         gate.add_output(board)
         relay = board.factory.pin(24)

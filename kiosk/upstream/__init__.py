@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -45,7 +44,6 @@ __all__ = ["Upstream", "UpstreamPorts", "UpstreamSettings", "SyncResult", "Uploa
 log = logging.getLogger(__name__)
 
 PAUSE_BETWEEN_BATCHES_S = 0.02
-SWITCH_INTERVAL_S = 0.0005
 
 
 def backoff_delay(failures: int, base_s: float, cap_s: float, rng: random.Random) -> float:
@@ -247,10 +245,6 @@ class Upstream:
 
     # -- background ----------------------------------------------------------------------
     def start(self) -> None:
-        # Parsing a snapshot or encoding a batch is pure Python on these threads; with the default
-        # 5 ms GIL switch interval every SQLite call of a scan on the main thread could wait that
-        # long to get the GIL back. 0.5 ms keeps scan latency flat while we work.
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         if self.reporter_start:
             hello = {**json.loads(self.reporter_start), "journal": str(self._journal.path), "sync": self._journal.sync}
             self._reporter = ReporterProcess(hello, self._reported)

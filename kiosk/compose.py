@@ -24,7 +24,7 @@ from .config import Config
 from .display import Shot
 from .errors import ConfigError, KioskError
 from .gate import Gate
-from .journal import WalKeeper
+from .journal import JournalKeeper
 from .ports import Faults, Output, ScanSource
 from .status import PUBLISH_S, STATUS_FILE
 
@@ -290,7 +290,7 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
     venue = None
     try:
         wanted = build_sources(app, source)  # first: a bad --source is refused before any device moves
-        keeper = WalKeeper(app.journal)  # the journal's checkpoints off the scan path
+        keeper = JournalKeeper(app.journal, purge=app.purge_journal)  # checkpoints and purges off the scan path
         keeper.start()
         devices = gpio_outputs(app.config, app.faults, app.gate, simulate=app.simulate)
         for device in devices:
@@ -312,15 +312,14 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             # A file on stdin or a folder can wait for the gate (nothing dropped); a camera or scanner cannot.
             s.start(app.gate.submit if getattr(s, "live", True) else app.gate.submit_waiting)
         app.watch_staleness()
-        app.purge_journal()
         app.publish_status()
         ready = app.status_line()
         notifier.ready(ready)
         log.info("gate %s ready: %s", app.config.gate.id, ready)
-        last_status = last_purge = last_publish = time.monotonic()
+        last_status = last_publish = time.monotonic()
 
         def tick() -> None:
-            nonlocal last_status, last_purge, last_publish
+            nonlocal last_status, last_publish
             notifier.watchdog()
             if finite and all(d.is_set() for d in finite):
                 ended.set()
@@ -335,9 +334,6 @@ def run(app: App, *, source: str | None = None, headless: bool = False, events: 
             if app.status_changed.is_set() or now - last_publish >= PUBLISH_S:
                 last_publish = now
                 app.publish_status()
-            if now - last_purge >= 3600:
-                last_purge = now
-                app.purge_journal()
             if screen is not None and not screen.tick():
                 stop.set()
 

@@ -37,7 +37,7 @@ from bench_sync import KIOSK, TOKEN, Server, write_config  # noqa: E402
 from kiosk import compose, demo  # noqa: E402
 from kiosk.app import App  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
-from kiosk.journal import WalKeeper  # noqa: E402
+from kiosk.journal import JournalKeeper  # noqa: E402
 from kiosk.ports import Scan  # noqa: E402
 from kiosk.upstream.reference import RefStore  # noqa: E402
 
@@ -83,7 +83,7 @@ def one_run(work: Path, server: Server, token_file: Path, events: int, scans: in
         "timeout_s": 10, "reporter": "thread" if drain == "sync" else drain}}
     app = App(Config(validate(values, "bench"), "bench"))
     up = compose.upstream(app)
-    keeper = WalKeeper(app.journal)  # as `kiosk run` has (compose.run): the journal's checkpoints off the scans
+    keeper = JournalKeeper(app.journal)  # as `kiosk run` has (compose.run): the journal's checkpoints off the scans
     compose.quick_thread_switches()  # and its GIL switch interval
     try:
         up.sync_once()

@@ -34,7 +34,7 @@ from kiosk import compose, demo  # noqa: E402
 from kiosk.config import Config, validate  # noqa: E402
 from kiosk.decoder import FrameDecoder  # noqa: E402
 from kiosk.gate import Gate  # noqa: E402
-from kiosk.journal import Journal, WalKeeper  # noqa: E402
+from kiosk.journal import Journal, JournalKeeper  # noqa: E402
 from kiosk.model import Verdict  # noqa: E402
 from kiosk.ports import Faults  # noqa: E402
 from kiosk.rules import Policy  # noqa: E402
@@ -68,7 +68,7 @@ def frame_to_relay(frames: int) -> float:
         faults = Faults()
         gate = Gate(gate_id="bench", snapshot=snapshot, journal=journal, policy=Policy(repeat_window_s=0),
                     faults=faults)
-        keeper = WalKeeper(journal)  # as `kiosk run` has (compose.run): the journal's checkpoints off the scans
+        keeper = JournalKeeper(journal)  # as `kiosk run` has (compose.run): the journal's checkpoints off the scans
         keeper.start()
         compose.quick_thread_switches()  # and its GIL switch interval
         (board,) = compose.gpio_outputs(cfg, faults, gate, simulate=False)

@@ -1,4 +1,4 @@
-"""The journal's WAL is folded and started afresh by the WalKeeper's connection, never by a scan's commit.
+"""The journal's WAL is folded and started afresh by the JournalKeeper's connection, never by a scan's commit.
 
 What a scan's commit did is read from the files, not timed: a checkpoint shows in the journal file
 itself (read with `immutable=1`, which ignores the WAL), and a restarted WAL in the WAL header's
@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from kiosk.journal import Journal, WalKeeper
+from kiosk.journal import Journal, JournalKeeper
 
 from test_journal_acks import add
 
@@ -35,7 +35,7 @@ def in_file(journal: Journal | Path) -> int:
         db.close()
 
 
-def scans_that_touched_the_wal(journal: Journal, clock, n: int, keeper: WalKeeper | None = None,
+def scans_that_touched_the_wal(journal: Journal, clock, n: int, keeper: JournalKeeper | None = None,
                                cycle_every: int = 50) -> tuple[int, int]:
     """Append n events (the keeper's cycle run by hand every `cycle_every`): (appends that restarted the WAL,
     appends after which the journal file held more events, i.e. that checkpointed)."""
@@ -57,7 +57,7 @@ def test_without_the_keeper_scans_checkpoint_and_restart_the_wal(journal, clock)
 
 
 def test_with_the_keeper_no_scan_checkpoints_or_restarts_the_wal(journal, clock):
-    keeper = WalKeeper(journal, interval_s=3600, every_writes=50)  # its thread idle: the cycles run here
+    keeper = JournalKeeper(journal, interval_s=3600, every_writes=50)  # its thread idle: the cycles run here
     keeper.start()
     try:
         start = generation(journal)
@@ -72,7 +72,7 @@ def test_with_the_keeper_no_scan_checkpoints_or_restarts_the_wal(journal, clock)
 
 
 def test_a_stuck_keeper_leaves_a_backstop(journal, clock):
-    keeper = WalKeeper(journal, interval_s=3600, backstop_pages=300)
+    keeper = JournalKeeper(journal, interval_s=3600, backstop_pages=300)
     keeper.start()  # and then never cycles again
     try:
         restarted, folded = scans_that_touched_the_wal(journal, clock, 600)
@@ -87,7 +87,7 @@ def test_the_keepers_write_is_not_taken_for_another_process(journal, clock):
     assert journal.counts()["pending"] == 5
     statements: list[str] = []
     journal.db.set_trace_callback(statements.append)
-    keeper = WalKeeper(journal, interval_s=3600, every_writes=1)
+    keeper = JournalKeeper(journal, interval_s=3600, every_writes=1)
     keeper.start()
     try:
         add(journal, clock(), "I-5")
@@ -105,7 +105,7 @@ def test_the_keepers_write_is_not_taken_for_another_process(journal, clock):
 
 
 def test_a_journal_moved_aside_is_followed_and_a_failure_logged_once(journal, clock, tmp_path: Path, caplog):
-    keeper = WalKeeper(journal, interval_s=3600, every_writes=1)
+    keeper = JournalKeeper(journal, interval_s=3600, every_writes=1)
     keeper.start()
     try:
         add(journal, clock(), "I-1")

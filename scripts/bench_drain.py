@@ -41,6 +41,7 @@ from kiosk.journal import JournalKeeper  # noqa: E402
 from kiosk.ports import Scan  # noqa: E402
 from kiosk.upstream.reference import RefStore  # noqa: E402
 
+PIN = False  # --pin: the scanning thread alone on CPU 0, every other thread and process on CPU 1
 TEXTS = ["I-1001", "I-1002", "I-1003", "O-2001", "HELLO-WORLD", demo.PIET_VIP]
 
 
@@ -51,6 +52,8 @@ def p99(xs: list[float]) -> float:
 def scan_every_100ms(app: App, stop: threading.Event, samples: list[tuple[float, float]], n: int | None = None) -> None:
     """Scan every 100 ms; samples of (whole Gate.handle, its journal append) in ms."""
     i = 0
+    if PIN:
+        os.sched_setaffinity(0, {0})  # this thread only: the gate's
     while not stop.is_set() and (n is None or i < n):
         t = time.perf_counter()
         decision = app.gate.handle(Scan(TEXTS[i % len(TEXTS)], "stdin"))
@@ -137,7 +140,14 @@ def main() -> None:
     parser.add_argument("--upstream-dir", type=Path, default=None,
                         help="where the reference upstream keeps its SQLite (default: the workdir); a tmpfs such as "
                              "/dev/shm keeps its writes off the gate's disk, as a real upstream's are")
+    parser.add_argument("--pin", action="store_true",
+                        help="the scanning thread alone on CPU 0; the upstream stand-in, the reporter and every other "
+                             "thread on CPU 1 (as a gate with cores to spare, its upstream elsewhere)")
     args = parser.parse_args()
+    global PIN
+    PIN = args.pin
+    if PIN:
+        os.sched_setaffinity(0, {1})  # this (main) thread, and so every thread and process started from it
     args.workdir.mkdir(parents=True, exist_ok=True)
     token_file = args.workdir / "token"
     token_file.write_text(TOKEN + "\n")

@@ -392,9 +392,6 @@ def _fast_customer_chunk(fields: list[str | None], group_lists: set[str]
                     and any(max(map(len, column)) > cap
                             for column, cap in zip((cids, firsts, lasts, names, emails), _CAPS, strict=False))):
             return None
-        named = any(names)
-        if named and any(name and not (first or last) for name, first, last in zip(names, firsts, lasts, strict=True)):
-            return None  # a lone name is split into first and last by `_customer`
         keys = list(zip(*(blank if i is None else columns[i] for i in cell_at), strict=True))
         try:
             known = list(map(held.__getitem__, keys))
@@ -406,6 +403,10 @@ def _fast_customer_chunk(fields: list[str | None], group_lists: set[str]
         if "" in kinds:  # no kind given: the id's first letter tells
             kinds = tuple(kind or ("organisation" if cid[0] in "Oo" else "individual")
                           for kind, cid in zip(kinds, cids, strict=True))
+        named = any(names)
+        if named and any(name and not (first or last) and kind == "individual"
+                         for name, first, last, kind in zip(names, firsts, lasts, kinds, strict=True)):
+            return None  # an individual's lone name is split into first and last by `_customer`
         try:
             norms = list(map(postcodes.__getitem__, postcode_cells))
         except KeyError:  # postcodes repeat across customers (a town's streets): each normalised once

@@ -392,7 +392,8 @@ def _fast_customer_chunk(fields: list[str | None], group_lists: set[str]
             return None
         blank = ("",) * len(rows)  # a column the file does not have
         raw = [blank if i is None else columns[i] for i in text_at]
-        joined = "\n".join(itertools.chain.from_iterable(raw))  # every text cell of the chunk, one a line
+        # every text cell of the chunk, one a line (joined a column at a time: a tuple joins without an iterator)
+        joined = "\n".join(["\n".join(column) for column in raw])
         if joined.isascii():
             # ASCII: the unsafe characters are the controls, and the only ones here must be the "\n" joining
             # the cells (a control a strip would remove makes the chunk go row by row)

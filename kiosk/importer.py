@@ -281,7 +281,7 @@ def _fast_customer_row(fields: list[str | None], group_lists: set[str]) -> Calla
     """A function from a customers row's values to the store's row, or None for the checked path; None
     when the header has no id column (ids are then derived) or an `inactive` column. Each group list it
     stores is added to `group_lists` (as JSON)."""
-    where = {f: i for i, f in enumerate(fields) if f}  # the last of two columns for one field wins, as in `rows()`
+    where = {f: i for i, f in enumerate(fields) if f}  # the last of two columns for one field wins, as in a record
     if "id" not in where or "inactive" in where:
         return None
     absent = len(fields)  # index of a "" after the row's values, for a column the file does not have
@@ -358,7 +358,7 @@ def _fast_customer_chunk(fields: list[str | None], group_lists: set[str]
     `_fast_customer_row`'s checks made column by column in C (`map`, `zip`, `str.join`), or None when any
     row of the chunk is not plain: the chunk then goes row by row. None for the same headers as
     `_fast_customer_row`. Each group list it stores is added to `group_lists` (as JSON)."""
-    where = {f: i for i, f in enumerate(fields) if f}  # the last of two columns for one field wins, as in `rows()`
+    where = {f: i for i, f in enumerate(fields) if f}  # the last of two columns for one field wins, as in a record
     if "id" not in where or "inactive" in where:
         return None
     text_at = [where.get(f) for f in _TEXT_FIELDS]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import re
 import sqlite3
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from .credential import card_key, customer_key
 from .errors import ImportRejected, SnapshotError
@@ -242,7 +243,9 @@ _BUILDERS: dict[str, tuple[dict[str, str], Callable[[dict[str, str]], dict[str, 
 # A million-row load spends most of its time in Python per row. The common row (an id, plain text within
 # the caps, a known kind and active flag, dates and lists seen before) goes from the CSV's list of values
 # to the store's tuple with the same checks as `_customer` + `records.check_customer`, without a dict;
-# anything else returns None and takes that checked path, which names the fault.
+# anything else returns None and takes that checked path, which names the fault. Rows are judged 512 at a
+# time: `_fast_customer_chunk` takes a chunk of plain rows column by column, with one C call per column
+# where `_fast_customer_row` makes one Python call per cell; a chunk it refuses goes row by row.
 
 _TEXT_FIELDS = ("id", "first_name", "last_name", "name", "email", "postcode")
 _CELL_FIELDS = ("kind", "active", "groups", "valid_from", "valid_until", "tags")
@@ -280,7 +283,7 @@ def _fast_customer_row(fields: list[str | None], group_lists: set[str]) -> Calla
     """A function from a customers row's values to the store's row, or None for the checked path; None
     when the header has no id column (ids are then derived) or an `inactive` column. Each group list it
     stores is added to `group_lists` (as JSON)."""
-    where = {f: i for i, f in enumerate(fields) if f}  # the last of two columns for one field wins, as in `rows()`
+    where = {f: i for i, f in enumerate(fields) if f}  # the last of two columns for one field wins, as in a record
     if "id" not in where or "inactive" in where:
         return None
     absent = len(fields)  # index of a "" after the row's values, for a column the file does not have
@@ -299,7 +302,7 @@ def _fast_customer_row(fields: list[str | None], group_lists: set[str]) -> Calla
         joined = "".join((cid, first, last, name, email, postcode))
         # the postcode's cap, the last of _CAPS, is checked on its own: zip stops before it
         if not cid or cid[0] not in "IiOo" or (name and not (first or last)) or len(postcode) > MAX_POSTCODE \
-                or has_unsafe(joined) \
+                or (not joined.isprintable() and has_unsafe(joined)) \
                 or (len(joined) > _SHORT
                     and any(len(t) > cap for t, cap in zip((cid, first, last, name, email), _CAPS, strict=False))):
             return None
@@ -327,6 +330,118 @@ def _fast_customer_row(fields: list[str | None], group_lists: set[str]) -> Calla
     return row
 
 
+_ID_STARTS = ("I", "i", "O", "o")
+_ASCII_CONTROLS = bytes(range(32)) + b"\x7f"  # text.has_unsafe's characters below U+0080
+_CHUNK = 512  # rows judged together by `_fast_customer_chunk`
+
+
+# A chunk's column of checked text cells (no line breaks: they are control characters) changed at once: an ASCII
+# column joined by line breaks, changed by one C call and split again, costs less than one call per cell.
+
+def _casefolded(column: tuple[str, ...]) -> Iterable[str]:
+    joined = "\n".join(column)
+    return joined.lower().split("\n") if joined.isascii() else map(str.casefold, column)  # ASCII: the same
+
+
+def _uppercased(column: tuple[str, ...]) -> Iterable[str]:
+    joined = "\n".join(column)
+    return joined.upper().split("\n") if joined.isascii() else map(str.upper, column)
+
+
+def _postcode_keys(column: tuple[str, ...]) -> Iterable[str]:
+    """`normalise_postcode` of each cell: in ASCII cells free of controls, a space is the only white space."""
+    joined = "\n".join(column)
+    return joined.replace(" ", "").upper().split("\n") if joined.isascii() else map(normalise_postcode, column)
+
+
+def _fast_customer_chunk(fields: list[str | None], group_lists: set[str]
+                         ) -> Callable[[list[list[str]]], list[tuple] | None] | None:
+    """A function from a chunk of customers rows (lists of the header's length) to the store's rows, with
+    `_fast_customer_row`'s checks made column by column in C (`map`, `zip`, `str.join`), or None when any
+    row of the chunk is not plain: the chunk then goes row by row. None for the same headers as
+    `_fast_customer_row`. Each group list it stores is added to `group_lists` (as JSON)."""
+    where = {f: i for i, f in enumerate(fields) if f}  # the last of two columns for one field wins, as in a record
+    if "id" not in where or "inactive" in where:
+        return None
+    text_at = [where.get(f) for f in _TEXT_FIELDS]
+    cell_at = [where.get(f) for f in _CELL_FIELDS]
+    held: dict[tuple, tuple] = {}  # a chunk's cells -> their stored values (`_cells`), each judged once
+    bad: set[tuple] = set()  # cells `_cells` defers to the checked path
+
+    def judge(keys: list[tuple]) -> bool:
+        """Fill `held` for the cells not seen yet; False if one of them must take the checked path."""
+        if len(held) + len(bad) + len(keys) > _CELLS_HELD:  # cleared before, never while, a chunk is judged
+            held.clear()
+            bad.clear()
+        for key in keys:
+            if key not in held:
+                if key in bad:
+                    return False
+                known = _cells(*key)
+                if known is None:
+                    bad.add(key)
+                    return False
+                held[key] = known
+                group_lists.add(known[3])
+        return True
+
+    def chunk(rows: list[list[str]]) -> list[tuple] | None:
+        try:
+            columns = list(zip(*rows, strict=True))
+        except ValueError:  # rows of different lengths
+            return None
+        if len(columns) != len(fields):
+            return None
+        blank = ("",) * len(rows)  # a column the file does not have
+        raw = [blank if i is None else columns[i] for i in text_at]
+        # every text cell of the chunk, one a line (joined a column at a time: a tuple joins without an iterator)
+        joined = "\n".join(["\n".join(column) for column in raw])
+        if joined.isascii():
+            # ASCII: the unsafe characters are the controls, and the only ones here must be the "\n" joining
+            # the cells (a control a strip would remove makes the chunk go row by row)
+            if len(joined) - len(joined.encode().translate(None, _ASCII_CONTROLS)) != len(raw) * len(rows) - 1:
+                return None
+            # so the only white space to strip is a space, at a cell's end: next to a "\n" or an end of the whole
+            stripped = raw if not (joined.startswith(" ") or joined.endswith(" ") or " \n" in joined
+                                   or "\n " in joined) else [tuple(map(str.strip, column)) for column in raw]
+        else:
+            stripped = [tuple(map(str.strip, column)) for column in raw]
+            text = "".join(itertools.chain.from_iterable(stripped))
+            if not text.isprintable() and has_unsafe(text):
+                return None
+        cids, firsts, lasts, names, emails, postcode_cells = stripped
+        if not all(map(str.startswith, cids, itertools.repeat(_ID_STARTS))) \
+                or max(map(len, postcode_cells)) > MAX_POSTCODE \
+                or (max(map(len, itertools.chain(cids, firsts, lasts, names, emails))) > _SHORT
+                    and any(max(map(len, column)) > cap
+                            for column, cap in zip((cids, firsts, lasts, names, emails), _CAPS, strict=False))):
+            return None
+        keys = list(zip(*(blank if i is None else columns[i] for i in cell_at), strict=True))
+        try:
+            known = list(map(held.__getitem__, keys))
+        except KeyError:
+            if not judge(keys):
+                return None
+            known = list(map(held.__getitem__, keys))
+        kinds, from_days, until_days, group_jsons, tag_jsons = zip(*known, strict=True)
+        if "" in kinds:  # no kind given: the id's first letter tells
+            kinds = tuple(kind or ("organisation" if cid[0] in "Oo" else "individual")
+                          for kind, cid in zip(kinds, cids, strict=True))
+        named = any(names)
+        if named and any(name and not (first or last) and kind == "individual"
+                         for name, first, last, kind in zip(names, firsts, lasts, kinds, strict=True)):
+            return None  # an individual's lone name is split into first and last by `_customer`
+        # the name key: the surname, or an organisation's (or single-field) name
+        last_folds = _casefolded(lasts if not named else
+                                 tuple(last or name for last, name in zip(lasts, names, strict=True)))
+        # customer_key(cid) is cid.upper(): the ids are stripped already
+        return list(zip(_uppercased(cids), cids, kinds, firsts, lasts, names, itertools.repeat(1), group_jsons,
+                        from_days, until_days, emails, postcode_cells, itertools.repeat(""), tag_jsons, last_folds,
+                        _casefolded(firsts), _casefolded(emails), _postcode_keys(postcode_cells), strict=False))
+
+    return chunk
+
+
 def _open_csv(path: Path) -> tuple[io.TextIOWrapper, CsvReader]:
     fh = open(path, newline="", encoding="utf-8-sig")
     sample = fh.readline()
@@ -336,11 +451,12 @@ def _open_csv(path: Path) -> tuple[io.TextIOWrapper, CsvReader]:
     return fh, csv.reader(fh, delimiter=delimiter, strict=True)
 
 
-def read_file(path: str | Path, *, group_lists: set[str] | None = None) -> tuple[str, Iterator[tuple[int, Any]]]:
+def read_file(path: str | Path, *, group_lists: set[str] | None = None) -> tuple[str, Iterator[tuple[Any, Any]]]:
     """(kind, iterator of (line number, protocol record)). Raises ImportRejected naming file and line.
 
-    With `group_lists`, a customers file yields the store's checked row tuples instead of records, and
-    adds each row's group list (JSON) to `group_lists`."""
+    With `group_lists`, a customers file yields chunks of the store's checked rows instead, as (the line
+    each row starts on, the rows) (see `_store_chunks`), and adds each row's group list (JSON) to
+    `group_lists`."""
     path = Path(path)
     try:
         fh, reader = _open_csv(path)
@@ -367,56 +483,121 @@ def read_file(path: str | Path, *, group_lists: set[str] | None = None) -> tuple
         fh.close()
         raise ImportRejected(f"{path}:1: a customers file needs an id, email or name column")
 
-    # a customers file read for the store: its rows come out as the store's checked tuples
-    store_lists = group_lists if kind == "customers" else None
-    fast = _fast_customer_row(fields, store_lists) if store_lists is not None else None
     n_fields = len(header)
-    # make() sees only rows of n_fields values (rows() checks), so zip's lengths are equal
-    if store_lists is not None:
-        def make(values: list[str]) -> Any:
-            row = check_customer(build({f: v for f, v in zip(fields, values, strict=True) if f}))
-            store_lists.add(row[7])
-            return row
-    else:
-        def make(values: list[str]) -> Any:
-            return build({f: v for f, v in zip(fields, values, strict=True) if f})
+    if kind == "customers" and group_lists is not None:
+        return kind, _store_chunks(path, fh, reader, fields, build, group_lists)
 
-    def rows() -> Iterator[tuple[int, Any]]:
-        with fh:
-            end = reader.line_num
-            try:
-                for values in reader:
-                    # a quoted field may span lines: a row is reported by the line it starts on
-                    line, end = end + 1, reader.line_num
-                    if fast is not None and len(values) == n_fields:
-                        row = fast(values)
-                        if row is not None:  # (a blank row never is: it has no id)
-                            yield line, row
-                            continue
-                    if not "".join(values).strip():  # a blank row (joined: one C call, not one per field)
-                        continue
-                    if len(values) != n_fields:
-                        raise RecordError(f"{len(values)} fields but the header has {n_fields}")
-                    yield line, make(values)
-            except RecordError as exc:
-                raise ImportRejected(f"{path}:{line}: {exc}") from None
-            except UnicodeDecodeError as exc:
-                raise ImportRejected(f"{path}:{reader.line_num}: cannot read this line ({exc}); "
-                                     "save the file as UTF-8 CSV") from None
-            except csv.Error as exc:
-                if "end of data" in str(exc):
-                    raise ImportRejected(f"{path}:{end + 1}: a quoted field in the row that starts here is never "
-                                         "closed (a stray or missing \")") from None
-                raise ImportRejected(f"{path}:{end + 1}: cannot read the row that starts here ({exc})") from None
+    def record(values: list[str]) -> dict[str, Any]:
+        return build({f: v for f, v in zip(fields, values, strict=True) if f})
 
-    return kind, rows()
+    return kind, _rows(path, fh, reader, n_fields, record)
+
+
+def _rows(path: Path, fh: io.TextIOWrapper, reader: CsvReader, n_fields: int,
+          judge: Callable[[list[str]], Any]) -> Iterator[tuple[int, Any]]:
+    """(line, what `judge` makes of the row) for each row but blank ones; every fault an ImportRejected
+    naming the file and the line the row starts on."""
+    with fh:
+        end = reader.line_num
+        try:
+            for values in reader:
+                # a quoted field may span lines: a row is reported by the line it starts on
+                line, end = end + 1, reader.line_num
+                if not "".join(values).strip():  # a blank row (joined: one C call, not one per field)
+                    continue
+                if len(values) != n_fields:
+                    raise RecordError(f"{len(values)} fields but the header has {n_fields}")
+                yield line, judge(values)
+        except RecordError as exc:
+            raise ImportRejected(f"{path}:{line}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ImportRejected(f"{path}:{reader.line_num}: cannot read this line ({exc}); "
+                                 "save the file as UTF-8 CSV") from None
+        except csv.Error as exc:
+            if "end of data" in str(exc):
+                raise ImportRejected(f"{path}:{end + 1}: a quoted field in the row that starts here is never "
+                                     "closed (a stray or missing \")") from None
+            raise ImportRejected(f"{path}:{end + 1}: cannot read the row that starts here ({exc})") from None
+
+
+def _first_lines(rows: list[list[str]], end: int) -> list[int]:
+    """The line each row starts on, the first after line `end`, when a quoted field holds line breaks (the file
+    is read with newline="": a \r\n, a \r or a \n ends a line, inside a quoted field as well)."""
+    lines = []
+    for values in rows:
+        lines.append(end + 1)
+        text = "".join(values)
+        end += 1 + text.count("\n") + text.count("\r") - text.count("\r\n")
+    return lines
+
+
+def _store_chunks(path: Path, fh: io.TextIOWrapper, reader: CsvReader, fields: list[str | None],
+                  build: Callable[[dict[str, str]], dict[str, Any]], group_lists: set[str]
+                  ) -> Iterator[tuple[Sequence[int], list[tuple]]]:
+    """A customers file as the store's checked rows, a chunk at a time, with the line each row starts on.
+
+    A chunk of plain rows is judged column by column (`_fast_customer_chunk`); any other chunk row by row:
+    each row through `_fast_customer_row`, or, when that defers, the checked `_customer` +
+    `records.check_customer`, whose RecordError is reported with the file and line."""
+    n_fields = len(fields)
+    chunk = _fast_customer_chunk(fields, group_lists)
+    fast = _fast_customer_row(fields, group_lists)
+
+    def checked(values: list[str]) -> tuple | None:
+        """The store's row, or None for a blank row."""
+        if fast is not None and len(values) == n_fields:
+            row = fast(values)
+            if row is not None:  # (a blank row never is: it has no id)
+                return row
+        if not "".join(values).strip():  # a blank row (joined: one C call, not one per field)
+            return None
+        if len(values) != n_fields:
+            raise RecordError(f"{len(values)} fields but the header has {n_fields}")
+        row = check_customer(build({f: v for f, v in zip(fields, values, strict=True) if f}))
+        group_lists.add(row[7])
+        return row
+
+    with fh:
+        end = reader.line_num
+        try:
+            while read := list(itertools.islice(reader, _CHUNK)):
+                start, end = end, reader.line_num
+                lines: Sequence[int] = range(start + 1, end + 1) if end - start == len(read) \
+                    else _first_lines(read, start)
+                stored = chunk(read) if chunk is not None else None
+                if stored is not None:
+                    yield lines, stored
+                    continue
+                kept_lines, stored = [], []
+                for line, values in zip(lines, read, strict=True):
+                    try:
+                        row = checked(values)
+                    except RecordError as exc:
+                        raise ImportRejected(f"{path}:{line}: {exc}") from None
+                    if row is not None:
+                        kept_lines.append(line)
+                        stored.append(row)
+                yield kept_lines, stored
+            return
+        except (UnicodeDecodeError, csv.Error):
+            pass
+    # the reader failed somewhere in the last chunk: reading the file again row by row names the first fault
+    changed = ImportRejected(f"{path}: the file changed while it was read; import again")
+    try:
+        fh, reader = _open_csv(path)
+        next(reader)
+    except (OSError, UnicodeDecodeError, csv.Error, StopIteration):
+        raise changed from None
+    for _row in _rows(path, fh, reader, n_fields, checked):
+        pass
+    raise changed
 
 
 _KIND_ORDER = {"groups": 0, "customers": 1, "cards": 2}
 
 
 def _open_in_order(paths: Iterable[str | Path], group_lists: set[str] | None = None
-                   ) -> list[tuple[str, str, Iterator[tuple[int, Any]]]]:
+                   ) -> list[tuple[str, str, Iterator[tuple[Any, Any]]]]:
     """(path, kind, rows) for every file, headers all checked before any row is read; groups first,
     so a group's name and scannable flag are known before customers name it."""
     opened = [(str(p), *read_file(p, group_lists=group_lists)) for p in paths]
@@ -514,14 +695,15 @@ def _name_duplicate(paths: list[str]) -> None:
                          "during the import? Import again")
 
 
-_ROW = itemgetter(1)
+_ROWS = itemgetter(1)
 
 
-def _filed(rows: Iterator[tuple[int, tuple]], file: int, seen: _Seen) -> Iterator[tuple]:
+def _filed(chunks: Iterator[tuple[Sequence[int], list[tuple]]], file: int, seen: _Seen) -> Iterator[tuple]:
     """The store's customer rows, filing each id and line on the way (a merge)."""
-    for line, row in rows:
-        seen.add("customer:" + row[0], file, line)
-        yield row
+    for lines, rows in chunks:
+        for line, row in zip(lines, rows, strict=True):
+            seen.add("customer:" + row[0], file, line)
+        yield from rows
 
 
 def import_files(snapshot_path: str | Path, files: Iterable[str | Path], *, replace: bool,
@@ -542,9 +724,10 @@ def import_files(snapshot_path: str | Path, files: Iterable[str | Path], *, repl
     created: list[str] = []
     try:
         for file, (path, kind, rows) in enumerate(opened):
-            if kind == "customers":  # rows are the store's checked tuples (read_file's store_rows)
+            if kind == "customers":  # chunks of the store's checked rows (read_file's group_lists)
                 # a replace streams the rows straight in (no Python call per row); a merge files each id
-                builder.add_customers(map(_ROW, rows) if seen is None else _filed(rows, file, seen))
+                builder.add_customers(itertools.chain.from_iterable(map(_ROWS, rows)) if seen is None
+                                      else _filed(rows, file, seen))
                 continue
             for line, record in rows:
                 try:

@@ -496,6 +496,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200, help="decode runs per frame")
     parser.add_argument("--samples", type=int, default=100_000, help="lookups per case")
     parser.add_argument("--scans", type=int, default=2000, help="scans for the latency run")
+    parser.add_argument("--rounds", type=int, default=5, help="import rounds (kiosk and floor alternately)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "kiosk-bench"),
                         help="where generated snapshots and CSV files are kept between runs")
     args = parser.parse_args()
@@ -510,7 +511,7 @@ def main() -> int:
     print(machine())
     # the import's peak memory is read from its own rusage, so order does not matter; it runs first anyway
     if "import" in chosen:
-        bench_import(workdir, args.customers)
+        bench_import(workdir, args.customers, args.rounds)
     if "decode" in chosen:
         bench_decode(args.runs)
     if "lookup" in chosen:

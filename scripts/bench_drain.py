@@ -77,8 +77,9 @@ def backlog(app: App, events: int) -> None:
 
 
 def one_run(work: Path, server: Server, token_file: Path, events: int, scans: int,
-            drain: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]], float]:
-    """(idle samples, samples while draining, drain seconds)."""
+            drain: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]], float,
+                                 list[tuple[float, float]]]:
+    """(idle samples, samples while draining, drain seconds, samples while every CPU was busy)."""
     state = work / "drain-state"
     shutil.rmtree(state, ignore_errors=True)
     values = {"state_dir": str(state), "device_id": "bench", "upstream": {
@@ -120,11 +121,24 @@ def one_run(work: Path, server: Server, token_file: Path, events: int, scans: in
         print(f"  idle p99 before the drain {p99([s[0] for s in idle]):.2f} ms, after it "
               f"{p99([s[0] for s in after]):.2f} ms", flush=True)
         idle += after
+        # The reference for the drain: the same gate while every CPU is simply busy for as long as the drain
+        # took (one `while 1: pass` process per CPU, nothing draining): what CPU contention alone costs a scan.
+        busy: list[tuple[float, float]] = []
+        spinners = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(os.cpu_count() or 1)]
+        try:
+            stop = threading.Event()
+            timer = threading.Timer(max(drained, 5.0), stop.set)
+            timer.start()
+            scan_every_100ms(app, stop, busy)
+        finally:
+            for spinner in spinners:
+                spinner.kill()
+                spinner.wait()
     finally:
         up.stop()
         keeper.stop()
         app.close()
-    return idle, during, drained
+    return idle, during, drained, busy
 
 
 def main() -> None:
@@ -157,19 +171,20 @@ def main() -> None:
     db = upstream_dir / "upstream.sqlite"
     print(f"bench_drain on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}: {args.events:,} events, "
           f"{args.runs} runs, drained by a {args.drain}", flush=True)
-    deltas, ratios, idles, durings, journal_idle, journal_during = [], [], [], [], [], []
+    deltas, ratios, idles, durings, journal_idle, journal_during, busies = [], [], [], [], [], [], []
     for run in range(args.runs):
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
         RefStore(db).replace(demo.records(date.today()))
         server = Server(db, token_file, args.workdir / "upstream.log")
         try:
-            idle_samples, during_samples, drained = one_run(args.workdir, server, token_file, args.events, args.scans,
+            idle_samples, during_samples, drained, busy_samples = one_run(args.workdir, server, token_file, args.events, args.scans,
                                                             args.drain)
         finally:
             server.stop()
         stored = RefStore(db).scan_count()
         idle, during = p99([s[0] for s in idle_samples]), p99([s[0] for s in during_samples])
+        busies.append(p99([s[0] for s in busy_samples]) - idle)
         # The journal append alone: where the old acknowledgements made a scan wait for their lock.
         journal_idle.append(p99([s[1] for s in idle_samples]))
         journal_during.append(p99([s[1] for s in during_samples]))
@@ -179,14 +194,16 @@ def main() -> None:
         ratios.append(during / idle)
         print(f"run {run + 1}: scan p99 idle {idle:.2f} ms, draining {during:.2f} ms ({len(during_samples)} scans): "
               f"{during - idle:+.2f} ms, ratio {during / idle:.2f}; journal append p99 {journal_idle[-1]:.2f} -> "
-              f"{journal_during[-1]:.2f} ms; drained in {drained:.1f} s, upstream holds {stored:,} scans", flush=True)
+              f"{journal_during[-1]:.2f} ms; drained in {drained:.1f} s, upstream holds {stored:,} scans; every CPU "
+              f"busy instead: {busies[-1]:+.2f} ms", flush=True)
 
     def mmm(xs: list[float], fmt: str) -> str:
         return "/".join(format(x, fmt) for x in (min(xs), statistics.median(xs), max(xs)))
 
     print(f"scan p99 min/median/max: idle {mmm(idles, '.2f')} ms, draining {mmm(durings, '.2f')} ms, "
           f"difference {mmm(deltas, '+.2f')} ms (goal <= +0.5 ms), ratio {mmm(ratios, '.2f')}; journal append p99 "
-          f"idle {mmm(journal_idle, '.2f')} ms, draining {mmm(journal_during, '.2f')} ms")
+          f"idle {mmm(journal_idle, '.2f')} ms, draining {mmm(journal_during, '.2f')} ms; the reference, every CPU "
+          f"busy with a spinner for as long and nothing draining: {mmm(busies, '+.2f')} ms")
 
 
 if __name__ == "__main__":

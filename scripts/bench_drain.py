@@ -41,6 +41,7 @@ from kiosk.journal import JournalKeeper  # noqa: E402
 from kiosk.ports import Scan  # noqa: E402
 from kiosk.upstream.reference import RefStore  # noqa: E402
 
+SPINNER_NICE = 0  # --upstream-nice: the reference's spinners as nice as the upstream stand-in
 PIN = False  # --pin: the scanning thread alone on CPU 0, every other thread and process on CPU 1
 TEXTS = ["I-1001", "I-1002", "I-1003", "O-2001", "HELLO-WORLD", demo.PIET_VIP]
 
@@ -124,7 +125,8 @@ def one_run(work: Path, server: Server, token_file: Path, events: int, scans: in
         # The reference for the drain: the same gate while every CPU is simply busy for as long as the drain
         # took (one `while 1: pass` process per CPU, nothing draining): what CPU contention alone costs a scan.
         busy: list[tuple[float, float]] = []
-        spinners = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(os.cpu_count() or 1)]
+        spinners = [subprocess.Popen([sys.executable, "-c", f"import os; os.nice({SPINNER_NICE}); exec('while 1: pass')"])
+                    for _ in range(os.cpu_count() or 1)]
         try:
             stop = threading.Event()
             timer = threading.Timer(max(drained, 5.0), stop.set)
@@ -154,12 +156,15 @@ def main() -> None:
     parser.add_argument("--upstream-dir", type=Path, default=None,
                         help="where the reference upstream keeps its SQLite (default: the workdir); a tmpfs such as "
                              "/dev/shm keeps its writes off the gate's disk, as a real upstream's are")
+    parser.add_argument("--upstream-nice", type=int, default=0,
+                        help="the upstream stand-in's niceness (10: it yields the CPU to the gate, as an upstream on "
+                             "another machine takes none of it); the CPU-busy reference's spinners get the same")
     parser.add_argument("--pin", action="store_true",
                         help="the scanning thread alone on CPU 0; the upstream stand-in, the reporter and every other "
                              "thread on CPU 1 (as a gate with cores to spare, its upstream elsewhere)")
     args = parser.parse_args()
-    global PIN
-    PIN = args.pin
+    global PIN, SPINNER_NICE
+    PIN, SPINNER_NICE = args.pin, args.upstream_nice
     if PIN:
         os.sched_setaffinity(0, {1})  # this (main) thread, and so every thread and process started from it
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -177,6 +182,8 @@ def main() -> None:
             Path(str(db) + suffix).unlink(missing_ok=True)
         RefStore(db).replace(demo.records(date.today()))
         server = Server(db, token_file, args.workdir / "upstream.log")
+        if args.upstream_nice:
+            os.setpriority(os.PRIO_PROCESS, server.proc.pid, args.upstream_nice)
         try:
             idle_samples, during_samples, drained, busy_samples = one_run(args.workdir, server, token_file, args.events, args.scans,
                                                             args.drain)

@@ -105,7 +105,7 @@ BUSY_MS = 1000  # how long a write waits for another connection's lock before th
 # (10 MiB of 1 KiB pages), a backstop should the keeper be stuck: the WAL never grows without bound.
 KEEPER_BACKSTOP_PAGES = 10_000
 KEEPER_S = 1.0  # how often the keeper looks
-KEEPER_WRITES = 100  # the gate's commits between two checkpoints (a scan writes ~6 WAL pages)
+KEEPER_WRITES = 1000  # the gate's commits between two checkpoints (a scan writes ~6 WAL pages: ~6 MiB, under the backstop)
 PURGE_S = 3600.0  # how often the keeper purges
 
 
@@ -141,6 +141,7 @@ class Journal:
         self._ident: tuple[int, int] | None = None  # the file's (inode, device) while open for writing
         self._autocheckpoint: int | None = None  # pages; None: SQLite's default (see `JournalKeeper`)
         self.writes = 0  # transactions this connection committed (the JournalKeeper counts them)
+        self.wake_every: tuple[int, threading.Event] | None = None  # (n, event): set the event every n commits
         try:
             self._connect()
         except sqlite3.Error as exc:
@@ -326,6 +327,8 @@ class Journal:
             if begin:
                 self.db.execute("COMMIT")
             self.writes += 1
+            if self.wake_every is not None and self.writes % self.wake_every[0] == 0:
+                self.wake_every[1].set()
         except sqlite3.Error as exc:
             self._rollback()
             if is_corrupt(exc) and not self.readonly:
@@ -689,16 +692,22 @@ class JournalKeeper:
         self._ident: tuple[int, int] | None = None
         self._writes = -every_writes  # the journal's write count at the last checkpoint: the first cycle runs
         self._stop = threading.Event()
+        self._wake = threading.Event()  # every `every_writes` commits, and at stop
+        self._cycling = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self.journal.autocheckpoint(self.backstop_pages)
+        # Woken by the commits themselves: at a rush's pace the WAL would reach the backstop between two looks.
+        self.journal.wake_every = (self.every_writes, self._wake)
         self.cycle()  # the WAL as the last run left it: folded, and started afresh here rather than by a scan
         self._thread = threading.Thread(target=self._loop, name="journal-wal", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+        self.journal.wake_every = None
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
@@ -724,10 +733,15 @@ class JournalKeeper:
                 except Exception:  # a bug must not end the checkpoints
                     log.exception("journal housekeeping failed")
             self.cycle()
-            self._stop.wait(self.interval_s)
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
 
     def cycle(self) -> bool:
         """Checkpoint if the gate has written `every_writes` times since the last; False when that failed."""
+        with self._cycling:  # one connection, one caller at a time (the thread; start and stop)
+            return self._cycle()
+
+    def _cycle(self) -> bool:
         writes = self.journal.writes
         if writes - self._writes < self.every_writes:
             return True
@@ -736,9 +750,10 @@ class JournalKeeper:
             if db is None:
                 return True
             busy, frames, folded = db.execute("PRAGMA main.wal_checkpoint(PASSIVE)").fetchone()
-            self._writes = writes
             if busy == 0 and frames == folded:  # all folded (or the WAL is empty): the next commit restarts it
+                self._writes = writes
                 self.journal.restart_wal(db)
+            # else a reader's snapshot held some pages back: tried again at the next look, not 1,000 commits on
         except sqlite3.Error as exc:
             self._close()  # a file moved aside or replaced: the next try opens the one at the path
             self.failures += 1

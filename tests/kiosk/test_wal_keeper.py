@@ -26,13 +26,17 @@ def generation(journal: Journal) -> bytes:
 def in_file(journal: Journal | Path) -> int:
     """Events in the journal file itself, without its WAL: what checkpoints have folded in."""
     path = journal.path if isinstance(journal, Journal) else journal
-    db = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-    try:
-        return db.execute("SELECT count(*) FROM events").fetchone()[0]
-    except sqlite3.OperationalError:  # the events table itself is still only in the WAL
-        return 0
-    finally:
-        db.close()
+    for _ in range(100):  # `immutable` takes no lock: a checkpoint writing the file meanwhile reads as damage
+        db = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM events").fetchone()[0]
+        except sqlite3.OperationalError:  # the events table itself is still only in the WAL
+            return 0
+        except sqlite3.DatabaseError:
+            continue
+        finally:
+            db.close()
+    raise AssertionError(f"{path} stayed unreadable")
 
 
 def scans_that_touched_the_wal(journal: Journal, clock, n: int, keeper: JournalKeeper | None = None,
@@ -57,8 +61,9 @@ def test_without_the_keeper_scans_checkpoint_and_restart_the_wal(journal, clock)
 
 
 def test_with_the_keeper_no_scan_checkpoints_or_restarts_the_wal(journal, clock):
-    keeper = JournalKeeper(journal, interval_s=3600, every_writes=50)  # its thread idle: the cycles run here
+    keeper = JournalKeeper(journal, interval_s=3600, every_writes=50)
     keeper.start()
+    journal.wake_every = None  # its thread idle: the cycles run here, between scans
     try:
         start = generation(journal)
         restarted, folded = scans_that_touched_the_wal(journal, clock, 600, keeper)
@@ -155,3 +160,18 @@ def test_kiosk_run_keeps_the_wal_and_hands_the_gil_quickly(tmp_path: Path, monke
     finally:
         sys.setswitchinterval(before)
         app.close()
+
+
+def test_the_keepers_thread_is_woken_by_the_commits_not_only_by_the_clock(journal, clock):
+    keeper = JournalKeeper(journal, interval_s=3600, every_writes=50)  # the clock alone: not within this test
+    keeper.start()
+    try:
+        # Scans until the keeper's thread, woken every 50 commits, has folded 100 events into the file; asleep
+        # until the clock, it would fold none and the loop would run out.
+        for i in range(5000):
+            add(journal, clock(), f"I-{i}")
+            if in_file(journal) >= 100:
+                break
+        assert in_file(journal) >= 100
+    finally:
+        keeper.stop()

@@ -34,6 +34,7 @@ CLI_SOURCE = "cli"  # the source of a correction made with `kiosk occupancy set`
 # How long each customer's entry times are kept, by the longest period a rule looks back over (with room
 # for the day boundary and DST); at least an hour, the repeat window's memory after a restart.
 _KEEP_DAYS = {"day": 2, "week": 9, "month": 33}
+FORGET_AT = 1000  # customers with entry times before the first pass over them for ones not seen within keep_s
 
 
 def keep_seconds(rules: AccessRules) -> float:
@@ -57,6 +58,7 @@ class Counts:
         self.tz = tz
         self._entries: dict[str, array] = {}  # customer id -> entry times (epoch s), ascending, recent ones
         self._keep_s = keep_seconds(rules)
+        self._forget_at = FORGET_AT  # the number of customers in _entries at which old ones are dropped
         self._totals: dict[str, int] | None = {} if any(lim.period == "total" for lim in rules.limits) else None
         self._inside: dict[str, float] = {}  # customer id -> when they entered
         self._occupancy = 0
@@ -139,6 +141,8 @@ class Counts:
             times.append(t)
         if times[0] < t - self._keep_s:
             del times[:bisect.bisect_left(times, t - self._keep_s)]
+        if len(self._entries) > self._forget_at:
+            self._forget_old_entries(t)
         if self._totals is not None:
             self._totals[customer_id] = self._totals.get(customer_id, 0) + 1
         if punch_key:
@@ -147,6 +151,15 @@ class Counts:
             if customer_id not in self._inside:  # a timed-passback re-entry is not a second person
                 self._occupancy += 1
             self._inside[customer_id] = t
+
+    def _forget_old_entries(self, now: float) -> None:
+        """Drop the customers whose last entry is older than any rule looks back. A customer's own next admit
+        trims their times, but one who does not come back stayed for good (~200 bytes each: a running gate's
+        memory grew with every new face, issue 15). As in the gate's repeat memory, the next pass waits until
+        the map has doubled, so it costs O(1) per admit."""
+        horizon = now - self._keep_s
+        self._entries = {cid: times for cid, times in self._entries.items() if times[-1] >= horizon}
+        self._forget_at = max(FORGET_AT, 2 * len(self._entries))
 
     def _period_of(self, t: float) -> tuple[float, float]:
         """The occupancy's day holding `t`: from one daily reset to the next, in epoch seconds."""

@@ -108,6 +108,19 @@ class Counts:
                punch: bool = False, raw: str = "") -> None:
         """Apply one journalled decision (the gate calls this after the journal write succeeded)."""
         self._apply(_epoch(at), verdict, source, customer_id, credential if punch else None, raw)
+        self.forget_old_entries(at)
+
+    def forget_old_entries(self, now: datetime) -> None:
+        """Drop the customers whose last entry is older than any rule looks back. A customer's own next admit
+        trims their times, but one who does not come back stayed for good (~200 bytes each: a running gate's
+        memory grew with every new face, issue 15). As in the gate's repeat memory, a pass waits until the map
+        has doubled, so it costs O(1) per admit. `now` is the gate's own clock (a decision it records), never
+        the time of a peer's event or a journal row: one dated in the future must not wipe everyone's entries."""
+        if len(self._entries) <= self._forget_at:
+            return
+        horizon = _epoch(now) - self._keep_s
+        self._entries = {cid: times for cid, times in self._entries.items() if times[-1] >= horizon}
+        self._forget_at = max(FORGET_AT, 2 * len(self._entries))
 
     def _apply(self, t: float, verdict: str, source: str, customer_id: str | None, punch_key: str | None,
                raw: str) -> None:
@@ -141,8 +154,6 @@ class Counts:
             times.append(t)
         if times[0] < t - self._keep_s:
             del times[:bisect.bisect_left(times, t - self._keep_s)]
-        if len(self._entries) > self._forget_at:
-            self._forget_old_entries(t)
         if self._totals is not None:
             self._totals[customer_id] = self._totals.get(customer_id, 0) + 1
         if punch_key:
@@ -151,15 +162,6 @@ class Counts:
             if customer_id not in self._inside:  # a timed-passback re-entry is not a second person
                 self._occupancy += 1
             self._inside[customer_id] = t
-
-    def _forget_old_entries(self, now: float) -> None:
-        """Drop the customers whose last entry is older than any rule looks back. A customer's own next admit
-        trims their times, but one who does not come back stayed for good (~200 bytes each: a running gate's
-        memory grew with every new face, issue 15). As in the gate's repeat memory, the next pass waits until
-        the map has doubled, so it costs O(1) per admit."""
-        horizon = now - self._keep_s
-        self._entries = {cid: times for cid, times in self._entries.items() if times[-1] >= horizon}
-        self._forget_at = max(FORGET_AT, 2 * len(self._entries))
 
     def _period_of(self, t: float) -> tuple[float, float]:
         """The occupancy's day holding `t`: from one daily reset to the next, in epoch seconds."""

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from kiosk.access import AccessRules, parse_limits
 from kiosk.counts import Counts
+from kiosk.venue.union import VenueCounts
 
 AMS = ZoneInfo("Europe/Amsterdam")
 START = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
@@ -41,3 +42,25 @@ def test_entry_times_a_rule_still_reads_are_kept():
     assert counts.entries("C-0", START) == 1 and counts.last_entry("C-0") == START
     assert len(counts.recent_admits(START - timedelta(days=1))) == 20_000
     assert counts.entries("C-19999", last) == 1
+
+
+def test_a_venue_gate_forgets_them_too_by_its_own_clock():
+    counts = VenueCounts(AccessRules(zone="lounge", direction="in"), AMS)
+    last = START
+    for i in range(20_000):
+        last = START + timedelta(seconds=2.0 * i)
+        counts.record(at=last, verdict="admit", source="camera", customer_id=f"C-{i}")
+    assert 1801 <= len(counts.recent_admits(START - timedelta(days=1))) <= 2 * 1801
+    assert counts.last_entry("C-19999") == last and counts.last_entry("C-0") is None
+
+
+def test_a_peer_event_dated_in_the_future_forgets_no_one():
+    counts = VenueCounts(AccessRules(zone="lounge", direction="in", limits=parse_limits(["members: 1/day"])), AMS)
+    peers = [{"id": f"side-{i}", "gate": "side", "zone": "lounge", "dir": "in", "verdict": "admit",
+              "source": "camera", "customer": f"C-{i}", "card": f"C-{i}", "value": None,
+              "at": (START + timedelta(seconds=i)).isoformat()} for i in range(1000)]
+    # one more customer than the first pass waits for, from a peer whose clock is decades ahead
+    peers.append({**peers[0], "id": "side-x", "customer": "C-x", "card": "C-x", "at": "2099-01-01T00:00:00+00:00"})
+    counts.add_peer_events(peers)
+    counts.record(at=START + timedelta(hours=1), verdict="admit", source="camera", customer_id="C-own")
+    assert counts.entries("C-0", START) == 1 and counts.entries("C-999", START) == 1

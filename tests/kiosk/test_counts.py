@@ -1,4 +1,4 @@
-"""kiosk.counts.Counts over a long run: what it keeps about customers who do not come back."""
+"""The counts (kiosk.counts, kiosk.venue.union) over a long run: what they keep of customers who do not come back."""
 
 from __future__ import annotations
 

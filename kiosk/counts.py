@@ -34,6 +34,7 @@ CLI_SOURCE = "cli"  # the source of a correction made with `kiosk occupancy set`
 # How long each customer's entry times are kept, by the longest period a rule looks back over (with room
 # for the day boundary and DST); at least an hour, the repeat window's memory after a restart.
 _KEEP_DAYS = {"day": 2, "week": 9, "month": 33}
+FORGET_AT = 1000  # customers with entry times before the first pass over them for ones not seen within keep_s
 
 
 def keep_seconds(rules: AccessRules) -> float:
@@ -57,6 +58,7 @@ class Counts:
         self.tz = tz
         self._entries: dict[str, array] = {}  # customer id -> entry times (epoch s), ascending, recent ones
         self._keep_s = keep_seconds(rules)
+        self._forget_at = FORGET_AT  # the number of customers in _entries at which old ones are dropped
         self._totals: dict[str, int] | None = {} if any(lim.period == "total" for lim in rules.limits) else None
         self._inside: dict[str, float] = {}  # customer id -> when they entered
         self._occupancy = 0
@@ -106,6 +108,19 @@ class Counts:
                punch: bool = False, raw: str = "") -> None:
         """Apply one journalled decision (the gate calls this after the journal write succeeded)."""
         self._apply(_epoch(at), verdict, source, customer_id, credential if punch else None, raw)
+        self.forget_old_entries(at)
+
+    def forget_old_entries(self, now: datetime) -> None:
+        """Drop the customers whose last entry is older than any rule looks back. A customer's own next admit
+        trims their times, but one who does not come back stayed for good (~200 bytes each: a running gate's
+        memory grew with every new face, issue 15). As in the gate's repeat memory, a pass waits until the map
+        has doubled, so it costs O(1) per admit. `now` is the gate's own clock (a decision it records), never
+        the time of a peer's event or a journal row: one dated in the future must not wipe everyone's entries."""
+        if len(self._entries) <= self._forget_at:
+            return
+        horizon = _epoch(now) - self._keep_s
+        self._entries = {cid: times for cid, times in self._entries.items() if times[-1] >= horizon}
+        self._forget_at = max(FORGET_AT, 2 * len(self._entries))
 
     def _apply(self, t: float, verdict: str, source: str, customer_id: str | None, punch_key: str | None,
                raw: str) -> None:

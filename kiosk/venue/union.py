@@ -113,6 +113,7 @@ class VenueCounts:
         with self._lock:
             self._add(at.timestamp(), event_id, verdict, source, customer_id, credential if punch else None, raw,
                       self.rules.direction, here=True)
+            self.entries_counts.forget_old_entries(at)  # by this gate's clock, not the peers' (Counts.record)
 
     def follow(self, journal_path: str | Path) -> int:
         """Occupancy corrections `kiosk occupancy set` journalled from a shell meanwhile (as Counts.follow)."""

@@ -105,7 +105,7 @@ BUSY_MS = 1000  # how long a write waits for another connection's lock before th
 # (10 MiB of 1 KiB pages), a backstop should the keeper be stuck: the WAL never grows without bound.
 KEEPER_BACKSTOP_PAGES = 10_000
 KEEPER_S = 1.0  # how often the keeper looks
-KEEPER_WRITES = 1000  # the gate's commits between two checkpoints (a scan writes ~6 WAL pages: ~6 MiB, under the backstop)
+KEEPER_WRITES = 1000  # the gate's commits between two checkpoints (~6 WAL pages a scan: ~6 MiB, under the backstop)
 PURGE_S = 3600.0  # how often the keeper purges
 
 

@@ -125,8 +125,8 @@ def one_run(work: Path, server: Server, token_file: Path, events: int, scans: in
         # The reference for the drain: the same gate while every CPU is simply busy for as long as the drain
         # took (one `while 1: pass` process per CPU, nothing draining): what CPU contention alone costs a scan.
         busy: list[tuple[float, float]] = []
-        spinners = [subprocess.Popen([sys.executable, "-c", f"import os; os.nice({SPINNER_NICE}); exec('while 1: pass')"])
-                    for _ in range(os.cpu_count() or 1)]
+        spin = f"import os; os.nice({SPINNER_NICE}); exec('while 1: pass')"
+        spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 1)]
         try:
             stop = threading.Event()
             timer = threading.Timer(max(drained, 5.0), stop.set)
@@ -185,8 +185,8 @@ def main() -> None:
         if args.upstream_nice:
             os.setpriority(os.PRIO_PROCESS, server.proc.pid, args.upstream_nice)
         try:
-            idle_samples, during_samples, drained, busy_samples = one_run(args.workdir, server, token_file, args.events, args.scans,
-                                                            args.drain)
+            idle_samples, during_samples, drained, busy_samples = one_run(
+                args.workdir, server, token_file, args.events, args.scans, args.drain)
         finally:
             server.stop()
         stored = RefStore(db).scan_count()

@@ -203,7 +203,7 @@ class Journal:
                 # card 1 KiB pages cost a quarter of the default 4 KiB (see docs/operations.md).
                 self.db.execute("PRAGMA page_size=1024")
                 self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
+                self.db.execute(f"PRAGMA synchronous={self.synchronous}")
                 if self._autocheckpoint is not None:
                     self.db.execute(f"PRAGMA wal_autocheckpoint={int(self._autocheckpoint)}")
                 self.db.executescript(_SCHEMA)
@@ -239,7 +239,7 @@ class Journal:
         self.db.execute("ATTACH DATABASE ? AS acks", (str(path or ":memory:"),))
         self.db.execute("PRAGMA acks.page_size=1024")
         self.db.execute("PRAGMA acks.journal_mode=WAL")
-        self.db.execute(f"PRAGMA acks.synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
+        self.db.execute(f"PRAGMA acks.synchronous={self.synchronous}")
         self.db.executescript(_ACKS_SCHEMA)
 
     def _attach_acks_readonly(self) -> None:
@@ -267,6 +267,11 @@ class Journal:
             raise JournalError(f"{self.path}: the journal is damaged ({exc}) and cannot be replaced ({again})") \
                 from again
         self._counts = None
+
+    @property
+    def synchronous(self) -> str:
+        """SQLite's `synchronous` for `journal.sync`, on every connection that writes the journal's files."""
+        return "FULL" if self.sync == "full" else "NORMAL"
 
     def autocheckpoint(self, pages: int | None) -> None:
         """Past how many WAL pages this connection's own commit checkpoints (None: SQLite's default, 1,000)."""
@@ -716,13 +721,6 @@ class JournalKeeper:
         self._close()
         self.journal.autocheckpoint(None)
 
-    def __enter__(self) -> "JournalKeeper":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def _loop(self) -> None:
         next_purge = time.monotonic()
         while not self._stop.is_set():
@@ -779,7 +777,7 @@ class JournalKeeper:
         db = sqlite3.connect(f"file:{self.journal.path}?mode=rw", uri=True, check_same_thread=False,
                              isolation_level=None, timeout=0)
         # The restart's sync is the same as the gate's commits would do (the WAL header is synced either way).
-        db.execute(f"PRAGMA synchronous={'FULL' if self.journal.sync == 'full' else 'NORMAL'}")
+        db.execute(f"PRAGMA synchronous={self.journal.synchronous}")
         self._db, self._ident = db, ident
         return db
 

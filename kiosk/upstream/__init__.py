@@ -37,19 +37,11 @@ from .client import ClientSettings, UpstreamClient, UpstreamError, read_token, u
 from .limits import SyncLimits
 from .reporter import ReporterProcess
 from .sync import Progress, SnapshotHeldBack, SyncResult, SyncStopped, discard_pending, sync_snapshot
-from .uploader import UploadResult, summary, upload_round
+from .uploader import PAUSE_BETWEEN_BATCHES_S, UploadPacer, UploadResult, backoff_delay, summary, upload_round
 
-__all__ = ["Upstream", "UpstreamPorts", "UpstreamSettings", "SyncResult", "UploadResult"]
+__all__ = ["Upstream", "UpstreamPorts", "UpstreamSettings", "SyncResult", "UploadResult", "backoff_delay"]
 
 log = logging.getLogger(__name__)
-
-PAUSE_BETWEEN_BATCHES_S = 0.02
-
-
-def backoff_delay(failures: int, base_s: float, cap_s: float, rng: random.Random) -> float:
-    """Exponential backoff with "equal jitter": half the delay fixed, half random, so kiosks don't retry in step."""
-    delay = min(cap_s, base_s * 2 ** max(0, failures - 1))
-    return delay / 2 + rng.uniform(0, delay / 2)
 
 
 @dataclass(frozen=True)
@@ -74,6 +66,19 @@ class UpstreamSettings:
                    heartbeat_s=float(up.heartbeat_s), retry_max_s=float(up.retry_max_s),
                    limits=SyncLimits.from_config(up), reporter_start=start)
 
+    @property
+    def retry_base_s(self) -> float:
+        """The first retry's delay (doubling up to `retry_cap_s`)."""
+        return min(5.0, self.sync_interval_s)
+
+    @property
+    def retry_cap_s(self) -> float:
+        return max(self.retry_max_s, self.sync_interval_s)
+
+    def pacer(self, rng: random.Random) -> UploadPacer:
+        """The reporter's schedule: a pass from the start every heartbeat, at most every 5 s."""
+        return UploadPacer(min(5.0, self.heartbeat_s), self.retry_base_s, self.retry_cap_s, rng)
+
 
 @dataclass(frozen=True)
 class UpstreamPorts:
@@ -97,10 +102,11 @@ class Upstream:
         self.limits = settings.limits
         self.sync_interval_s = settings.sync_interval_s
         self.heartbeat_s = settings.heartbeat_s
-        self.retry_max_s = max(settings.retry_max_s, settings.sync_interval_s)
-        self.retry_base_s = min(5.0, settings.sync_interval_s)
+        self.retry_max_s = settings.retry_cap_s
+        self.retry_base_s = settings.retry_base_s
         self.reporter_start = settings.reporter_start
         self.rng = rng or random.Random()
+        self._pacer = settings.pacer(self.rng)
         read_token(self.settings.token_file, self.settings.config_file)  # refuse to start on a bad token file
         for warning in url_warnings(self.settings.url):
             log.warning("%s", warning)
@@ -290,27 +296,19 @@ class Upstream:
 
     def _report_loop(self) -> None:
         next_heartbeat = time.monotonic()
-        retry_at = 0.0
-        poll_s = min(5.0, self.heartbeat_s)
-        # A wake for new scans looks only past what was reported; every poll_s a pass from the start
-        # also catches events made pending again (passage updates). Until purge folds them in, asking
-        # from the start steps over every acknowledged event.
-        after = 0
-        next_full = 0.0
+        pacer = self._pacer
         while not self._stop.is_set():
             self._upload_wanted.clear()
             now = time.monotonic()
-            if now >= next_full:
-                after, next_full = 0, now + poll_s
-            if self._reporter is None and now >= retry_at and self._journal.pending_after(after, 1)[0]:
+            # With a reporter process, that process paces the uploads: this thread only sends heartbeats.
+            if self._reporter is None and pacer.due(now) and self._journal.pending_after(pacer.after, 1)[0]:
                 try:
-                    after = self.upload_once(pause_s=PAUSE_BETWEEN_BATCHES_S, after=after).after
-                    retry_at = 0.0
+                    pacer.succeeded(self.upload_once(pause_s=PAUSE_BETWEEN_BATCHES_S, after=pacer.after).after)
                 except KioskError:
-                    retry_at = now + backoff_delay(self.report_failures, self.retry_base_s, self.retry_max_s, self.rng)
+                    pacer.failed(now, self.report_failures)
                 except Exception:
                     log.exception("upload failed unexpectedly")
-                    retry_at = now + self.retry_max_s
+                    pacer.retry_after(now, self.retry_max_s)
             if now >= next_heartbeat:
                 next_heartbeat = now + self.heartbeat_s
                 try:
@@ -322,8 +320,7 @@ class Upstream:
                 except Exception:
                     log.exception("heartbeat failed unexpectedly")
             now = time.monotonic()
-            wake_at = min(next_heartbeat, retry_at if retry_at > now else now + poll_s)
-            self._upload_wanted.wait(max(0.01, wake_at - now))
+            self._upload_wanted.wait(pacer.wait_s(now, next_heartbeat))
 
 
 class _WakeOnScan:

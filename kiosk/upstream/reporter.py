@@ -31,6 +31,8 @@ import threading
 import time
 from typing import IO, Any, Callable
 
+from .uploader import backoff_delay
+
 log = logging.getLogger(__name__)
 
 NICE = 10  # the child's CPU niceness over the gate's: a scan wins the CPU whenever both want it
@@ -61,8 +63,7 @@ class ReporterProcess:
         self._thread.start()
 
     def _spawn(self) -> None:
-        proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
-                                close_fds=True, start_new_session=False)
+        proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert proc.stdin is not None
         try:
             proc.stdin.write(json.dumps(self.handshake).encode() + b"\n")
@@ -103,8 +104,7 @@ class ReporterProcess:
             if self._stopping.is_set():
                 return
             failures = 1 if time.monotonic() - started > RESTART_MAX_S else failures + 1
-            delay = min(RESTART_MAX_S, 2.0 ** (failures - 1))
-            delay = delay / 2 + self.rng.uniform(0, delay / 2)
+            delay = backoff_delay(failures, 1.0, RESTART_MAX_S, self.rng)
             log.error("the reporter process stopped (exit code %s); started again in %.1f s", code, delay)
             self.on_outcome({"ok": False, "error": f"the reporter process stopped (exit code {code})"})
             if self._stopping.wait(delay):
@@ -177,9 +177,9 @@ def run_child(stdin: IO[bytes], stdout: IO[str]) -> int:
     from ..errors import KioskError
     from ..journal import Journal
     from ..gate import utc_now
-    from . import PAUSE_BETWEEN_BATCHES_S, UpstreamSettings, backoff_delay
+    from . import UpstreamSettings
     from .client import UpstreamClient, UpstreamError
-    from .uploader import upload_round
+    from .uploader import PAUSE_BETWEEN_BATCHES_S, upload_round
 
     first = stdin.readline()
     try:
@@ -191,36 +191,29 @@ def run_child(stdin: IO[bytes], stdout: IO[str]) -> int:
         log.error("the reporter process got no usable start line: %s", exc)
         return 2
     wakes = _Wakes(stdin)
-    rng = random.Random()
+    pacer = settings.pacer(random.Random())
     failures = 0
-    retry_at = 0.0
-    poll_s = min(5.0, settings.heartbeat_s)
-    after, next_full = 0, 0.0
-    retry_base_s = min(5.0, settings.sync_interval_s)
-    retry_max_s = max(settings.retry_max_s, settings.sync_interval_s)
     client = UpstreamClient(settings.client)
     with Journal(journal_path, sync=sync) as journal:
         while not wakes.stop.is_set():
             wakes.wanted.clear()
             now = time.monotonic()
-            if now >= next_full:  # every poll_s from the start: events a passage answer made pending again
-                after, next_full = 0, now + poll_s
-            if now >= retry_at and journal.pending_after(after, 1)[0]:
+            if pacer.due(now) and journal.pending_after(pacer.after, 1)[0]:
                 try:
                     result = upload_round(client, journal, utc_now, stop=wakes.stop, pause_s=PAUSE_BETWEEN_BATCHES_S,
-                                          after=after)
+                                          after=pacer.after)
                 except KioskError as exc:
                     failures += 1
-                    retry_at = now + backoff_delay(failures, retry_base_s, retry_max_s, rng)
+                    pacer.failed(now, failures)
                     _emit(stdout, {"ok": False, "error": str(exc),
                                    "status": exc.status if isinstance(exc, UpstreamError) else None})
                 else:
-                    failures, retry_at, after = 0, 0.0, result.after
+                    failures = 0
+                    pacer.succeeded(result.after)
                     if result.requests:
                         _emit(stdout, {"ok": True, "accepted": result.accepted, "isolated": len(result.isolated),
                                        "requests": result.requests})
-            now = time.monotonic()
-            wakes.wanted.wait(max(0.01, (retry_at if retry_at > now else now + poll_s) - now))
+            wakes.wanted.wait(pacer.wait_s(time.monotonic()))
     client.close()
     return 0
 

@@ -14,6 +14,7 @@ with no bad event costs nothing extra.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from .client import UpstreamClient, UpstreamError
 log = logging.getLogger(__name__)
 
 BATCH = 500
+PAUSE_BETWEEN_BATCHES_S = 0.02  # between two batches of a long backlog: the CPU left to the gate
 # 4xx answers about the request or the kiosk rather than one event: retried later, never isolated.
 # 401/408/429 come from the protocol; 403/404/405 mean a refused kiosk or a wrong URL, where
 # isolating would set the whole queue aside one event at a time.
@@ -34,6 +36,48 @@ NOT_EVENT_ERRORS = frozenset({401, 403, 404, 405, 408, 429})
 
 def is_bad_event(exc: SyncError) -> bool:
     return isinstance(exc, UpstreamError) and 400 <= exc.status < 500 and exc.status not in NOT_EVENT_ERRORS
+
+
+def backoff_delay(failures: int, base_s: float, cap_s: float, rng: random.Random) -> float:
+    """Exponential backoff with "equal jitter": half the delay fixed, half random, so kiosks don't retry in step."""
+    delay = min(cap_s, base_s * 2 ** max(0, failures - 1))
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
+class UploadPacer:
+    """When the reporter (the thread of `kiosk run` or its reporter process) uploads next.
+
+    A wake for new scans looks only past what was reported (`after`); every `poll_s` a pass from the start
+    also catches events made pending again (passage updates): until purge folds them in, asking from the
+    start steps over every acknowledged event. After a failure, the next round waits out a backoff."""
+
+    def __init__(self, poll_s: float, retry_base_s: float, retry_cap_s: float, rng: random.Random):
+        self.poll_s = poll_s
+        self.retry_base_s = retry_base_s
+        self.retry_cap_s = retry_cap_s
+        self.rng = rng
+        self.after = 0  # journal position up to which every event was reported
+        self.retry_at = 0.0
+        self._next_full = 0.0
+
+    def due(self, now: float) -> bool:
+        """Whether a round may run now (its start is `after`)."""
+        if now >= self._next_full:
+            self.after, self._next_full = 0, now + self.poll_s
+        return now >= self.retry_at
+
+    def succeeded(self, after: int) -> None:
+        self.after, self.retry_at = after, 0.0
+
+    def failed(self, now: float, failures: int) -> None:
+        self.retry_at = now + backoff_delay(failures, self.retry_base_s, self.retry_cap_s, self.rng)
+
+    def retry_after(self, now: float, seconds: float) -> None:
+        self.retry_at = now + seconds
+
+    def wait_s(self, now: float, until: float = float("inf")) -> float:
+        """How long to sleep before the next look (at most until `until`, e.g. the next heartbeat)."""
+        return max(0.01, min(until, self.retry_at if self.retry_at > now else now + self.poll_s) - now)
 
 
 @dataclass
